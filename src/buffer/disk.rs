@@ -1,0 +1,449 @@
+//! [`DiskBuffer`]: the embedded segmented log (design in the [module docs](super)).
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::acks::AckTracker;
+use super::cursor::{self, Loaded};
+use super::reader::DiskReader;
+use super::scan::{Scan, Scanner};
+use super::segment::{self, sync_dir};
+use super::writer::{Cmd, Writer};
+use super::{Appended, BoxFuture, Buffer, BufferError, BufferReader, BufferStats, frame};
+use crate::config::{BufferConfig, WhenFull};
+use crate::metrics::BufferMetrics;
+
+/// How often the cursor is persisted and acknowledged segments deleted.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
+/// Largest frame length a scan accepts; the file's length bounds memory anyway.
+pub(crate) const SCAN_MAX_RECORD: u32 = u32::MAX - frame::HEADER_LEN as u32;
+/// Queued append requests before appenders wait (backpressure).
+const WRITER_QUEUE: usize = 1024;
+
+/// A segment as the buffer tracks it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SegMeta {
+    /// Its first sequence number.
+    pub first_seq: u64,
+    /// Bytes written (for the active segment: published so far).
+    pub len: u64,
+    /// No more writes will come.
+    pub sealed: bool,
+}
+
+/// State shared by the handle, the writer, the housekeeper and readers.
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub cfg: BufferConfig,
+    pub segments: Mutex<Vec<SegMeta>>,
+    /// Every record below this is written and readable.
+    pub next_seq: AtomicU64,
+    pub used_bytes: AtomicU64,
+    pub acks: Mutex<AckTracker>,
+    pub durable_cursor: AtomicU64,
+    pub data_ready: Notify,
+    pub space_freed: Notify,
+    pub closed: AtomicBool,
+    pub failed: AtomicBool,
+    pub metrics: BufferMetrics,
+}
+
+impl Shared {
+    pub(crate) fn ack(&self, range: Range<u64>) {
+        let n = self.acks.lock().expect("acks lock").ack(range);
+        self.metrics.acked.inc_by(n);
+    }
+}
+
+/// Outcome of scanning a segment's tail.
+pub(crate) struct Tail {
+    /// Bytes that hold whole frames.
+    pub valid_len: u64,
+    /// The sequence number after the last valid frame.
+    pub next_seq: u64,
+    /// Bytes cut off.
+    pub truncated: u64,
+}
+
+/// Scans a segment, truncates a torn tail (synced), and says where appending continues.
+pub(crate) fn recover_tail(path: &Path, first_seq: u64) -> io::Result<Tail> {
+    let file_len = fs::metadata(path)?.len();
+    let mut scanner = Scanner::open(path, SCAN_MAX_RECORD)?;
+    let mut next_seq = first_seq;
+    let valid_len = loop {
+        match scanner.next(file_len)? {
+            Scan::Frame { seq, .. } => next_seq = next_seq.max(seq + 1),
+            Scan::Corrupt { offset, resume } => {
+                tracing::warn!(segment = %path.display(), offset, resume, "damaged records in the last segment")
+            }
+            Scan::Tail { offset } => break offset,
+            Scan::End => break file_len,
+        }
+    };
+    let truncated = file_len - valid_len;
+    if truncated > 0 {
+        tracing::warn!(segment = %path.display(), offset = valid_len, bytes = truncated, "truncating a torn tail");
+        let f = OpenOptions::new().write(true).open(path)?;
+        f.set_len(valid_len)?;
+        f.sync_all()?;
+    }
+    Ok(Tail { valid_len, next_seq, truncated })
+}
+
+/// The embedded disk buffer.
+pub struct DiskBuffer {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Cmd>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    housekeeper: Mutex<Option<(JoinHandle<()>, std_mpsc::Sender<()>)>>,
+    _lock: File,
+}
+
+impl DiskBuffer {
+    /// Opens (creating if needed) the buffer under `<data_dir>/buffer`, recovering from whatever
+    /// state a crash left. Reads only the last segment.
+    pub fn open(cfg: &BufferConfig, metrics: BufferMetrics) -> Result<Self, BufferError> {
+        let dir = cfg.data_dir.join("buffer");
+        fs::create_dir_all(&dir)?;
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("LOCK"))?;
+        if lock.try_lock().is_err() {
+            return Err(BufferError::Locked(dir));
+        }
+        let loaded = cursor::load(&dir)?;
+        let mut segs = segment::list(&dir)?;
+        let mut cursor_at = match loaded {
+            Loaded::At(c) => c,
+            Loaded::Missing => segs.first().map_or(0, |s| s.first_seq),
+            Loaded::Damaged => {
+                let c = segs.first().map_or(0, |s| s.first_seq);
+                tracing::error!(cursor = c, "acknowledgement cursor is damaged; redelivering from the oldest record");
+                c
+            }
+        };
+        let mut deleted = false;
+        while segs.len() >= 2 && segs[1].first_seq <= cursor_at {
+            fs::remove_file(&segs[0].path)?;
+            segs.remove(0);
+            deleted = true;
+        }
+        if let Some(first) = segs.first() {
+            cursor_at = cursor_at.max(first.first_seq);
+        }
+        let (file, seg_len, mut next_seq) = match segs.last_mut() {
+            Some(last) => {
+                let tail = recover_tail(&last.path, last.first_seq)?;
+                metrics.truncated_bytes.inc_by(tail.truncated);
+                last.len = tail.valid_len;
+                (OpenOptions::new().append(true).open(&last.path)?, tail.valid_len, tail.next_seq)
+            }
+            None => {
+                let path = dir.join(segment::file_name(cursor_at));
+                let f = OpenOptions::new().create(true).append(true).open(&path)?;
+                segs.push(segment::SegmentFile { first_seq: cursor_at, path, len: 0 });
+                deleted = true;
+                (f, 0, cursor_at)
+            }
+        };
+        let (file, seg_len) = if cursor_at > next_seq {
+            // Everything on disk is acknowledged and the cursor is ahead of it: start a segment
+            // at the cursor so sequence numbers never repeat.
+            file.sync_data()?;
+            let path = dir.join(segment::file_name(cursor_at));
+            let f = OpenOptions::new().create(true).append(true).open(&path)?;
+            segs.push(segment::SegmentFile { first_seq: cursor_at, path, len: 0 });
+            deleted = true;
+            next_seq = cursor_at;
+            (f, 0)
+        } else {
+            (file, seg_len)
+        };
+        if deleted {
+            sync_dir(&dir)?;
+        }
+        let metas: Vec<SegMeta> = segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SegMeta { first_seq: s.first_seq, len: s.len, sealed: i + 1 < segs.len() })
+            .collect();
+        let used: u64 = metas.iter().map(|m| m.len).sum();
+        let shared = Arc::new(Shared {
+            dir: dir.clone(),
+            cfg: cfg.clone(),
+            segments: Mutex::new(metas),
+            next_seq: AtomicU64::new(next_seq),
+            used_bytes: AtomicU64::new(used),
+            acks: Mutex::new(AckTracker::new(cursor_at)),
+            durable_cursor: AtomicU64::new(cursor_at),
+            data_ready: Notify::new(),
+            space_freed: Notify::new(),
+            closed: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            metrics,
+        });
+        tracing::info!(
+            dir = %dir.display(), cursor = cursor_at, next_seq, segments = segs.len(), bytes = used,
+            "buffer opened"
+        );
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        let writer = Writer::new(shared.clone(), file, seg_len, next_seq);
+        let writer = std::thread::Builder::new().name("buffer-writer".into()).spawn(move || writer.run(rx))?;
+        let (htx, hrx) = std_mpsc::channel();
+        let hshared = shared.clone();
+        let housekeeper =
+            std::thread::Builder::new().name("buffer-housekeeper".into()).spawn(move || housekeep(hshared, hrx))?;
+        let buf = DiskBuffer {
+            shared,
+            tx,
+            writer: Mutex::new(Some(writer)),
+            housekeeper: Mutex::new(Some((housekeeper, htx))),
+            _lock: lock,
+        };
+        buf.refresh_gauges();
+        Ok(buf)
+    }
+
+    /// A reader from the oldest unacknowledged record, with the synchronous API too.
+    pub fn disk_reader(&self) -> DiskReader {
+        let start = self.shared.acks.lock().expect("acks lock").cursor();
+        DiskReader::new(self.shared.clone(), start)
+    }
+
+    /// The directory holding the segments.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    fn refresh_gauges(&self) {
+        refresh_gauges(&self.shared);
+    }
+
+    /// Reserves room for `bytes`, waiting or refusing per `when_full`.
+    async fn reserve(&self, bytes: u64, count: usize) -> Result<bool, BufferError> {
+        let s = &self.shared;
+        let cap = s.cfg.max_bytes;
+        let deadline = tokio::time::Instant::now() + s.cfg.block_timeout();
+        loop {
+            let notified = s.space_freed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let used = s.used_bytes.load(Ordering::Acquire);
+            if used + bytes <= cap {
+                if s.used_bytes.compare_exchange(used, used + bytes, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    return Ok(true);
+                }
+                continue;
+            }
+            if s.closed.load(Ordering::Acquire) {
+                return Err(BufferError::Closed);
+            }
+            match s.cfg.when_full {
+                WhenFull::DropNewest => {
+                    s.metrics.dropped.inc_by(count as u64);
+                    return Ok(false);
+                }
+                WhenFull::Block => {
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        return Err(BufferError::Full { used, cap });
+                    }
+                }
+            }
+        }
+    }
+
+    async fn append_inner(&self, records: Vec<Vec<u8>>) -> Result<Appended, BufferError> {
+        let s = &self.shared;
+        if s.closed.load(Ordering::Acquire) {
+            return Err(BufferError::Closed);
+        }
+        if s.failed.load(Ordering::Acquire) {
+            return Err(BufferError::Io(io::Error::other("buffer writer failed; restart to recover")));
+        }
+        let count = records.len();
+        if count == 0 {
+            return Ok(Appended::Stored { first_seq: s.next_seq.load(Ordering::Acquire), count: 0 });
+        }
+        let max = u64::from(s.cfg.max_record_bytes);
+        let mut bytes = 0;
+        for r in &records {
+            if r.len() as u64 > max {
+                return Err(BufferError::TooLarge { size: r.len() as u64, max });
+            }
+            bytes += frame::framed_len(r.len());
+        }
+        if bytes > s.cfg.max_bytes / 2 {
+            return Err(BufferError::TooLarge { size: bytes, max: s.cfg.max_bytes / 2 });
+        }
+        if !self.reserve(bytes, count).await? {
+            return Ok(Appended::Dropped { count });
+        }
+        let release = || {
+            s.used_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            s.space_freed.notify_waiters();
+        };
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Append { records, bytes, reply }).await.is_err() {
+            release();
+            return Err(BufferError::Closed);
+        }
+        match rx.await {
+            Ok(Ok(first_seq)) => Ok(Appended::Stored { first_seq, count }),
+            Ok(Err(e)) => {
+                release();
+                Err(BufferError::Io(e))
+            }
+            Err(_) => {
+                release();
+                Err(BufferError::Closed)
+            }
+        }
+    }
+
+    async fn close_inner(&self) -> Result<(), BufferError> {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.space_freed.notify_waiters();
+        let (reply, rx) = oneshot::channel();
+        let mut result = Ok(());
+        if self.tx.send(Cmd::Close { reply }).await.is_ok()
+            && let Ok(Err(e)) = rx.await
+        {
+            result = Err(BufferError::Io(e));
+        }
+        self.join_threads();
+        self.shared.data_ready.notify_waiters();
+        result
+    }
+
+    fn join_threads(&self) {
+        if let Some(w) = self.writer.lock().expect("writer lock").take() {
+            let _ = w.join();
+        }
+        if let Some((h, tx)) = self.housekeeper.lock().expect("housekeeper lock").take() {
+            drop(tx);
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for DiskBuffer {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        if self.writer.lock().map(|w| w.is_some()).unwrap_or(false) {
+            let (reply, _rx) = oneshot::channel();
+            let _ = self.tx.try_send(Cmd::Close { reply });
+        }
+        self.join_threads();
+    }
+}
+
+impl Buffer for DiskBuffer {
+    fn append(&self, records: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Appended, BufferError>> {
+        Box::pin(self.append_inner(records))
+    }
+
+    fn reader(&self) -> Result<Box<dyn BufferReader>, BufferError> {
+        Ok(Box::new(self.disk_reader()))
+    }
+
+    fn ack(&self, seqs: Range<u64>) {
+        let end = seqs.end.min(self.shared.next_seq.load(Ordering::Acquire));
+        self.shared.ack(seqs.start..end);
+    }
+
+    fn stats(&self) -> BufferStats {
+        stats(&self.shared)
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), BufferError>> {
+        Box::pin(self.close_inner())
+    }
+}
+
+fn stats(s: &Shared) -> BufferStats {
+    let next_seq = s.next_seq.load(Ordering::Acquire);
+    let cursor = s.acks.lock().expect("acks lock").cursor();
+    BufferStats {
+        next_seq,
+        cursor,
+        backlog_records: next_seq.saturating_sub(cursor),
+        bytes: s.used_bytes.load(Ordering::Acquire),
+        max_bytes: s.cfg.max_bytes,
+        segments: s.segments.lock().expect("segments lock").len(),
+        failed: s.failed.load(Ordering::Acquire),
+    }
+}
+
+fn refresh_gauges(s: &Shared) {
+    let st = stats(s);
+    s.metrics.records.set(st.backlog_records as i64);
+    s.metrics.bytes.set(st.bytes as i64);
+    s.metrics.segments.set(st.segments as i64);
+}
+
+/// Persists the cursor, then deletes wholly acknowledged segments; every 100 ms until stopped.
+fn housekeep(s: Arc<Shared>, stop: std_mpsc::Receiver<()>) {
+    loop {
+        let done = !matches!(stop.recv_timeout(HOUSEKEEPING_EVERY), Err(std_mpsc::RecvTimeoutError::Timeout));
+        if let Err(e) = persist_and_release(&s) {
+            tracing::error!(error = %e, "buffer housekeeping failed; will retry");
+        }
+        refresh_gauges(&s);
+        if done {
+            return;
+        }
+    }
+}
+
+fn persist_and_release(s: &Shared) -> io::Result<()> {
+    let cursor_now = s.acks.lock().expect("acks lock").cursor();
+    let durable = s.durable_cursor.load(Ordering::Acquire);
+    if cursor_now > durable {
+        cursor::store(&s.dir, cursor_now)?;
+        s.durable_cursor.store(cursor_now, Ordering::Release);
+    }
+    let durable = s.durable_cursor.load(Ordering::Acquire);
+    let doomed: Vec<SegMeta> = {
+        let mut segs = s.segments.lock().expect("segments lock");
+        let mut n = 0;
+        while n + 1 < segs.len() && segs[n + 1].first_seq <= durable && segs[n].sealed {
+            n += 1;
+        }
+        segs.drain(..n).collect()
+    };
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    let mut result = Ok(());
+    let mut kept = Vec::new();
+    for seg in doomed {
+        match fs::remove_file(s.dir.join(segment::file_name(seg.first_seq))) {
+            Ok(()) => {
+                s.used_bytes.fetch_sub(seg.len, Ordering::AcqRel);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                s.used_bytes.fetch_sub(seg.len, Ordering::AcqRel);
+            }
+            Err(e) => {
+                // Windows refuses to delete a file a reader still has open: try again later.
+                kept.push(seg);
+                result = Err(e);
+            }
+        }
+    }
+    if !kept.is_empty() {
+        let mut segs = s.segments.lock().expect("segments lock");
+        for (i, seg) in kept.into_iter().enumerate() {
+            segs.insert(i, seg);
+        }
+    }
+    sync_dir(&s.dir)?;
+    s.space_freed.notify_waiters();
+    result
+}

@@ -1,0 +1,181 @@
+//! The buffer: the durability boundary between sources and sinks.
+//!
+//! An event counts as *accepted* only once [`Buffer::append`] has returned for it; it leaves the
+//! buffer only after a sink confirmed it and called [`Buffer::ack`]. The trait lets the embedded
+//! disk log ([`disk::DiskBuffer`], the default) and a Kafka topic (at scale) stand in for each
+//! other.
+//!
+//! # The disk log: design
+//!
+//! **Layout.** Under `<data_dir>/buffer/`: segment files `<first seq, 20 digits>.log`, the
+//! acknowledgement cursor `ack.cursor`, and `LOCK` (an advisory lock held while a process owns
+//! the directory). Every record has a sequence number one higher than the one before, across
+//! segments; a segment's name is the sequence number of its first record.
+//!
+//! **Record frame** (little-endian), see [`frame`]:
+//! `magic u32 = "CICR" | len u32 | seq u64 | crc u32 | payload[len]`, where `crc` is CRC32C
+//! (Castagnoli) over `len`, `seq` and the payload. The magic lets a reader find the next frame
+//! after damage; the CRC makes a false match practically impossible.
+//!
+//! **Appends and group commit.** One writer thread owns the active segment. Appenders hand it
+//! whole batches over a bounded channel; it takes everything queued (up to 8 MiB), writes it with
+//! one `write`, then with `persist = fsync` calls `fdatasync` once for all of them, and only then
+//! answers every appender. So concurrent appends share one sync, and no caller hears "stored"
+//! before its bytes are on disk. With `persist = flush` the answer comes after the `write`:
+//! the data is in the OS page cache and survives a crash of the process, not of the machine.
+//!
+//! **Rolling.** When a segment would pass `segment_max_bytes`, the writer syncs it (whatever the
+//! persist policy), creates the next segment and syncs the directory, so a segment's existence
+//! and contents are durable before anything is written after it.
+//!
+//! **Acknowledgements.** Acks may arrive out of order; the cursor (the lowest unacknowledged
+//! sequence number) advances only over a contiguous acknowledged prefix. A housekeeping thread
+//! persists the cursor at most every 100 ms (write a temporary file, sync it, rename it over
+//! `ack.cursor`, sync the directory) and only *then* deletes the segments wholly below the
+//! durable cursor. A crash between the two leaves deletable segments, removed at the next open;
+//! a crash before the cursor is durable means some acknowledged records are delivered again —
+//! at-least-once, never lost.
+//!
+//! **Recovery.** Opening lists the segment files (no reading), drops those wholly below the
+//! cursor, and scans only the last segment: a torn tail (an incomplete or failing frame with no
+//! valid frame after it) is truncated and counted. Damage in the middle of a segment is skipped
+//! by readers, which resynchronise on the next valid frame, count the lost records in
+//! `conduit_buffer_corrupt_records_total`, and acknowledge them so the cursor moves on. So
+//! opening never reads the backlog, its time and memory do not grow with it, no damage causes a
+//! crash loop, and no damage needs the buffer deleted.
+//!
+//! **Size cap.** Bytes on disk plus bytes reserved by in-flight appends never pass `max_bytes`.
+//! At the cap, `when_full = block` makes appends wait (up to `block_timeout_ms`, then
+//! [`BufferError::Full`], which a source turns into "retry later"); `drop_newest` drops the new
+//! records and counts them.
+
+pub mod acks;
+pub mod cursor;
+pub mod disk;
+pub mod frame;
+pub mod inspect;
+pub mod reader;
+pub mod scan;
+pub mod segment;
+mod writer;
+
+use std::future::Future;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use bytes::Bytes;
+
+pub use disk::DiskBuffer;
+
+/// A boxed future, so that [`Buffer`] can be used as a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One stored record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its bytes (an encoded event).
+    pub payload: Bytes,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored at the configured persist level with sequence numbers `first_seq..first_seq+count`.
+    Stored {
+        /// Sequence number of the first record.
+        first_seq: u64,
+        /// How many.
+        count: usize,
+    },
+    /// The buffer was full and `when_full = drop_newest`: nothing was stored.
+    Dropped {
+        /// How many records were dropped.
+        count: usize,
+    },
+}
+
+/// A buffer failure.
+#[derive(Debug, thiserror::Error)]
+pub enum BufferError {
+    /// At the size cap, and room did not come in time.
+    #[error("buffer is full ({used} of {cap} bytes used)")]
+    Full {
+        /// Bytes in use.
+        used: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// One record, or one batch, is too large to ever store.
+    #[error("record of {size} bytes exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The buffer is shutting down.
+    #[error("buffer is closed")]
+    Closed,
+    /// Another process holds the buffer directory.
+    #[error("buffer directory {0} is in use by another process")]
+    Locked(PathBuf),
+    /// A disk error.
+    #[error("buffer I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl BufferError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, BufferError::Full { .. } | BufferError::Io(_) | BufferError::Closed)
+    }
+}
+
+/// A point-in-time view for `/health` and `/metrics`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct BufferStats {
+    /// The next sequence number to be assigned.
+    pub next_seq: u64,
+    /// The lowest unacknowledged sequence number.
+    pub cursor: u64,
+    /// Records not yet acknowledged.
+    pub backlog_records: u64,
+    /// Bytes on disk (plus reserved by appends in flight).
+    pub bytes: u64,
+    /// The size cap.
+    pub max_bytes: u64,
+    /// Segment files.
+    pub segments: usize,
+    /// Whether the writer failed and appends are refused.
+    pub failed: bool,
+}
+
+/// The durable buffer between sources and sinks.
+pub trait Buffer: Send + Sync {
+    /// Stores a batch, all or nothing, and answers once it is stored at the persist level.
+    fn append(&self, records: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Appended, BufferError>>;
+
+    /// A reader starting at the oldest unacknowledged record.
+    fn reader(&self) -> Result<Box<dyn BufferReader>, BufferError>;
+
+    /// Marks records as confirmed downstream; they may then be deleted.
+    fn ack(&self, seqs: Range<u64>);
+
+    /// Current figures.
+    fn stats(&self) -> BufferStats;
+
+    /// Stops accepting, finishes appends in flight, syncs, persists the cursor.
+    fn close(&self) -> BoxFuture<'_, Result<(), BufferError>>;
+}
+
+/// Reads records in sequence order.
+pub trait BufferReader: Send {
+    /// Up to `max` records; waits until at least one is available.
+    fn next_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<Record>, BufferError>>;
+}
+
+#[cfg(test)]
+mod tests;

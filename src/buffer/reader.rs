@@ -1,0 +1,147 @@
+//! [`DiskReader`]: reads the log in sequence order from a starting point, across segments.
+//!
+//! It never reads past what the writer has published. Damaged records it meets are counted in
+//! `conduit_buffer_corrupt_records_total` and acknowledged, so one bad sector can neither stop
+//! delivery nor hold back the cursor.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::disk::{SCAN_MAX_RECORD, Shared};
+use super::scan::{Scan, Scanner};
+use super::segment;
+use super::{BoxFuture, BufferError, BufferReader, Record};
+
+struct Open {
+    first_seq: u64,
+    scanner: Scanner,
+    limit: u64,
+}
+
+/// A sequential reader of a [`super::DiskBuffer`].
+pub struct DiskReader {
+    shared: Arc<Shared>,
+    next_seq: u64,
+    open: Option<Open>,
+}
+
+impl DiskReader {
+    pub(crate) fn new(shared: Arc<Shared>, start: u64) -> Self {
+        DiskReader { shared, next_seq: start, open: None }
+    }
+
+    /// The sequence number the next record will have (at least).
+    pub fn position(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Where the segment holding `next_seq` is: (first_seq, published len, sealed, next first).
+    fn locate(&self) -> Option<(u64, u64, bool, Option<u64>)> {
+        let segs = self.shared.segments.lock().expect("segments lock");
+        let i = match segs.iter().rposition(|s| s.first_seq <= self.next_seq) {
+            Some(i) => i,
+            None if !segs.is_empty() => 0,
+            None => return None,
+        };
+        let s = segs[i];
+        Some((s.first_seq, s.len, s.sealed, segs.get(i + 1).map(|n| n.first_seq)))
+    }
+
+    fn skip_gap(&mut self, gap: Range<u64>) {
+        if gap.is_empty() {
+            return;
+        }
+        tracing::error!(from = gap.start, to = gap.end, "skipping damaged buffer records");
+        self.shared.metrics.corrupt.inc_by(gap.end - gap.start);
+        self.shared.ack(gap);
+    }
+
+    /// Appends up to `max` available records to `out` without waiting.
+    ///
+    /// File reads here are plain blocking reads: they hit the page cache in the common case
+    /// (the writer just wrote the data), and the reader is one dedicated task.
+    pub fn read_available(&mut self, max: usize, out: &mut Vec<Record>) -> std::io::Result<()> {
+        while out.len() < max {
+            if self.next_seq >= self.shared.next_seq.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            if self.open.is_none() {
+                let Some((first_seq, limit, _, _)) = self.locate() else { return Ok(()) };
+                if first_seq > self.next_seq {
+                    // Acknowledged and deleted meanwhile.
+                    self.next_seq = first_seq;
+                }
+                let path = self.shared.dir.join(segment::file_name(first_seq));
+                let scanner = Scanner::open(&path, SCAN_MAX_RECORD)?;
+                self.open = Some(Open { first_seq, scanner, limit });
+            }
+            let open = self.open.as_mut().expect("opened above");
+            match open.scanner.next(open.limit)? {
+                Scan::Frame { seq, .. } => {
+                    if seq < self.next_seq {
+                        continue;
+                    }
+                    let payload = Bytes::copy_from_slice(open.scanner.payload());
+                    let gap = self.next_seq..seq;
+                    self.skip_gap(gap);
+                    out.push(Record { seq, payload });
+                    self.next_seq = seq + 1;
+                }
+                Scan::Corrupt { offset, resume } => {
+                    tracing::warn!(segment = open.first_seq, offset, resume, "damaged bytes in the buffer");
+                }
+                Scan::Tail { .. } | Scan::End => {
+                    let first_seq = open.first_seq;
+                    let Some((f, limit, sealed, next_first)) = self.locate() else { return Ok(()) };
+                    if f != first_seq {
+                        // The reader has moved past this segment's end into a later one.
+                        self.open = None;
+                        continue;
+                    }
+                    let open = self.open.as_mut().expect("still open");
+                    if limit > open.limit {
+                        open.limit = limit;
+                        continue;
+                    }
+                    if !sealed {
+                        return Ok(());
+                    }
+                    // Sealed and read to its end: whatever it lacks before the next one is lost.
+                    let Some(n) = next_first else { return Ok(()) };
+                    if n > self.next_seq {
+                        let gap = self.next_seq..n;
+                        self.skip_gap(gap);
+                        self.next_seq = n;
+                    }
+                    self.open = None;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BufferReader for DiskReader {
+    fn next_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<Record>, BufferError>> {
+        Box::pin(async move {
+            let shared = self.shared.clone();
+            loop {
+                let notified = shared.data_ready.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let mut out = Vec::new();
+                self.read_available(max, &mut out)?;
+                if !out.is_empty() {
+                    return Ok(out);
+                }
+                if shared.closed.load(Ordering::Acquire) {
+                    return Err(BufferError::Closed);
+                }
+                notified.await;
+            }
+        })
+    }
+}

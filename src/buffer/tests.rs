@@ -1,0 +1,391 @@
+//! Buffer tests: a model-based property test with reopen and torn-write crashes, byte-flip
+//! corruption, the size cap, and segment deletion. Segments are tiny so that every test rolls.
+
+use std::collections::BTreeSet;
+use std::fs::OpenOptions;
+use std::io::Write;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::{BufferConfig, PersistPolicy, WhenFull};
+use crate::metrics::Metrics;
+
+/// Tiny segments: a few records each, so rollover happens constantly.
+const TEST_SEGMENT_BYTES: u64 = 512;
+
+fn cfg(dir: &std::path::Path) -> BufferConfig {
+    BufferConfig {
+        segment_max_bytes: TEST_SEGMENT_BYTES,
+        max_bytes: 1 << 30,
+        max_record_bytes: 4096,
+        block_timeout_ms: 200,
+        ..BufferConfig::with_dir(dir)
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn payload(seq_hint: u64, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (seq_hint as usize * 31 + i) as u8).collect()
+}
+
+fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
+    segment::list(&dir.join("buffer")).unwrap().last().unwrap().path.clone()
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append(Vec<usize>),
+    Read(usize),
+    Ack(usize),
+    Reopen,
+    CrashTorn(Vec<u8>),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => prop::collection::vec(0usize..300, 1..6).prop_map(Op::Append),
+        3 => (1usize..10).prop_map(Op::Read),
+        3 => any::<prop::sample::Index>().prop_map(|i| Op::Ack(i.index(1 << 16))),
+        1 => Just(Op::Reopen),
+        1 => prop::collection::vec(any::<u8>(), 1..60).prop_map(Op::CrashTorn),
+    ]
+}
+
+struct Model {
+    /// Every record ever stored, by sequence number.
+    stored: Vec<(u64, Vec<u8>)>,
+    first_seq: u64,
+    acked: BTreeSet<u64>,
+    /// Read by the current reader but not acknowledged.
+    outstanding: Vec<u64>,
+    read_pos: u64,
+}
+
+impl Model {
+    fn cursor(&self) -> u64 {
+        let mut c = self.first_seq;
+        while self.acked.contains(&c) {
+            c += 1;
+        }
+        c
+    }
+}
+
+fn run_ops(ops: Vec<Op>) {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let metrics = Metrics::new();
+    let mut buf = Some(DiskBuffer::open(&cfg(dir.path()), metrics.buffer.clone()).unwrap());
+    let mut reader = buf.as_ref().unwrap().disk_reader();
+    let mut m = Model { stored: Vec::new(), first_seq: 0, acked: BTreeSet::new(), outstanding: Vec::new(), read_pos: 0 };
+    for op in ops {
+        let b = buf.as_ref().unwrap();
+        match op {
+            Op::Append(lens) => {
+                let next = m.first_seq + m.stored.len() as u64;
+                let records: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, l)| payload(next + i as u64, *l)).collect();
+                match rt.block_on(b.append(records.clone())).unwrap() {
+                    Appended::Stored { first_seq, count } => {
+                        assert_eq!(first_seq, next, "sequence numbers are contiguous");
+                        assert_eq!(count, records.len());
+                        for (i, r) in records.into_iter().enumerate() {
+                            m.stored.push((first_seq + i as u64, r));
+                        }
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            Op::Read(k) => {
+                let available = m.first_seq + m.stored.len() as u64 - m.read_pos;
+                let mut out = Vec::new();
+                reader.read_available(k, &mut out).unwrap();
+                assert_eq!(out.len() as u64, available.min(k as u64), "reader returns what is available");
+                for r in out {
+                    assert_eq!(r.seq, m.read_pos, "records come in order without gaps");
+                    let (seq, bytes) = &m.stored[(r.seq - m.first_seq) as usize];
+                    assert_eq!((*seq, &bytes[..]), (r.seq, &r.payload[..]));
+                    m.outstanding.push(r.seq);
+                    m.read_pos += 1;
+                }
+            }
+            Op::Ack(i) => {
+                if !m.outstanding.is_empty() {
+                    let seq = m.outstanding.remove(i % m.outstanding.len());
+                    b.ack(seq..seq + 1);
+                    m.acked.insert(seq);
+                    assert_eq!(b.stats().cursor, m.cursor());
+                }
+            }
+            Op::Reopen | Op::CrashTorn(_) => {
+                let cursor_before = m.cursor();
+                drop(reader);
+                if matches!(op, Op::Reopen) {
+                    rt.block_on(b.close()).unwrap();
+                }
+                drop(buf.take());
+                if let Op::CrashTorn(garbage) = &op {
+                    let mut f = OpenOptions::new().append(true).open(last_segment(dir.path())).unwrap();
+                    f.write_all(garbage).unwrap();
+                }
+                let b = DiskBuffer::open(&cfg(dir.path()), metrics.buffer.clone()).unwrap();
+                let c = b.stats().cursor;
+                assert!(c <= cursor_before, "persisted cursor {c} is ahead of the acknowledged prefix {cursor_before}");
+                if matches!(op, Op::Reopen) {
+                    assert_eq!(c, cursor_before, "a clean close persists the cursor");
+                }
+                assert_eq!(b.stats().next_seq, m.first_seq + m.stored.len() as u64, "nothing stored is lost");
+                // Acknowledgements beyond the persisted cursor are forgotten: redelivery.
+                m.acked.retain(|s| *s < c);
+                m.outstanding.clear();
+                m.read_pos = c;
+                reader = b.disk_reader();
+                buf = Some(b);
+            }
+        }
+    }
+    // Finally everything unacknowledged is still readable, in order.
+    let mut out = Vec::new();
+    reader.read_available(usize::MAX, &mut out).unwrap();
+    let expect: Vec<u64> = (m.read_pos..m.first_seq + m.stored.len() as u64).collect();
+    assert_eq!(out.iter().map(|r| r.seq).collect::<Vec<_>>(), expect);
+    assert_eq!(metrics.buffer.corrupt.get(), 0, "no corruption was introduced");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn behaves_like_the_model(ops in prop::collection::vec(op(), 1..50)) {
+        run_ops(ops);
+    }
+}
+
+fn fill(dir: &std::path::Path, n: u64, c: &BufferConfig) -> (DiskBuffer, Metrics) {
+    let metrics = Metrics::new();
+    let b = DiskBuffer::open(c, metrics.buffer.clone()).unwrap();
+    let rt = rt();
+    for i in 0..n {
+        rt.block_on(b.append(vec![payload(i, 40)])).unwrap();
+    }
+    let _ = dir;
+    (b, metrics)
+}
+
+#[test]
+fn a_flipped_byte_loses_only_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let (b, _) = fill(dir.path(), 30, &c);
+    rt().block_on(b.close()).unwrap();
+    drop(b);
+    let segs = segment::list(&dir.path().join("buffer")).unwrap();
+    assert!(segs.len() > 3, "test needs several segments");
+    // Flip a payload byte of the second record of the second segment.
+    let target = &segs[1];
+    let mut bytes = std::fs::read(&target.path).unwrap();
+    let rec_len = frame::framed_len(40) as usize;
+    bytes[rec_len + frame::HEADER_LEN + 7] ^= 0x01;
+    std::fs::write(&target.path, &bytes).unwrap();
+
+    let report = inspect::scan_dir(dir.path(), |_, _| {}).unwrap();
+    assert!(report.damaged());
+    assert_eq!(report.missing_records, 1);
+
+    let metrics = Metrics::new();
+    let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
+    let mut reader = b.disk_reader();
+    let mut out = Vec::new();
+    reader.read_available(usize::MAX, &mut out).unwrap();
+    let lost = target.first_seq + 1;
+    let expect: Vec<u64> = (0..30).filter(|s| *s != lost).collect();
+    assert_eq!(out.iter().map(|r| r.seq).collect::<Vec<_>>(), expect);
+    assert_eq!(metrics.buffer.corrupt.get(), 1);
+    // The lost record does not hold the cursor back.
+    for r in &out {
+        b.ack(r.seq..r.seq + 1);
+    }
+    assert_eq!(b.stats().cursor, 30);
+}
+
+#[test]
+fn a_damaged_header_resyncs_on_the_next_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = BufferConfig { segment_max_bytes: 64 * 1024, ..cfg(dir.path()) };
+    let (b, _) = fill(dir.path(), 10, &c);
+    rt().block_on(b.close()).unwrap();
+    drop(b);
+    let seg = last_segment(dir.path());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let rec_len = frame::framed_len(40) as usize;
+    bytes[3 * rec_len + 5] = 0xff; // record 3's length field
+    std::fs::write(&seg, &bytes).unwrap();
+    let metrics = Metrics::new();
+    let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
+    assert_eq!(b.stats().next_seq, 10, "damage in the last segment's middle is not a torn tail");
+    let mut out = Vec::new();
+    b.disk_reader().read_available(100, &mut out).unwrap();
+    assert_eq!(out.len(), 9);
+    assert_eq!(metrics.buffer.corrupt.get(), 1);
+}
+
+#[test]
+fn torn_tail_is_truncated_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = BufferConfig { segment_max_bytes: 64 * 1024, ..cfg(dir.path()) };
+    let (b, _) = fill(dir.path(), 5, &c);
+    rt().block_on(b.close()).unwrap();
+    drop(b);
+    let seg = last_segment(dir.path());
+    let len = std::fs::metadata(&seg).unwrap().len();
+    // Half of a sixth frame.
+    let mut partial = Vec::new();
+    frame::encode(5, &payload(5, 40), &mut partial);
+    OpenOptions::new().append(true).open(&seg).unwrap().write_all(&partial[..30]).unwrap();
+    let metrics = Metrics::new();
+    let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
+    assert_eq!(metrics.buffer.truncated_bytes.get(), 30);
+    assert_eq!(b.stats().next_seq, 5);
+    rt().block_on(b.append(vec![b"after".to_vec()])).unwrap();
+    let mut out = Vec::new();
+    b.disk_reader().read_available(100, &mut out).unwrap();
+    assert_eq!(out.last().unwrap().seq, 5);
+    assert_eq!(&out.last().unwrap().payload[..], b"after");
+}
+
+#[test]
+fn damaged_cursor_redelivers_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let (b, _) = fill(dir.path(), 6, &c);
+    b.ack(0..3);
+    rt().block_on(b.close()).unwrap();
+    drop(b);
+    std::fs::write(dir.path().join("buffer").join(cursor::FILE), b"garbage").unwrap();
+    let b = DiskBuffer::open(&c, Metrics::new().buffer).unwrap();
+    let mut out = Vec::new();
+    b.disk_reader().read_available(100, &mut out).unwrap();
+    assert!(out.first().unwrap().seq <= 3 && out.last().unwrap().seq == 5);
+}
+
+#[test]
+fn acknowledged_segments_are_deleted_and_stay_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let (b, _) = fill(dir.path(), 40, &c);
+    let before = segment::list(b.dir()).unwrap().len();
+    b.ack(0..35);
+    rt().block_on(b.close()).unwrap();
+    let after = segment::list(b.dir()).unwrap();
+    assert!(after.len() < before, "{} segments before, {} after", before, after.len());
+    assert!(after[0].first_seq <= 35);
+    drop(b);
+    let b = DiskBuffer::open(&c, Metrics::new().buffer).unwrap();
+    assert_eq!(b.stats().cursor, 35);
+    let mut out = Vec::new();
+    b.disk_reader().read_available(100, &mut out).unwrap();
+    assert_eq!(out.iter().map(|r| r.seq).collect::<Vec<_>>(), (35..40).collect::<Vec<_>>());
+}
+
+#[test]
+fn full_buffer_blocks_then_refuses_or_drops_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = BufferConfig { max_bytes: 2048, when_full: WhenFull::Block, block_timeout_ms: 50, ..cfg(dir.path()) };
+    let metrics = Metrics::new();
+    let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
+    let rt = rt();
+    let mut stored = 0;
+    let err = loop {
+        match rt.block_on(b.append(vec![payload(stored, 100)])) {
+            Ok(_) => stored += 1,
+            Err(e) => break e,
+        }
+        assert!(stored < 100, "the cap was never reached");
+    };
+    assert!(matches!(err, BufferError::Full { .. }), "{err}");
+    assert!(err.is_retryable());
+    drop(b);
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = BufferConfig { max_bytes: 2048, when_full: WhenFull::DropNewest, ..cfg(dir.path()) };
+    let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
+    let mut dropped = 0;
+    for i in 0..40 {
+        if let Appended::Dropped { count } = rt.block_on(b.append(vec![payload(i, 100)])).unwrap() {
+            dropped += count;
+        }
+    }
+    assert!(dropped > 0);
+    assert_eq!(metrics.buffer.dropped.get(), dropped as u64);
+}
+
+#[test]
+fn room_freed_by_acks_unblocks_a_waiting_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = BufferConfig { max_bytes: 2048, block_timeout_ms: 10_000, ..cfg(dir.path()) };
+    let b = std::sync::Arc::new(DiskBuffer::open(&c, Metrics::new().buffer).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut n = 0u64;
+        while b.stats().bytes + frame::framed_len(100) <= 2048 {
+            b.append(vec![payload(n, 100)]).await.unwrap();
+            n += 1;
+        }
+        let waiter = {
+            let b = b.clone();
+            tokio::spawn(async move { b.append(vec![payload(99, 100)]).await })
+        };
+        b.ack(0..n);
+        let res = waiter.await.unwrap().unwrap();
+        assert!(matches!(res, Appended::Stored { first_seq, .. } if first_seq == n));
+    });
+}
+
+#[test]
+fn oversized_records_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = DiskBuffer::open(&cfg(dir.path()), Metrics::new().buffer).unwrap();
+    let err = rt().block_on(b.append(vec![vec![0; 5000]])).unwrap_err();
+    assert!(matches!(err, BufferError::TooLarge { .. }));
+    assert!(!err.is_retryable());
+}
+
+#[test]
+fn a_second_process_cannot_open_the_same_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let _a = DiskBuffer::open(&cfg(dir.path()), Metrics::new().buffer).unwrap();
+    let err = DiskBuffer::open(&cfg(dir.path()), Metrics::new().buffer).err().unwrap();
+    assert!(matches!(err, BufferError::Locked(_)));
+}
+
+#[test]
+fn flush_policy_stores_without_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = BufferConfig { persist: PersistPolicy::Flush, ..cfg(dir.path()) };
+    let metrics = Metrics::new();
+    let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
+    rt().block_on(b.append(vec![b"x".to_vec()])).unwrap();
+    assert_eq!(metrics.buffer.fsync_seconds.get_sample_count(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let b = DiskBuffer::open(&cfg(dir.path()), metrics.buffer.clone()).unwrap();
+    rt().block_on(b.append(vec![b"x".to_vec()])).unwrap();
+    assert_eq!(metrics.buffer.fsync_seconds.get_sample_count(), 1, "fsync policy syncs");
+}
+
+#[test]
+fn async_reader_wakes_on_new_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = std::sync::Arc::new(DiskBuffer::open(&cfg(dir.path()), Metrics::new().buffer).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut reader = b.reader().unwrap();
+        let pending = tokio::spawn(async move { reader.next_batch(10).await });
+        b.append(vec![b"one".to_vec(), b"two".to_vec()]).await.unwrap();
+        let got = pending.await.unwrap().unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(&got[1].payload[..], b"two");
+    });
+}

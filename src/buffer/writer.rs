@@ -1,0 +1,203 @@
+//! The writer thread: owns the active segment, and commits in groups.
+//!
+//! It takes every queued request at once (up to [`MAX_GROUP_BYTES`]), frames them into one
+//! buffer, writes it with one call, syncs once (`persist = fsync`), publishes the new records to
+//! readers, and only then answers each appender. On a write error it re-reads the active
+//! segment's tail, truncates what is not a whole frame, answers the group with the error, and
+//! carries on; only when that recovery fails too does the buffer refuse further appends.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::disk::{SegMeta, Shared, recover_tail};
+use super::frame;
+use super::segment::{self, sync_dir};
+use crate::config::PersistPolicy;
+
+/// Upper bound on bytes written per group commit.
+pub const MAX_GROUP_BYTES: u64 = 8 * 1024 * 1024;
+
+/// A request to the writer.
+pub enum Cmd {
+    /// Append records; answer with the first sequence number.
+    Append {
+        /// Encoded records.
+        records: Vec<Vec<u8>>,
+        /// Their framed size.
+        bytes: u64,
+        /// The answer.
+        reply: oneshot::Sender<io::Result<u64>>,
+    },
+    /// Finish everything queued before this, sync, and stop.
+    Close {
+        /// The answer.
+        reply: oneshot::Sender<io::Result<()>>,
+    },
+}
+
+/// The active segment and the writer's position.
+pub struct Writer {
+    shared: Arc<Shared>,
+    file: File,
+    seg_len: u64,
+    next_seq: u64,
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    /// Takes over the active segment `file` of length `seg_len`; `next_seq` is the next number.
+    pub fn new(shared: Arc<Shared>, file: File, seg_len: u64, next_seq: u64) -> Self {
+        Writer { shared, file, seg_len, next_seq, buf: Vec::with_capacity(1 << 20) }
+    }
+
+    /// Runs until a `Close` arrives or every sender is gone.
+    pub fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        let mut appends: Vec<(Vec<Vec<u8>>, oneshot::Sender<io::Result<u64>>)> = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            let mut close = None;
+            let mut bytes = 0;
+            let mut next = Some(first);
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Cmd::Append { records, bytes: b, reply } => {
+                        bytes += b;
+                        appends.push((records, reply));
+                    }
+                    Cmd::Close { reply } => {
+                        close = Some(reply);
+                        break;
+                    }
+                }
+                if bytes < MAX_GROUP_BYTES {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !appends.is_empty() {
+                self.commit(&mut appends);
+            }
+            if let Some(reply) = close {
+                let _ = reply.send(self.file.sync_data());
+                return;
+            }
+        }
+        let _ = self.file.sync_data();
+    }
+
+    fn commit(&mut self, appends: &mut Vec<(Vec<Vec<u8>>, oneshot::Sender<io::Result<u64>>)>) {
+        let before = self.next_seq;
+        let mut firsts = Vec::with_capacity(appends.len());
+        let result = self.write_group(appends, &mut firsts);
+        match result {
+            Ok(()) => {
+                self.publish();
+                let m = &self.shared.metrics;
+                m.appended.inc_by(self.next_seq - before);
+                m.batch_records.observe((self.next_seq - before) as f64);
+                for ((_, reply), first) in appends.drain(..).zip(firsts) {
+                    let _ = reply.send(Ok(first));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "buffer write failed; recovering the segment tail");
+                if let Err(e2) = self.recover() {
+                    tracing::error!(error = %e2, "buffer recovery failed; refusing appends until restart");
+                    self.shared.failed.store(true, Ordering::SeqCst);
+                }
+                self.publish();
+                for (_, reply) in appends.drain(..) {
+                    let _ = reply.send(Err(io::Error::new(e.kind(), e.to_string())));
+                }
+            }
+        }
+    }
+
+    fn write_group(
+        &mut self,
+        appends: &[(Vec<Vec<u8>>, oneshot::Sender<io::Result<u64>>)],
+        firsts: &mut Vec<u64>,
+    ) -> io::Result<()> {
+        let max = self.shared.cfg.segment_max_bytes;
+        self.buf.clear();
+        for (records, _) in appends {
+            firsts.push(self.next_seq);
+            for r in records {
+                let fl = frame::framed_len(r.len());
+                let pending = self.seg_len + self.buf.len() as u64;
+                if pending > 0 && pending + fl > max {
+                    self.flush_buf()?;
+                    self.roll()?;
+                }
+                frame::encode(self.next_seq, r, &mut self.buf);
+                self.next_seq += 1;
+            }
+        }
+        self.flush_buf()?;
+        if self.shared.cfg.persist == PersistPolicy::Fsync {
+            let t = Instant::now();
+            self.file.sync_data()?;
+            self.shared.metrics.fsync_seconds.observe(t.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    fn flush_buf(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.file.write_all(&self.buf)?;
+            self.seg_len += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (synced whatever the persist policy) and starts the next.
+    fn roll(&mut self) -> io::Result<()> {
+        self.file.sync_data()?;
+        let dir = &self.shared.dir;
+        let path = dir.join(segment::file_name(self.next_seq));
+        let file = OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
+        sync_dir(dir)?;
+        {
+            let mut segs = self.shared.segments.lock().expect("segments lock");
+            if let Some(last) = segs.last_mut() {
+                last.len = self.seg_len;
+                last.sealed = true;
+            }
+            segs.push(SegMeta { first_seq: self.next_seq, len: 0, sealed: false });
+        }
+        self.file = file;
+        self.seg_len = 0;
+        Ok(())
+    }
+
+    /// Makes the written records visible to readers and wakes them.
+    fn publish(&self) {
+        {
+            let mut segs = self.shared.segments.lock().expect("segments lock");
+            if let Some(last) = segs.last_mut() {
+                last.len = self.seg_len;
+            }
+        }
+        self.shared.next_seq.store(self.next_seq, Ordering::Release);
+        self.shared.data_ready.notify_waiters();
+    }
+
+    /// After a failed write: cut the active segment back to its last whole frame.
+    fn recover(&mut self) -> io::Result<()> {
+        self.buf.clear();
+        let (first_seq, path) = {
+            let segs = self.shared.segments.lock().expect("segments lock");
+            let last = segs.last().expect("there is always an active segment");
+            (last.first_seq, self.shared.dir.join(segment::file_name(last.first_seq)))
+        };
+        let tail = recover_tail(&path, first_seq)?;
+        self.file = OpenOptions::new().append(true).open(&path)?;
+        self.seg_len = tail.valid_len;
+        self.next_seq = tail.next_seq;
+        Ok(())
+    }
+}

@@ -1,0 +1,154 @@
+//! Reading a config: TOML text, then `CONDUIT_` environment overrides, then typed
+//! deserialization (errors carry the full key path), then [`Config::validate`].
+//!
+//! Override names: `CONDUIT_` followed by the key path in upper case, with `__` between
+//! sections: `CONDUIT_BUFFER__PERSIST=flush`, `CONDUIT_ENABLED=false`,
+//! `CONDUIT_SOURCES__HTTP__TOKEN=...`. Values are TOML literals (`false`, `42`, `["a","b"]`);
+//! anything that is not one is taken as a string, and keys that name secrets are always strings.
+//! An override naming no key is an error, like an unknown key in the file.
+
+use std::path::Path;
+
+use toml::{Table, Value};
+
+use super::{Config, ConfigError};
+
+/// The prefix of environment overrides.
+pub const ENV_PREFIX: &str = "CONDUIT_";
+
+/// Reads, overrides from the process environment, and validates a config file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    load_str(&text, std::env::vars())
+}
+
+/// Parses config text, applies the given `CONDUIT_*` variables, and validates.
+pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    let mut table: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
+    let mut overrides: Vec<(String, String)> =
+        env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    overrides.sort();
+    for (var, value) in overrides {
+        apply_override(&mut table, &var, &value)?;
+    }
+    let config: Config = serde_path_to_error::deserialize(table).map_err(|e| {
+        let key = e.path().to_string();
+        let message = e.inner().to_string();
+        let key = if key == "." { unknown_key(&message).unwrap_or(key) } else { key };
+        ConfigError::Invalid { key, message }
+    })?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// For an error at the top level, the field serde named, if any.
+fn unknown_key(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    Some(message[start..end].to_string())
+}
+
+fn apply_override(table: &mut Table, var: &str, raw: &str) -> Result<(), ConfigError> {
+    let path: Vec<String> = var[ENV_PREFIX.len()..].split("__").map(|p| p.to_ascii_lowercase()).collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(ConfigError::Env {
+            var: var.into(),
+            message: "empty key segment; separate sections with a double underscore, e.g. CONDUIT_BUFFER__PERSIST".into(),
+        });
+    }
+    let (last, parents) = path.split_last().expect("split on a non-empty string yields a part");
+    let mut node = table;
+    for part in parents {
+        let entry = node.entry(part.clone()).or_insert_with(|| Value::Table(Table::new()));
+        node = match entry {
+            Value::Table(t) => t,
+            _ => {
+                return Err(ConfigError::Env {
+                    var: var.into(),
+                    message: format!("`{part}` is a value, not a section"),
+                });
+            }
+        };
+    }
+    let is_secret = ["token", "password", "secret", "client_secret"].contains(&last.as_str());
+    let keep_string = is_secret || matches!(node.get(last), Some(Value::String(_)));
+    let value = if keep_string {
+        Value::String(raw.to_string())
+    } else {
+        parse_literal(raw).unwrap_or_else(|| Value::String(raw.to_string()))
+    };
+    node.insert(last.clone(), value);
+    Ok(())
+}
+
+fn parse_literal(raw: &str) -> Option<Value> {
+    let doc: Table = format!("v = {raw}").parse().ok()?;
+    doc.get("v").cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        cic_server = "cic01"
+        [organization]
+        short_name = "acme"
+        region = "eu-west-1"
+        [buffer]
+        data_dir = "/tmp/x"
+        [sources.http]
+        token = "t0ken"
+    "#;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = load_str(MINIMAL, env(&[])).unwrap();
+        assert!(c.enabled);
+        assert_eq!(c.buffer.persist, crate::config::PersistPolicy::Fsync);
+        assert_eq!(c.organization.api_base(), "https://api.mypurecloud.ie");
+    }
+
+    #[test]
+    fn env_overrides_keys() {
+        let c = load_str(
+            MINIMAL,
+            env(&[("CONDUIT_ENABLED", "false"), ("CONDUIT_BUFFER__PERSIST", "flush"), ("CONDUIT_SOURCES__HTTP__TOKEN", "123")]),
+        )
+        .unwrap();
+        assert!(!c.enabled);
+        assert_eq!(c.buffer.persist, crate::config::PersistPolicy::Flush);
+        let tok = c.sources.http.token.unwrap().resolve("sources.http.token").unwrap();
+        assert_eq!(tok.expose(), "123");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: &[(&str, Vec<(String, String)>, &str)] = &[
+            (MINIMAL, env(&[("CONDUIT_BUFFER__PERSIT", "flush")]), "persit"),
+            (MINIMAL, env(&[("CONDUIT_BUFFER__PERSIST", "sometimes")]), "buffer.persist"),
+            (MINIMAL, env(&[("CONDUIT_ORGANIZATION__REGION", "mars-1")]), "organization.region"),
+            (MINIMAL, env(&[("CONDUIT_ORGANIZATION__SHORT_NAME", "ac-me")]), "organization.short_name"),
+            (MINIMAL, env(&[("CONDUIT_SERVER__LISTEN", "nowhere")]), "server.listen"),
+            (MINIMAL, env(&[("CONDUIT_BUFFER__MAX_BYTES", "1000")]), "buffer.max_bytes"),
+            (MINIMAL, env(&[("CONDUIT_SURPRISE", "1")]), "surprise"),
+            ("cic_server = \"x\"", env(&[]), "organization"),
+        ];
+        for (text, vars, key) in cases {
+            let err = load_str(text, vars.clone()).unwrap_err().to_string();
+            assert!(err.contains(key), "expected `{key}` in: {err}");
+        }
+    }
+
+    #[test]
+    fn token_required_when_push_enabled() {
+        let text = MINIMAL.replace("token = \"t0ken\"", "");
+        let err = load_str(&text, env(&[])).unwrap_err().to_string();
+        assert!(err.contains("sources.http.token"), "{err}");
+    }
+}

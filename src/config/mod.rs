@@ -1,0 +1,470 @@
+//! Configuration: the TOML file, `CONDUIT_` environment overrides and secrets, validated at
+//! start-up into the structs the rest of the code runs on.
+//!
+//! Promises: unknown keys and bad values fail before anything starts, with a message naming the
+//! full key (`buffer.persist`) and what is allowed; secrets are only ever held as
+//! [`secret::Secret`], whose `Debug` and `Display` print `<redacted>`. Every key is documented in
+//! `deploy/cic-conduit.toml`, and these doc comments say the same.
+
+mod load;
+mod region;
+pub mod secret;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use load::{load_file, load_str};
+pub use region::{REGIONS, region_domain};
+pub use secret::{Secret, SecretSource};
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax error.
+    #[error("config is not valid TOML: {0}")]
+    Syntax(String),
+    /// A key is unknown, missing, or has a value of the wrong type or out of range.
+    #[error("config key `{key}`: {message}")]
+    Invalid {
+        /// The dotted key path, e.g. `buffer.persist`.
+        key: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// A `CONDUIT_*` environment override could not be applied.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable name.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A secret could not be resolved from its env var or file.
+    #[error("config key `{key}`: {message}")]
+    Secret {
+        /// The key holding the secret.
+        key: String,
+        /// What is wrong (never the secret itself).
+        message: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid { key: key.to_string(), message: message.into() }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The Interaction Administrator switch: when false the process runs and answers `/health`
+    /// and `/metrics`, but ingests nothing.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Name of the CIC server this sidecar runs beside; written into every event.
+    pub cic_server: String,
+    /// The HTTP listener (push source, health, metrics).
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The paired Genesys Cloud organization.
+    pub organization: OrganizationConfig,
+    /// The durable buffer.
+    pub buffer: BufferConfig,
+    /// Mapping from CIC attributes to events.
+    #[serde(default)]
+    pub normalize: NormalizeConfig,
+    /// Inputs.
+    #[serde(default)]
+    pub sources: SourcesConfig,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on, e.g. `127.0.0.1:8087` (port 0 picks a free one).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: default_listen() }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8087".into()
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line per event for a terminal or the Windows event log.
+    Human,
+    /// One JSON object per line for a log shipper.
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    #[serde(default = "default_log_format")]
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `cic_conduit=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: default_log_format(), level: default_log_level() }
+    }
+}
+
+fn default_log_format() -> LogFormat {
+    LogFormat::Human
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// The Genesys Cloud organization paired with this CIC server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationConfig {
+    /// The organization's short name (letters and digits only).
+    pub short_name: String,
+    /// AWS region name of the organization, e.g. `us-east-1`.
+    pub region: String,
+    /// Overrides `https://api.<region domain>` (simulators and tests).
+    #[serde(default)]
+    pub api_base_url: Option<String>,
+    /// Overrides `https://login.<region domain>` (simulators and tests).
+    #[serde(default)]
+    pub login_base_url: Option<String>,
+}
+
+impl OrganizationConfig {
+    /// The API base URL: the override, or the region's.
+    pub fn api_base(&self) -> String {
+        self.api_base_url.clone().unwrap_or_else(|| {
+            format!("https://api.{}", region_domain(&self.region).unwrap_or("invalid"))
+        })
+    }
+
+    /// The login base URL: the override, or the region's.
+    pub fn login_base(&self) -> String {
+        self.login_base_url.clone().unwrap_or_else(|| {
+            format!("https://login.{}", region_domain(&self.region).unwrap_or("invalid"))
+        })
+    }
+}
+
+/// When an append finds the buffer at its size cap.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Wait for room (up to `block_timeout_ms`), then tell the source to retry later.
+    Block,
+    /// Drop the new records and count them in `conduit_buffer_dropped_total`.
+    DropNewest,
+}
+
+/// How far an append goes before it counts as accepted.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PersistPolicy {
+    /// On disk: `fdatasync` before the caller is answered (group commit). Survives power loss.
+    Fsync,
+    /// In the OS page cache: survives a crash of the process, not of the machine.
+    Flush,
+}
+
+/// The durable buffer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BufferConfig {
+    /// Directory for the buffer (`buffer/`) and later dead letters.
+    pub data_dir: PathBuf,
+    /// `fsync` (default) or `flush`.
+    #[serde(default = "default_persist")]
+    pub persist: PersistPolicy,
+    /// Size at which a segment file is sealed and a new one started.
+    #[serde(default = "default_segment_max_bytes")]
+    pub segment_max_bytes: u64,
+    /// Cap on the buffer's size on disk.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    /// `block` (default) or `drop_newest`.
+    #[serde(default = "default_when_full")]
+    pub when_full: WhenFull,
+    /// With `block`: how long an append waits for room before the source is told to back off.
+    #[serde(default = "default_block_timeout_ms")]
+    pub block_timeout_ms: u64,
+    /// Largest single record accepted.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: u32,
+}
+
+fn default_persist() -> PersistPolicy {
+    PersistPolicy::Fsync
+}
+fn default_segment_max_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_max_bytes() -> u64 {
+    10 * 1024 * 1024 * 1024
+}
+fn default_when_full() -> WhenFull {
+    WhenFull::Block
+}
+fn default_block_timeout_ms() -> u64 {
+    5_000
+}
+fn default_max_record_bytes() -> u32 {
+    1024 * 1024
+}
+
+impl BufferConfig {
+    /// Defaults for a data dir (used by the tools and tests).
+    pub fn with_dir(data_dir: impl Into<PathBuf>) -> Self {
+        BufferConfig {
+            data_dir: data_dir.into(),
+            persist: default_persist(),
+            segment_max_bytes: default_segment_max_bytes(),
+            max_bytes: default_max_bytes(),
+            when_full: default_when_full(),
+            block_timeout_ms: default_block_timeout_ms(),
+            max_record_bytes: default_max_record_bytes(),
+        }
+    }
+
+    /// `block_timeout_ms` as a duration.
+    pub fn block_timeout(&self) -> Duration {
+        Duration::from_millis(self.block_timeout_ms)
+    }
+}
+
+/// Mapping from CIC attributes to events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizeConfig {
+    /// Extra interaction attributes copied into each event's `attributes` map.
+    #[serde(default)]
+    pub custom_attributes: Vec<String>,
+    /// Country calling code for national numbers without one (e.g. `1`); none: such numbers get
+    /// no E.164 phone identifier.
+    #[serde(default)]
+    pub default_country_code: Option<String>,
+    /// How long an ended interaction is remembered (to absorb late or repeated messages).
+    #[serde(default = "default_forget_ended")]
+    pub forget_ended_after_secs: u64,
+    /// How long an interaction with no message at all is remembered.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Most interactions tracked at once; beyond it the least recently seen are forgotten.
+    #[serde(default = "default_max_tracked")]
+    pub max_tracked_interactions: usize,
+    /// Longest attribute value kept, in bytes; longer values are cut (and counted).
+    #[serde(default = "default_max_value_bytes")]
+    pub max_attribute_value_bytes: usize,
+}
+
+impl Default for NormalizeConfig {
+    fn default() -> Self {
+        NormalizeConfig {
+            custom_attributes: Vec::new(),
+            default_country_code: None,
+            forget_ended_after_secs: default_forget_ended(),
+            idle_timeout_secs: default_idle_timeout(),
+            max_tracked_interactions: default_max_tracked(),
+            max_attribute_value_bytes: default_max_value_bytes(),
+        }
+    }
+}
+
+fn default_forget_ended() -> u64 {
+    300
+}
+fn default_idle_timeout() -> u64 {
+    86_400
+}
+fn default_max_tracked() -> usize {
+    200_000
+}
+fn default_max_value_bytes() -> usize {
+    2048
+}
+
+/// Inputs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// The HTTP push endpoint.
+    #[serde(default)]
+    pub http: HttpSourceConfig,
+}
+
+/// The HTTP push endpoint, `POST /v1/interactions`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSourceConfig {
+    /// Serve the push endpoint.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Bearer token the sender must present: a string, `{ env = "VAR" }` or `{ file = "PATH" }`.
+    #[serde(default)]
+    pub token: Option<SecretSource>,
+    /// Largest request body, compressed or not.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Most items in one request.
+    #[serde(default = "default_max_items")]
+    pub max_items: usize,
+    /// `Retry-After` seconds sent with a 503 when the buffer is full.
+    #[serde(default = "default_retry_after")]
+    pub retry_after_secs: u32,
+}
+
+impl Default for HttpSourceConfig {
+    fn default() -> Self {
+        HttpSourceConfig {
+            enabled: true,
+            token: None,
+            max_body_bytes: default_max_body_bytes(),
+            max_items: default_max_items(),
+            retry_after_secs: default_retry_after(),
+        }
+    }
+}
+
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+fn default_max_items() -> usize {
+    10_000
+}
+fn default_retry_after() -> u32 {
+    2
+}
+
+impl Config {
+    /// Checks what types alone cannot; every error names its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.cic_server.trim().is_empty() {
+            return Err(ConfigError::invalid("cic_server", "must not be empty"));
+        }
+        self.listen_addr()?;
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError::invalid(
+                "log.level",
+                format!("`{}` is not a log filter; use e.g. `info` or `cic_conduit=debug`", self.log.level),
+            ));
+        }
+        let org = &self.organization;
+        if org.short_name.is_empty() || !org.short_name.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(ConfigError::invalid(
+                "organization.short_name",
+                format!("`{}` must be letters and digits only", org.short_name),
+            ));
+        }
+        if region_domain(&org.region).is_none() {
+            return Err(ConfigError::invalid(
+                "organization.region",
+                format!("unknown region `{}`; one of: {}", org.region, region::names().join(", ")),
+            ));
+        }
+        for (key, url) in [
+            ("organization.api_base_url", &org.api_base_url),
+            ("organization.login_base_url", &org.login_base_url),
+        ] {
+            if let Some(u) = url
+                && !(u.starts_with("https://") || u.starts_with("http://"))
+            {
+                return Err(ConfigError::invalid(key, format!("`{u}` must start with https:// or http://")));
+            }
+        }
+        let b = &self.buffer;
+        if b.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("buffer.data_dir", "must not be empty"));
+        }
+        if !(64 * 1024..=4 * 1024 * 1024 * 1024).contains(&b.segment_max_bytes) {
+            return Err(ConfigError::invalid("buffer.segment_max_bytes", "must be between 65536 and 4294967296"));
+        }
+        if b.max_bytes < 2 * b.segment_max_bytes {
+            return Err(ConfigError::invalid(
+                "buffer.max_bytes",
+                format!("must be at least twice buffer.segment_max_bytes ({})", 2 * b.segment_max_bytes),
+            ));
+        }
+        if b.max_record_bytes < 1024 || u64::from(b.max_record_bytes) > b.segment_max_bytes / 2 {
+            return Err(ConfigError::invalid(
+                "buffer.max_record_bytes",
+                "must be at least 1024 and at most half of buffer.segment_max_bytes",
+            ));
+        }
+        let n = &self.normalize;
+        if let Some(cc) = &n.default_country_code
+            && (cc.is_empty() || cc.len() > 3 || !cc.chars().all(|c| c.is_ascii_digit()) || cc.starts_with('0'))
+        {
+            return Err(ConfigError::invalid(
+                "normalize.default_country_code",
+                format!("`{cc}` must be 1 to 3 digits without a leading zero, e.g. \"1\" or \"44\""),
+            ));
+        }
+        if n.max_tracked_interactions < 100 {
+            return Err(ConfigError::invalid("normalize.max_tracked_interactions", "must be at least 100"));
+        }
+        if n.max_attribute_value_bytes < 64 {
+            return Err(ConfigError::invalid("normalize.max_attribute_value_bytes", "must be at least 64"));
+        }
+        let h = &self.sources.http;
+        if h.enabled && h.token.is_none() {
+            return Err(ConfigError::invalid(
+                "sources.http.token",
+                "required while sources.http.enabled = true: a string, { env = \"VAR\" } or { file = \"PATH\" }",
+            ));
+        }
+        if h.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid("sources.http.max_body_bytes", "must be at least 1024"));
+        }
+        if h.max_items == 0 {
+            return Err(ConfigError::invalid("sources.http.max_items", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The listen address, parsed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.listen.parse().map_err(|_| {
+            ConfigError::invalid(
+                "server.listen",
+                format!("`{}` is not an address:port such as 127.0.0.1:8087", self.server.listen),
+            )
+        })
+    }
+}

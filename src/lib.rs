@@ -1,0 +1,36 @@
+//! cic-conduit: the sidecar that carries Genesys PureConnect (CIC) interaction events to the
+//! paired Genesys Cloud organization without losing any it accepted.
+//!
+//! # Module map
+//!
+//! Data flows top to bottom:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | the TOML file, `CONDUIT_` environment overrides, secrets, validation into the structs the code runs on |
+//! | [`source`] | inputs: the HTTP push endpoint (`POST /v1/interactions`) and its body parser |
+//! | [`normalize`] | per-interaction state; ICWS `Eic_*` attribute maps in, [`event::InteractionEvent`]s out |
+//! | [`event`] | the canonical event model, its Avro schema (`schemas/`), deterministic ids, the codec |
+//! | [`buffer`] | the durability boundary: the [`buffer::Buffer`] trait and the embedded segmented disk log |
+//! | [`server`] | the HTTP listener: push source, `/health`, `/metrics` |
+//! | [`metrics`] | every Prometheus metric name, in one place |
+//! | [`health`] | the integration-health document served at `/health` |
+//! | [`app`] | wiring: start everything from a config, stop it cleanly on a signal |
+//! | [`cli`] | the `cic-conduit` command line |
+//! | [`timefmt`] | ISO-8601 parsing and formatting without a calendar dependency |
+//! | [`shutdown`] | the signal every long-running task selects on |
+//! | [`telemetry`] | tracing set-up (human or JSON logs) |
+
+pub mod app;
+pub mod buffer;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod health;
+pub mod metrics;
+pub mod normalize;
+pub mod server;
+pub mod shutdown;
+pub mod source;
+pub mod telemetry;
+pub mod timefmt;

@@ -1,0 +1,217 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::metrics::Metrics;
+
+fn normalizer() -> Normalizer {
+    let cfg = NormalizeConfig {
+        custom_attributes: vec!["AccountTier".into()],
+        default_country_code: Some("1".into()),
+        ..Default::default()
+    };
+    Normalizer::new("cic01", &cfg, Metrics::new().normalize)
+}
+
+fn obs(id: &str, attrs: &[(&str, &str)]) -> Observation {
+    Observation {
+        interaction_id: id.into(),
+        attributes: attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        observed_at_ms: Some(1_700_000_000_000),
+    }
+}
+
+fn run(n: &mut Normalizer, o: &Observation) -> Vec<InteractionEvent> {
+    let mut out = Vec::new();
+    n.observe(o, 1_700_000_000_000, &mut out, &mut Undo::default());
+    out
+}
+
+fn types(evs: &[InteractionEvent]) -> Vec<EventType> {
+    evs.iter().map(|e| e.event_type).collect()
+}
+
+#[test]
+fn a_call_from_offer_to_hangup() {
+    let mut n = normalizer();
+    let first = run(
+        &mut n,
+        &obs(
+            "1002658707",
+            &[
+                ("Eic_CallIdKey", "100265870720240409"),
+                ("Eic_State", "O"),
+                ("Eic_CallDirection", "I"),
+                ("Eic_ObjectType", "Call"),
+                ("Eic_RemoteAddress", "(317) 555-1234"),
+                ("Eic_WorkgroupName", "Support"),
+                ("Eic_InitiationTime", "20240409T140311Z"),
+                ("AccountTier", "gold"),
+                ("Eic_Unrelated", "ignored"),
+            ],
+        ),
+    );
+    assert_eq!(types(&first), vec![EventType::Started, EventType::Queued]);
+    let started = &first[0];
+    assert_eq!(started.occurred_at, timefmt::parse_timestamp_ms("20240409T140311Z").unwrap());
+    assert_eq!(started.customer.phone.as_deref(), Some("+13175551234"));
+    assert_eq!(started.interaction.call_id_key, "100265870720240409");
+    assert_eq!(started.attributes.get("AccountTier").map(String::as_str), Some("gold"));
+    assert_eq!(started.interaction.state, Some(State::Offering));
+
+    assert!(run(&mut n, &obs("1002658707", &[("eic_state", "A")])).is_empty(), "O→A stays queued");
+    let c = run(&mut n, &obs("1002658707", &[("EIC_STATE", "C"), ("Eic_UserName", "jdoe")]));
+    assert_eq!(types(&c), vec![EventType::Connected]);
+    assert_eq!(c[0].interaction.agent.as_deref(), Some("jdoe"));
+    assert_eq!(types(&run(&mut n, &obs("1002658707", &[("Eic_State", "H")]))), vec![EventType::Held]);
+    assert_eq!(types(&run(&mut n, &obs("1002658707", &[("Eic_State", "C")]))), vec![EventType::Resumed]);
+    let t = run(&mut n, &obs("1002658707", &[("Eic_UserName", "asmith")]));
+    assert_eq!(types(&t), vec![EventType::Transferred]);
+    let end = run(&mut n, &obs("1002658707", &[("Eic_State", "E"), ("Eic_TerminationTime", "2024-04-09T14:10:00Z")]));
+    assert_eq!(types(&end), vec![EventType::Ended]);
+    assert_eq!(end[0].interaction.state, Some(State::DisconnectedRemote));
+    assert_eq!(end[0].occurred_at, timefmt::parse_timestamp_ms("2024-04-09T14:10:00Z").unwrap());
+    assert!(run(&mut n, &obs("1002658707", &[("Eic_State", "I")])).is_empty(), "nothing after the end");
+}
+
+#[test]
+fn bad_values_give_null_fields_not_failures() {
+    let mut n = normalizer();
+    let evs = run(
+        &mut n,
+        &obs(
+            "1",
+            &[("Eic_State", "Q"), ("Eic_InitiationTime", "yesterday"), ("Eic_CallDirection", "sideways"), ("Eic_ConnectDurationTime", "long")],
+        ),
+    );
+    assert_eq!(types(&evs), vec![EventType::Started]);
+    let i = &evs[0].interaction;
+    assert_eq!((i.state, i.initiated_at, i.direction, i.connected_duration_ms), (None, None, None, None));
+    let warned = n.metrics.warnings.with_label_values(&["state"]).get();
+    assert_eq!(warned, 1);
+}
+
+#[test]
+fn recycled_call_id_is_a_new_interaction() {
+    let mut n = normalizer();
+    run(&mut n, &obs("7", &[("Eic_CallIdKey", "000000000720240101"), ("Eic_State", "I")]));
+    let again = run(&mut n, &obs("7", &[("Eic_CallIdKey", "000000000720240102"), ("Eic_State", "O")]));
+    assert_eq!(types(&again), vec![EventType::Started, EventType::Queued]);
+    assert_eq!(again[0].interaction.call_id_key, "000000000720240102");
+}
+
+#[test]
+fn rollback_makes_a_retry_yield_the_same_events() {
+    let mut n = normalizer();
+    let o = obs("9", &[("Eic_CallIdKey", "k9"), ("Eic_State", "C")]);
+    let mut first = Vec::new();
+    let mut undo = Undo::default();
+    n.observe(&o, 1, &mut first, &mut undo);
+    n.rollback(undo);
+    assert_eq!(n.tracked(), 0);
+    let second = run(&mut n, &o);
+    assert_eq!(first, second);
+}
+
+#[test]
+fn long_values_are_cut() {
+    let mut n = normalizer();
+    let long = "é".repeat(5000);
+    let evs = run(&mut n, &obs("5", &[("Eic_RemoteName", &long)]));
+    assert!(evs[0].interaction.remote_name.as_ref().unwrap().len() <= 2048);
+}
+
+fn arb_obs() -> impl Strategy<Value = Observation> {
+    let name = prop_oneof![
+        Just("Eic_State".to_string()),
+        Just("eic_state".to_string()),
+        Just("Eic_CallIdKey".to_string()),
+        Just("Eic_WorkgroupName".to_string()),
+        Just("Eic_UserName".to_string()),
+        Just("Eic_InitiationTime".to_string()),
+        Just("Eic_TerminationTime".to_string()),
+        Just("Eic_RemoteAddress".to_string()),
+        Just("Eic_RemoteTnRaw".to_string()),
+        Just("Eic_ConnectDurationTime".to_string()),
+        Just("Eic_ObjectType".to_string()),
+        Just("Eic_CallDirection".to_string()),
+        Just("AccountTier".to_string()),
+        ".{0,12}",
+    ];
+    let value = prop_oneof![
+        prop::sample::select(vec!["A", "C", "H", "M", "O", "P", "R", "X", "S", "I", "E", "", "Z"]).prop_map(String::from),
+        prop::sample::select(vec!["Support", "Sales", "jdoe", "asmith"]).prop_map(String::from),
+        ".{0,40}",
+    ];
+    (
+        prop::sample::select(vec!["1", "2", "3"]),
+        prop::collection::vec((name, value), 0..6),
+        prop::option::of(any::<i64>()),
+    )
+        .prop_map(|(id, attributes, observed_at_ms)| Observation { interaction_id: id.to_string(), attributes, observed_at_ms })
+}
+
+proptest! {
+    #[test]
+    fn never_panics_and_ids_are_deterministic(seq in prop::collection::vec(arb_obs(), 0..40)) {
+        let mut a = normalizer();
+        let mut b = normalizer();
+        let mut out_a = Vec::new();
+        let mut out_b = Vec::new();
+        for o in &seq {
+            a.observe(o, 1_700_000_000_000, &mut out_a, &mut Undo::default());
+            b.observe(o, 1_700_000_000_000, &mut out_b, &mut Undo::default());
+        }
+        prop_assert_eq!(&out_a, &out_b);
+        let codec = crate::event::EventCodec::new();
+        for ev in &out_a {
+            // Every event encodes under the schema.
+            let bytes = codec.encode(ev).unwrap();
+            prop_assert_eq!(&codec.decode(&bytes).unwrap(), ev);
+        }
+        // An id is only ever shared by the same change of the same interaction (a key that
+        // comes back is the same interaction, and its events are recognisable duplicates).
+        let mut seen = std::collections::HashMap::new();
+        for e in &out_a {
+            let what = (e.event_type, e.interaction.call_id_key.clone());
+            if let Some(prev) = seen.insert(e.event_id.clone(), what.clone()) {
+                prop_assert_eq!(prev, what);
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_delivered_twice_yields_nothing_new(seq in prop::collection::vec(arb_obs(), 1..30)) {
+        let mut once = normalizer();
+        let mut twice = normalizer();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for o in &seq {
+            once.observe(o, 1_700_000_000_000, &mut a, &mut Undo::default());
+            twice.observe(o, 1_700_000_000_000, &mut b, &mut Undo::default());
+            twice.observe(o, 1_700_000_000_000, &mut b, &mut Undo::default());
+        }
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn replaying_a_sequence_yields_nothing_new(seq in prop::collection::vec(arb_obs(), 1..30)) {
+        let mut n = normalizer();
+        let mut first = Vec::new();
+        for o in &seq {
+            n.observe(o, 1_700_000_000_000, &mut first, &mut Undo::default());
+        }
+        // Re-sending the final state of each interaction as a snapshot adds nothing.
+        let mut again = Vec::new();
+        for id in ["1", "2", "3"] {
+            if let Some(t) = n.table.get(id) {
+                let attributes: Vec<(String, String)> = attrs::NAMES
+                    .iter()
+                    .zip(t.known.iter())
+                    .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.to_string())))
+                    .collect();
+                let snap = Observation { interaction_id: id.into(), attributes, observed_at_ms: None };
+                n.observe(&snap, 1_700_000_000_000, &mut again, &mut Undo::default());
+            }
+        }
+        prop_assert!(again.is_empty(), "snapshot replay produced {:?}", again);
+    }
+}

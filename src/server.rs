@@ -1,0 +1,75 @@
+//! The HTTP listener: the push source, `GET /health` and `GET /metrics`.
+//!
+//! Stops on the shared [`Shutdown`]: no new connections or requests, requests in flight finish
+//! (their appends complete and are answered), then [`serve`] returns.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+use crate::buffer::Buffer;
+use crate::config::PersistPolicy;
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+use crate::source::http::{HttpSource, push_handler};
+
+/// What `/health` and `/metrics` read.
+pub struct Status {
+    /// The switch.
+    pub enabled: bool,
+    /// The CIC server's name.
+    pub cic_server: String,
+    /// Process start.
+    pub started: Instant,
+    /// Persist policy, for the health page.
+    pub persist: PersistPolicy,
+    /// The buffer.
+    pub buffer: Arc<dyn Buffer>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+async fn health(State(s): State<Arc<Status>>) -> Response {
+    let h = Health::build(s.enabled, &s.cic_server, s.started, s.persist, s.buffer.stats());
+    let code = if h.is_up() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, axum::Json(h)).into_response()
+}
+
+async fn metrics(State(s): State<Arc<Status>>) -> Response {
+    let st = s.buffer.stats();
+    s.metrics.buffer.records.set(st.backlog_records as i64);
+    s.metrics.buffer.bytes.set(st.bytes as i64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
+}
+
+/// The routes.
+pub fn router(status: Arc<Status>, push: Option<Arc<HttpSource>>) -> Router {
+    let mut r = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(status);
+    if let Some(push) = push {
+        r = r.merge(Router::new().route("/v1/interactions", post(push_handler)).with_state(push));
+    }
+    r
+}
+
+/// Binds the listener (port 0 picks one) and reports the address bound.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let l = TcpListener::bind(addr).await?;
+    let a = l.local_addr()?;
+    Ok((l, a))
+}
+
+/// Serves until `shutdown` fires and every request in flight has been answered.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.wait().await }).await
+}

@@ -1,0 +1,166 @@
+//! The HTTP push source: `POST /v1/interactions`, for CIC handlers.
+//!
+//! Answers (every body is JSON):
+//! - `202 {"accepted": n, "events": m}` — only after all of the request's events are in the
+//!   buffer at the configured persist level (`"dropped": k` too if `when_full = drop_newest` hit);
+//! - `400 {"error", "items": [{"index", "field", "reason"}]}` — nothing of the request is accepted;
+//! - `401` without a valid bearer token (compared in constant time);
+//! - `413` over `max_body_bytes` (compressed or decompressed), `415` for an unknown encoding;
+//! - `503` with `Retry-After` when the buffer is full or the conduit is stopping or disabled.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::push::{self, BodyError};
+use super::{Ingest, IngestError};
+use crate::buffer::BufferError;
+use crate::config::{HttpSourceConfig, Secret};
+use crate::metrics::SourceMetrics;
+use crate::shutdown::Shutdown;
+
+const SOURCE: &str = "http";
+
+/// Everything the push handler needs.
+pub struct HttpSource {
+    /// Limits and `Retry-After`.
+    pub cfg: HttpSourceConfig,
+    /// The bearer token senders must present.
+    pub token: Secret,
+    /// The ingest path.
+    pub ingest: Arc<Ingest>,
+    /// Metrics.
+    pub metrics: SourceMetrics,
+    /// Whether ingesting is switched on.
+    pub enabled: bool,
+    /// Set while stopping: new requests are refused.
+    pub shutdown: Shutdown,
+}
+
+impl HttpSource {
+    fn reply(&self, status: StatusCode, body: serde_json::Value, retry_after: bool) -> Response {
+        self.metrics.requests.with_label_values(&[SOURCE, status.as_str()]).inc();
+        let mut resp = (status, axum::Json(body)).into_response();
+        if retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(self.cfg.retry_after_secs));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+
+    fn reject(&self, reason: &str, n: u64) {
+        self.metrics.rejected.with_label_values(&[SOURCE, reason]).inc_by(n.max(1));
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
+        let Some(presented) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) else {
+            return false;
+        };
+        presented.trim().as_bytes().ct_eq(self.token.expose().as_bytes()).into()
+    }
+}
+
+/// `POST /v1/interactions`.
+pub async fn push_handler(State(src): State<Arc<HttpSource>>, headers: HeaderMap, body: Body) -> Response {
+    if !src.authorized(&headers) {
+        src.reject("unauthorized", 1);
+        return src.reply(StatusCode::UNAUTHORIZED, json!({"error": "missing or invalid bearer token"}), false);
+    }
+    if !src.enabled {
+        src.reject("disabled", 1);
+        return src.reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "ingest is disabled (enabled = false in the conduit's config)"}),
+            false,
+        );
+    }
+    if src.shutdown.is_triggered() {
+        src.reject("stopping", 1);
+        return src.reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "the conduit is stopping"}), true);
+    }
+    let limit = src.cfg.max_body_bytes;
+    let raw: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            src.reject("too_large", 1);
+            return src.reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": format!("body exceeds {limit} bytes; send smaller batches")}),
+                false,
+            );
+        }
+    };
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
+    let decoded = match encoding.trim().to_ascii_lowercase().as_str() {
+        "identity" | "" => Ok(raw.to_vec()),
+        "gzip" | "x-gzip" => push::gunzip(&raw, limit),
+        other => {
+            src.reject("bad_encoding", 1);
+            return src.reply(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({"error": format!("content-encoding `{other}` is not supported; use gzip or none")}),
+                false,
+            );
+        }
+    };
+    let items = decoded.and_then(|body| push::parse(&body, src.cfg.max_items));
+    let items = match items {
+        Ok(items) => items,
+        Err(e) => return body_error(&src, e),
+    };
+    let n = items.len() as u64;
+    match src.ingest.ingest(&items).await {
+        Ok(done) => {
+            src.metrics.received.with_label_values(&[SOURCE]).inc_by(n);
+            let mut body = json!({"accepted": n, "events": done.events});
+            if done.dropped > 0 {
+                body["dropped"] = json!(done.dropped);
+            }
+            src.reply(StatusCode::ACCEPTED, body, false)
+        }
+        Err(e) => ingest_error(&src, e, n),
+    }
+}
+
+fn body_error(src: &HttpSource, e: BodyError) -> Response {
+    match e {
+        BodyError::TooLarge { .. } => {
+            src.reject("too_large", 1);
+            src.reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": e.to_string()}), false)
+        }
+        BodyError::Items(items) => {
+            let bad: std::collections::HashSet<usize> = items.iter().map(|i| i.index).collect();
+            src.reject("invalid", bad.len() as u64);
+            src.reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "invalid items; nothing of this request was accepted", "accepted": 0, "items": items}),
+                false,
+            )
+        }
+        other => {
+            src.reject("invalid", 1);
+            src.reply(StatusCode::BAD_REQUEST, json!({"error": other.to_string(), "accepted": 0}), false)
+        }
+    }
+}
+
+fn ingest_error(src: &HttpSource, e: IngestError, n: u64) -> Response {
+    let (status, reason, retry) = match &e {
+        IngestError::Buffer(BufferError::Full { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "buffer_full", true),
+        IngestError::Buffer(BufferError::TooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", false),
+        IngestError::Buffer(BufferError::Closed) => (StatusCode::SERVICE_UNAVAILABLE, "stopping", true),
+        IngestError::Buffer(_) => (StatusCode::SERVICE_UNAVAILABLE, "buffer_error", true),
+        IngestError::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encode_error", false),
+    };
+    tracing::warn!(error = %e, items = n, status = status.as_u16(), "push request not stored");
+    src.reject(reason, n);
+    src.reply(status, json!({"error": format!("not stored: {e}"), "accepted": 0}), retry)
+}
