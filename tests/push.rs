@@ -1,0 +1,216 @@
+//! The HTTP push source end to end, against a conduit listening on loopback.
+
+mod common;
+
+use std::io::Write;
+
+use cic_conduit::app;
+use cic_conduit::config;
+use common::*;
+use serde_json::{Value, json};
+
+async fn start(dir: &std::path::Path, extra_buffer: &str, extra_top: &str) -> app::Running {
+    let cfg = config::load_str(&config_text(dir, extra_buffer, extra_top), Vec::new()).unwrap();
+    app::start(cfg).await.unwrap()
+}
+
+fn url(r: &app::Running, path: &str) -> String {
+    format!("http://{}{}", r.addr, path)
+}
+
+async fn push(r: &app::Running, body: impl Into<reqwest::Body>) -> (u16, Value, reqwest::header::HeaderMap) {
+    let resp = client()
+        .post(url(r, "/v1/interactions"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, resp.json().await.unwrap_or(Value::Null), headers)
+}
+
+#[tokio::test]
+async fn accepted_items_are_in_the_buffer_as_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), "", "").await;
+    let body = json!([item("1000000001", "O"), item("1000000002", "C")]).to_string();
+    let (status, resp, _) = push(&r, body).await;
+    assert_eq!(status, 202, "{resp}");
+    assert_eq!(resp["accepted"], 2);
+    assert_eq!(resp["events"], 4, "started+queued, started+connected");
+
+    // NDJSON, gzip-compressed, a delta for an interaction already seen.
+    let nd = format!("{}\n", json!({"interactionId": "1000000001", "attributes": {"eic_state": "C"}}));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(nd.as_bytes()).unwrap();
+    let resp = client()
+        .post(url(&r, "/v1/interactions"))
+        .bearer_auth(TOKEN)
+        .header("content-encoding", "gzip")
+        .header("content-type", "application/x-ndjson")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let buffer = r.buffer.clone();
+    r.stop().await.unwrap();
+    assert_eq!(buffer.stats().next_seq, 5);
+
+    let events = events_in(dir.path());
+    let kinds: Vec<String> = events.iter().map(|e| format!("{}:{:?}", e.interaction.call_id, e.event_type)).collect();
+    assert_eq!(
+        kinds,
+        ["1000000001:Started", "1000000001:Queued", "1000000002:Started", "1000000002:Connected", "1000000001:Connected"]
+    );
+    assert!(events.iter().all(|e| e.cic_server == "cic-test" && e.customer.phone.as_deref() == Some("+13175551234")));
+}
+
+#[tokio::test]
+async fn one_bad_item_refuses_the_whole_request_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), "", "").await;
+    let body = json!([
+        item("1000000001", "O"),
+        {"interactionId": "1000000002", "attributes": {"Eic_State": 7}},
+        {"attributes": {}},
+    ])
+    .to_string();
+    let (status, resp, _) = push(&r, body).await;
+    assert_eq!(status, 400);
+    assert_eq!(resp["accepted"], 0);
+    let items = resp["items"].as_array().unwrap();
+    assert!(items.iter().any(|i| i["index"] == 1 && i["field"] == "attributes.Eic_State"));
+    assert!(items.iter().any(|i| i["index"] == 2 && i["field"] == "interactionId"));
+    let (status, _, _) = push(&r, "{not json").await;
+    assert_eq!(status, 400);
+    let metrics = client().get(url(&r, "/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"conduit_source_events_rejected_total{reason="invalid",source="http"} 3"#), "{metrics}");
+    let buffer = r.buffer.clone();
+    r.stop().await.unwrap();
+    assert_eq!(buffer.stats().next_seq, 0, "nothing of a bad request is stored");
+}
+
+#[tokio::test]
+async fn auth_size_and_encoding_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), "", "").await;
+    let body = json!([item("1", "O")]).to_string();
+    let c = client();
+    let no_token = c.post(url(&r, "/v1/interactions")).body(body.clone()).send().await.unwrap();
+    assert_eq!(no_token.status().as_u16(), 401);
+    assert_eq!(no_token.headers()["www-authenticate"], "Bearer");
+    let wrong = c.post(url(&r, "/v1/interactions")).bearer_auth("nope").body(body.clone()).send().await.unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+
+    let huge = format!("[{}]", vec![item("1", "O").to_string(); 6000].join(","));
+    assert!(huge.len() > 1024 * 1024);
+    let (status, resp, _) = push(&r, huge).await;
+    assert_eq!(status, 413, "{resp}");
+
+    // A gzip bomb: small on the wire, too large decompressed.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![b' '; 4 * 1024 * 1024]).unwrap();
+    let bomb = c
+        .post(url(&r, "/v1/interactions"))
+        .bearer_auth(TOKEN)
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bomb.status().as_u16(), 413);
+    let br = c
+        .post(url(&r, "/v1/interactions"))
+        .bearer_auth(TOKEN)
+        .header("content-encoding", "br")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(br.status().as_u16(), 415);
+    r.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn full_buffer_answers_503_with_retry_after_and_the_retry_gets_the_same_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), "segment_max_bytes = 65536\nmax_bytes = 131072\nmax_record_bytes = 16384\nblock_timeout_ms = 100", "").await;
+    let mut n = 0;
+    let (status, headers, body) = loop {
+        let items: Vec<Value> = (0..50).map(|i| item(&format!("{:010}", n * 50 + i), "O")).collect();
+        let body = Value::Array(items).to_string();
+        let (status, _, headers) = push(&r, body.clone()).await;
+        if status != 202 {
+            break (status, headers, body);
+        }
+        n += 1;
+        assert!(n < 1000, "the buffer never filled");
+    };
+    assert_eq!(status, 503);
+    assert_eq!(headers["retry-after"], "2");
+    let before = r.buffer.stats().next_seq;
+    // Make room as a sink would: acknowledge everything. Each retry waits server-side (up to
+    // block_timeout_ms) for the acknowledged segments to be deleted.
+    r.buffer.ack(0..before);
+    let mut tries = 0;
+    let resp = loop {
+        let (status, resp, _) = push(&r, body.clone()).await;
+        if status == 202 {
+            break resp;
+        }
+        tries += 1;
+        assert!(tries < 100, "room never came back");
+    };
+    // Had the refused attempt left its state behind, the retry would yield no STARTED events.
+    assert_eq!(resp["events"], 100);
+    let metrics = client().get(url(&r, "/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("conduit_source_events_rejected_total{reason=\"buffer_full\",source=\"http\"}"));
+    r.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn disabled_conduit_serves_health_and_metrics_but_ingests_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), "", "enabled = false").await;
+    let (status, resp, _) = push(&r, json!([item("1", "O")]).to_string()).await;
+    assert_eq!(status, 503);
+    assert!(resp["error"].as_str().unwrap().contains("disabled"));
+    let health: Value = client().get(url(&r, "/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "disabled");
+    assert_eq!(health["enabled"], false);
+    let metrics = client().get(url(&r, "/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("conduit_enabled 0"));
+    r.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn health_and_metrics_report_the_backlog_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), "", "").await;
+    push(&r, json!([item("1", "O"), item("2", "C")]).to_string()).await;
+    let resp = client().get(url(&r, "/health")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.text().await.unwrap();
+    let health: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["buffer"]["backlog_records"], 4);
+    assert_eq!(health["buffer"]["persist"], "fsync");
+    let metrics = client().get(url(&r, "/metrics")).send().await.unwrap().text().await.unwrap();
+    for name in [
+        "conduit_source_events_received_total{source=\"http\"} 2",
+        "conduit_buffer_records 4",
+        "conduit_buffer_bytes",
+        "conduit_buffer_fsync_seconds_bucket",
+        "conduit_buffer_corrupt_records_total 0",
+        "conduit_buffer_dropped_total 0",
+        "conduit_normalize_events_total{type=\"started\"} 2",
+    ] {
+        assert!(metrics.contains(name), "missing {name} in:\n{metrics}");
+    }
+    assert!(!text.contains(TOKEN) && !metrics.contains(TOKEN));
+    r.stop().await.unwrap();
+}
