@@ -115,7 +115,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         metrics: metrics.clone(),
     });
     let addr = config.listen_addr()?;
-    let (listener, bound) = server::bind(addr).await.map_err(|source| AppError::Bind { addr, source })?;
+    let (listener, bound) = server::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind { addr, source })?;
     tracing::info!(
         addr = %bound,
         enabled = config.enabled,
@@ -137,7 +139,13 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         closed?;
         Ok(())
     });
-    Ok(Running { addr: bound, metrics, buffer, shutdown, task })
+    Ok(Running {
+        addr: bound,
+        metrics,
+        buffer,
+        shutdown,
+        task,
+    })
 }
 
 /// Runs until SIGTERM/SIGINT, then stops cleanly.

@@ -51,7 +51,11 @@ pub struct BufferHealth {
 impl Health {
     /// Builds the document.
     pub fn build(enabled: bool, cic_server: &str, started: Instant, persist: PersistPolicy, b: BufferStats) -> Self {
-        let used_percent = if b.max_bytes == 0 { 0.0 } else { (b.bytes as f64 * 1000.0 / b.max_bytes as f64).round() / 10.0 };
+        let used_percent = if b.max_bytes == 0 {
+            0.0
+        } else {
+            (b.bytes as f64 * 1000.0 / b.max_bytes as f64).round() / 10.0
+        };
         let state = if b.failed {
             "failed"
         } else if used_percent >= 99.0 {

@@ -5,9 +5,7 @@
 //! interaction id, a user name or anything else that grows without bound. Each subsystem gets
 //! a cheap-to-clone handle struct; nothing here is global, so tests build their own.
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 /// All metrics, registered in one registry.
 pub struct Metrics {
@@ -101,24 +99,43 @@ impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
         let source = SourceMetrics {
-            received: counter_vec(&r, "conduit_source_events_received_total", "Observations accepted by a source.", &["source"]),
+            received: counter_vec(
+                &r,
+                "conduit_source_events_received_total",
+                "Observations accepted by a source.",
+                &["source"],
+            ),
             rejected: counter_vec(
                 &r,
                 "conduit_source_events_rejected_total",
                 "Observations refused by a source, by reason.",
                 &["source", "reason"],
             ),
-            requests: counter_vec(&r, "conduit_source_requests_total", "Source requests by HTTP status.", &["source", "status"]),
+            requests: counter_vec(
+                &r,
+                "conduit_source_requests_total",
+                "Source requests by HTTP status.",
+                &["source", "status"],
+            ),
         };
         let normalize = NormalizeMetrics {
-            events: counter_vec(&r, "conduit_normalize_events_total", "Interaction events produced, by type.", &["type"]),
+            events: counter_vec(
+                &r,
+                "conduit_normalize_events_total",
+                "Interaction events produced, by type.",
+                &["type"],
+            ),
             warnings: counter_vec(
                 &r,
                 "conduit_normalize_warnings_total",
                 "Attribute values that could not be parsed or were cut, by field.",
                 &["field"],
             ),
-            tracked: gauge(&r, "conduit_normalize_interactions_tracked", "Interactions whose state is held in memory."),
+            tracked: gauge(
+                &r,
+                "conduit_normalize_interactions_tracked",
+                "Interactions whose state is held in memory.",
+            ),
             forgotten: counter_vec(
                 &r,
                 "conduit_normalize_interactions_forgotten_total",
@@ -127,14 +144,20 @@ impl Metrics {
             ),
         };
         let buffer = BufferMetrics {
-            records: gauge(&r, "conduit_buffer_records", "Records in the buffer not yet acknowledged."),
+            records: gauge(
+                &r,
+                "conduit_buffer_records",
+                "Records in the buffer not yet acknowledged.",
+            ),
             bytes: gauge(&r, "conduit_buffer_bytes", "Bytes of buffer segments on disk."),
             segments: gauge(&r, "conduit_buffer_segments", "Buffer segment files on disk."),
             fsync_seconds: histogram(
                 &r,
                 "conduit_buffer_fsync_seconds",
                 "Duration of one group-commit sync.",
-                vec![0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0],
+                vec![
+                    0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0,
+                ],
             ),
             batch_records: histogram(
                 &r,
@@ -142,17 +165,48 @@ impl Metrics {
                 "Records made durable together by one write (group commit).",
                 vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0],
             ),
-            appended: counter(&r, "conduit_buffer_appended_records_total", "Records appended to the buffer."),
-            acked: counter(&r, "conduit_buffer_acked_records_total", "Records acknowledged and released."),
-            corrupt: counter(&r, "conduit_buffer_corrupt_records_total", "Records lost to on-disk corruption."),
-            truncated_bytes: counter(&r, "conduit_buffer_truncated_bytes_total", "Bytes of torn tail cut at recovery."),
-            dropped: counter(&r, "conduit_buffer_dropped_total", "Records dropped because the buffer was full."),
+            appended: counter(
+                &r,
+                "conduit_buffer_appended_records_total",
+                "Records appended to the buffer.",
+            ),
+            acked: counter(
+                &r,
+                "conduit_buffer_acked_records_total",
+                "Records acknowledged and released.",
+            ),
+            corrupt: counter(
+                &r,
+                "conduit_buffer_corrupt_records_total",
+                "Records lost to on-disk corruption.",
+            ),
+            truncated_bytes: counter(
+                &r,
+                "conduit_buffer_truncated_bytes_total",
+                "Bytes of torn tail cut at recovery.",
+            ),
+            dropped: counter(
+                &r,
+                "conduit_buffer_dropped_total",
+                "Records dropped because the buffer was full.",
+            ),
         };
-        let enabled = gauge(&r, "conduit_enabled", "1 while ingesting is enabled, 0 while switched off.");
-        let build = IntCounterVec::new(Opts::new("conduit_build_info", "Build information."), &["version"]).expect("valid");
+        let enabled = gauge(
+            &r,
+            "conduit_enabled",
+            "1 while ingesting is enabled, 0 while switched off.",
+        );
+        let build =
+            IntCounterVec::new(Opts::new("conduit_build_info", "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique metric");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).inc();
-        Metrics { registry: r, enabled, source, normalize, buffer }
+        Metrics {
+            registry: r,
+            enabled,
+            source,
+            normalize,
+            buffer,
+        }
     }
 
     /// The Prometheus text exposition of every metric.

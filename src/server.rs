@@ -39,7 +39,11 @@ pub struct Status {
 
 async fn health(State(s): State<Arc<Status>>) -> Response {
     let h = Health::build(s.enabled, &s.cic_server, s.started, s.persist, s.buffer.stats());
-    let code = if h.is_up() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if h.is_up() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, axum::Json(h)).into_response()
 }
 
@@ -47,7 +51,11 @@ async fn metrics(State(s): State<Arc<Status>>) -> Response {
     let st = s.buffer.stats();
     s.metrics.buffer.records.set(st.backlog_records as i64);
     s.metrics.buffer.bytes.set(st.bytes as i64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
 }
 
 /// The routes.
@@ -57,7 +65,11 @@ pub fn router(status: Arc<Status>, push: Option<Arc<HttpSource>>) -> Router {
         .route("/metrics", get(metrics))
         .with_state(status);
     if let Some(push) = push {
-        r = r.merge(Router::new().route("/v1/interactions", post(push_handler)).with_state(push));
+        r = r.merge(
+            Router::new()
+                .route("/v1/interactions", post(push_handler))
+                .with_state(push),
+        );
     }
     r
 }
@@ -71,5 +83,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
 
 /// Serves until `shutdown` fires and every request in flight has been answered.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.wait().await }).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await
 }

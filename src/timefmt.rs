@@ -112,8 +112,7 @@ pub fn parse_timestamp_ms(input: &str) -> Option<i64> {
         return None;
     }
     let days = days_from_civil(i64::from(year), month, day);
-    let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
-        - offset_min * 60;
+    let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second) - offset_min * 60;
     Some(secs * 1000 + millis)
 }
 
@@ -177,7 +176,7 @@ pub fn parse_duration_ms(input: &str) -> Option<i64> {
         return Some((total * 1000.0).round() as i64);
     }
     let v: f64 = s.parse().ok()?;
-    (v.is_finite() && v >= 0.0 && v < 1e12).then_some((v * 1000.0).round() as i64)
+    (0.0..1e12).contains(&v).then_some((v * 1000.0).round() as i64)
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -206,7 +205,14 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        for s in ["", "2020", "2020-13-01T00:00:00Z", "2021-02-29T00:00:00Z", "garbage", "2020-10-29T08:20:18Zjunk"] {
+        for s in [
+            "",
+            "2020",
+            "2020-13-01T00:00:00Z",
+            "2021-02-29T00:00:00Z",
+            "garbage",
+            "2020-10-29T08:20:18Zjunk",
+        ] {
             assert_eq!(parse_timestamp_ms(s), None, "{s}");
         }
     }

@@ -9,7 +9,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
 #[test]
 fn the_example_config_is_accepted() {
     let out = Command::new(BIN)
-        .args(["check-config", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cic-conduit.toml")])
+        .args([
+            "check-config",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cic-conduit.toml"),
+        ])
         .env("CIC_CONDUIT_PUSH_TOKEN", "s3cret-value")
         .output()
         .unwrap();
@@ -25,28 +29,46 @@ fn a_bad_config_names_the_key_and_a_missing_secret_its_source() {
     let p = dir.path().join("c.toml");
     let text = common::config_text(dir.path(), "persist = \"sometimes\"", "");
     std::fs::write(&p, text).unwrap();
-    let out = Command::new(BIN).args(["check-config", "--config"]).arg(&p).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&p)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("buffer.persist") && err.contains("fsync"), "{err}");
 
     let out = Command::new(BIN)
-        .args(["check-config", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cic-conduit.toml")])
+        .args([
+            "check-config",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cic-conduit.toml"),
+        ])
         .env_remove("CIC_CONDUIT_PUSH_TOKEN")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("sources.http.token") && err.contains("CIC_CONDUIT_PUSH_TOKEN"), "{err}");
+    assert!(
+        err.contains("sources.http.token") && err.contains("CIC_CONDUIT_PUSH_TOKEN"),
+        "{err}"
+    );
 
     let out = Command::new(BIN)
-        .args(["check-config", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cic-conduit.toml")])
+        .args([
+            "check-config",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cic-conduit.toml"),
+        ])
         .env("CIC_CONDUIT_PUSH_TOKEN", "x")
         .env("CONDUIT_ORGANIZATION__REGION", "moon-1")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("organization.region") && err.contains("us-east-1"), "{err}");
+    assert!(
+        err.contains("organization.region") && err.contains("us-east-1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -54,29 +76,58 @@ fn inspect_and_verify_report_damage() {
     use cic_conduit::buffer::{Buffer, DiskBuffer};
     use cic_conduit::config::BufferConfig;
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     {
-        let b = DiskBuffer::open(&BufferConfig::with_dir(dir.path()), cic_conduit::metrics::Metrics::new().buffer).unwrap();
+        let b = DiskBuffer::open(
+            &BufferConfig::with_dir(dir.path()),
+            cic_conduit::metrics::Metrics::new().buffer,
+        )
+        .unwrap();
         for i in 0..10u8 {
             rt.block_on(b.append(vec![vec![i; 100]])).unwrap();
         }
         b.ack(0..4);
         rt.block_on(b.close()).unwrap();
     }
-    let inspect = Command::new(BIN).args(["buffer", "inspect", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let inspect = Command::new(BIN)
+        .args(["buffer", "inspect", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&inspect.stdout);
     assert!(inspect.status.success());
-    assert!(text.contains("ack cursor: 4") && text.contains("10 records, 6 unacknowledged"), "{text}");
-    assert!(Command::new(BIN).args(["buffer", "verify", "--data-dir"]).arg(dir.path()).status().unwrap().success());
+    assert!(
+        text.contains("ack cursor: 4") && text.contains("10 records, 6 unacknowledged"),
+        "{text}"
+    );
+    assert!(
+        Command::new(BIN)
+            .args(["buffer", "verify", "--data-dir"])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success()
+    );
 
     let seg = dir.path().join("buffer").join(format!("{:020}.log", 0));
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes[300] ^= 0xff;
     std::fs::write(&seg, bytes).unwrap();
-    let verify = Command::new(BIN).args(["buffer", "verify", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let verify = Command::new(BIN)
+        .args(["buffer", "verify", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(verify.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&verify.stdout).contains("DAMAGED"));
-    let json = Command::new(BIN).args(["buffer", "inspect", "--json", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let json = Command::new(BIN)
+        .args(["buffer", "inspect", "--json", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["missing_records"], 1);
 }

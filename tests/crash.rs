@@ -52,10 +52,22 @@ fn sigkill_never_loses_an_accepted_event() {
     let data = dir.path().join("data");
     let config = dir.path().join("conduit.toml");
     // Small segments so kills also land around segment rolls.
-    std::fs::write(&config, config_text(&data, "segment_max_bytes = 65536\nmax_record_bytes = 16384", "")).unwrap();
+    std::fs::write(
+        &config,
+        config_text(&data, "segment_max_bytes = 65536\nmax_record_bytes = 16384", ""),
+    )
+    .unwrap();
     let accepted: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
     println!("seed {seed}");
     for round in 0..KILLS {
         let (mut child, addr) = spawn(&config);
@@ -96,11 +108,18 @@ fn sigkill_never_loses_an_accepted_event() {
         }
     }
     let accepted = accepted.lock().unwrap().clone();
-    assert!(accepted.len() > KILLS * 50, "too little traffic to mean anything: {}", accepted.len());
+    assert!(
+        accepted.len() > KILLS * 50,
+        "too little traffic to mean anything: {}",
+        accepted.len()
+    );
 
     // Restart once more and stop cleanly with SIGTERM: recovery runs, exit status is 0.
     let (mut child, _) = spawn(&config);
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     assert!(child.wait().unwrap().success(), "SIGTERM must end in exit status 0");
 
@@ -110,8 +129,17 @@ fn sigkill_never_loses_an_accepted_event() {
         .map(|e| e.interaction.call_id)
         .collect();
     let lost: Vec<&String> = accepted.iter().filter(|id| !stored.contains(*id)).collect();
-    assert!(lost.is_empty(), "{} accepted interactions lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    assert!(
+        lost.is_empty(),
+        "{} accepted interactions lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
 
-    let verify = Command::new(BIN).args(["buffer", "verify", "--data-dir"]).arg(&data).output().unwrap();
+    let verify = Command::new(BIN)
+        .args(["buffer", "verify", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }

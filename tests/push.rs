@@ -43,7 +43,10 @@ async fn accepted_items_are_in_the_buffer_as_events() {
     assert_eq!(resp["events"], 4, "started+queued, started+connected");
 
     // NDJSON, gzip-compressed, a delta for an interaction already seen.
-    let nd = format!("{}\n", json!({"interactionId": "1000000001", "attributes": {"eic_state": "C"}}));
+    let nd = format!(
+        "{}\n",
+        json!({"interactionId": "1000000001", "attributes": {"eic_state": "C"}})
+    );
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(nd.as_bytes()).unwrap();
     let resp = client()
@@ -61,12 +64,25 @@ async fn accepted_items_are_in_the_buffer_as_events() {
     assert_eq!(buffer.stats().next_seq, 5);
 
     let events = events_in(dir.path());
-    let kinds: Vec<String> = events.iter().map(|e| format!("{}:{:?}", e.interaction.call_id, e.event_type)).collect();
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| format!("{}:{:?}", e.interaction.call_id, e.event_type))
+        .collect();
     assert_eq!(
         kinds,
-        ["1000000001:Started", "1000000001:Queued", "1000000002:Started", "1000000002:Connected", "1000000001:Connected"]
+        [
+            "1000000001:Started",
+            "1000000001:Queued",
+            "1000000002:Started",
+            "1000000002:Connected",
+            "1000000001:Connected"
+        ]
     );
-    assert!(events.iter().all(|e| e.cic_server == "cic-test" && e.customer.phone.as_deref() == Some("+13175551234")));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.cic_server == "cic-test" && e.customer.phone.as_deref() == Some("+13175551234"))
+    );
 }
 
 #[tokio::test]
@@ -83,12 +99,26 @@ async fn one_bad_item_refuses_the_whole_request_with_reasons() {
     assert_eq!(status, 400);
     assert_eq!(resp["accepted"], 0);
     let items = resp["items"].as_array().unwrap();
-    assert!(items.iter().any(|i| i["index"] == 1 && i["field"] == "attributes.Eic_State"));
+    assert!(
+        items
+            .iter()
+            .any(|i| i["index"] == 1 && i["field"] == "attributes.Eic_State")
+    );
     assert!(items.iter().any(|i| i["index"] == 2 && i["field"] == "interactionId"));
     let (status, _, _) = push(&r, "{not json").await;
     assert_eq!(status, 400);
-    let metrics = client().get(url(&r, "/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"conduit_source_events_rejected_total{reason="invalid",source="http"} 3"#), "{metrics}");
+    let metrics = client()
+        .get(url(&r, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"conduit_source_events_rejected_total{reason="invalid",source="http"} 3"#),
+        "{metrics}"
+    );
     let buffer = r.buffer.clone();
     r.stop().await.unwrap();
     assert_eq!(buffer.stats().next_seq, 0, "nothing of a bad request is stored");
@@ -100,10 +130,21 @@ async fn auth_size_and_encoding_limits() {
     let r = start(dir.path(), "", "").await;
     let body = json!([item("1", "O")]).to_string();
     let c = client();
-    let no_token = c.post(url(&r, "/v1/interactions")).body(body.clone()).send().await.unwrap();
+    let no_token = c
+        .post(url(&r, "/v1/interactions"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_token.status().as_u16(), 401);
     assert_eq!(no_token.headers()["www-authenticate"], "Bearer");
-    let wrong = c.post(url(&r, "/v1/interactions")).bearer_auth("nope").body(body.clone()).send().await.unwrap();
+    let wrong = c
+        .post(url(&r, "/v1/interactions"))
+        .bearer_auth("nope")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status().as_u16(), 401);
 
     let huge = format!("[{}]", vec![item("1", "O").to_string(); 6000].join(","));
@@ -138,7 +179,12 @@ async fn auth_size_and_encoding_limits() {
 #[tokio::test]
 async fn full_buffer_answers_503_with_retry_after_and_the_retry_gets_the_same_events() {
     let dir = tempfile::tempdir().unwrap();
-    let r = start(dir.path(), "segment_max_bytes = 65536\nmax_bytes = 131072\nmax_record_bytes = 16384\nblock_timeout_ms = 100", "").await;
+    let r = start(
+        dir.path(),
+        "segment_max_bytes = 65536\nmax_bytes = 131072\nmax_record_bytes = 16384\nblock_timeout_ms = 100",
+        "",
+    )
+    .await;
     let mut n = 0;
     let (status, headers, body) = loop {
         let items: Vec<Value> = (0..50).map(|i| item(&format!("{:010}", n * 50 + i), "O")).collect();
@@ -167,7 +213,14 @@ async fn full_buffer_answers_503_with_retry_after_and_the_retry_gets_the_same_ev
     };
     // Had the refused attempt left its state behind, the retry would yield no STARTED events.
     assert_eq!(resp["events"], 100);
-    let metrics = client().get(url(&r, "/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client()
+        .get(url(&r, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("conduit_source_events_rejected_total{reason=\"buffer_full\",source=\"http\"}"));
     r.stop().await.unwrap();
 }
@@ -179,10 +232,24 @@ async fn disabled_conduit_serves_health_and_metrics_but_ingests_nothing() {
     let (status, resp, _) = push(&r, json!([item("1", "O")]).to_string()).await;
     assert_eq!(status, 503);
     assert!(resp["error"].as_str().unwrap().contains("disabled"));
-    let health: Value = client().get(url(&r, "/health")).send().await.unwrap().json().await.unwrap();
+    let health: Value = client()
+        .get(url(&r, "/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "disabled");
     assert_eq!(health["enabled"], false);
-    let metrics = client().get(url(&r, "/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client()
+        .get(url(&r, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("conduit_enabled 0"));
     r.stop().await.unwrap();
 }
@@ -199,7 +266,14 @@ async fn health_and_metrics_report_the_backlog_without_secrets() {
     assert_eq!(health["status"], "ok");
     assert_eq!(health["buffer"]["backlog_records"], 4);
     assert_eq!(health["buffer"]["persist"], "fsync");
-    let metrics = client().get(url(&r, "/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client()
+        .get(url(&r, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for name in [
         "conduit_source_events_received_total{source=\"http\"} 2",
         "conduit_buffer_records 4",

@@ -25,15 +25,20 @@ fn every_schema_parses_and_the_bundled_one_is_among_them() {
     let all = schemas();
     assert!(!all.is_empty());
     let current = &*cic_conduit::event::codec::SCHEMA;
-    assert!(all.iter().any(|(_, s)| s == current), "the writer schema must be a file in schemas/");
+    assert!(
+        all.iter().any(|(_, s)| s == current),
+        "the writer schema must be a file in schemas/"
+    );
 }
 
 #[test]
 fn every_version_reads_the_current_writer_and_back() {
     let current = &*cic_conduit::event::codec::SCHEMA;
     for (name, old) in schemas().iter().filter(|(n, _)| n.starts_with("interaction_event.")) {
-        SchemaCompatibility::can_read(current, old).unwrap_or_else(|e| panic!("{name} cannot read the current writer: {e}"));
-        SchemaCompatibility::can_read(old, current).unwrap_or_else(|e| panic!("the current reader cannot read {name}: {e}"));
+        SchemaCompatibility::can_read(current, old)
+            .unwrap_or_else(|e| panic!("{name} cannot read the current writer: {e}"));
+        SchemaCompatibility::can_read(old, current)
+            .unwrap_or_else(|e| panic!("the current reader cannot read {name}: {e}"));
     }
 }
 
@@ -68,8 +73,13 @@ fn data_written_now_resolves_under_each_version() {
     let bytes = codec.encode(&ev).unwrap();
     let current = &*cic_conduit::event::codec::SCHEMA;
     for (name, old) in schemas() {
-        let reader = GenericDatumReader::builder(current).reader_schema(&old).build().unwrap();
-        let value = reader.read_value(&mut &bytes[10..]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let reader = GenericDatumReader::builder(current)
+            .reader_schema(&old)
+            .build()
+            .unwrap();
+        let value = reader
+            .read_value(&mut &bytes[10..])
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let back: cic_conduit::event::InteractionEvent = apache_avro::from_value(&value).unwrap();
         assert_eq!(back, ev, "{name}");
     }

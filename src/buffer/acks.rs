@@ -14,7 +14,10 @@ pub struct AckTracker {
 impl AckTracker {
     /// Starts at `cursor`.
     pub fn new(cursor: u64) -> Self {
-        AckTracker { cursor, ahead: BTreeMap::new() }
+        AckTracker {
+            cursor,
+            ahead: BTreeMap::new(),
+        }
     }
 
     /// The lowest unacknowledged sequence number.

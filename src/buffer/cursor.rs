@@ -37,7 +37,9 @@ pub fn load(dir: &Path) -> io::Result<Loaded> {
     if crc32c::crc32c(&bytes[..16]) != crc {
         return Ok(Loaded::Damaged);
     }
-    Ok(Loaded::At(u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"))))
+    Ok(Loaded::At(u64::from_le_bytes(
+        bytes[8..16].try_into().expect("8 bytes"),
+    )))
 }
 
 /// Durably replaces the cursor: write a temporary file, sync it, rename it, sync the directory.

@@ -95,7 +95,11 @@ pub(crate) fn recover_tail(path: &Path, first_seq: u64) -> io::Result<Tail> {
         f.set_len(valid_len)?;
         f.sync_all()?;
     }
-    Ok(Tail { valid_len, next_seq, truncated })
+    Ok(Tail {
+        valid_len,
+        next_seq,
+        truncated,
+    })
 }
 
 /// The embedded disk buffer.
@@ -113,7 +117,11 @@ impl DiskBuffer {
     pub fn open(cfg: &BufferConfig, metrics: BufferMetrics) -> Result<Self, BufferError> {
         let dir = cfg.data_dir.join("buffer");
         fs::create_dir_all(&dir)?;
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("LOCK"))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))?;
         if lock.try_lock().is_err() {
             return Err(BufferError::Locked(dir));
         }
@@ -124,7 +132,10 @@ impl DiskBuffer {
             Loaded::Missing => segs.first().map_or(0, |s| s.first_seq),
             Loaded::Damaged => {
                 let c = segs.first().map_or(0, |s| s.first_seq);
-                tracing::error!(cursor = c, "acknowledgement cursor is damaged; redelivering from the oldest record");
+                tracing::error!(
+                    cursor = c,
+                    "acknowledgement cursor is damaged; redelivering from the oldest record"
+                );
                 c
             }
         };
@@ -142,12 +153,20 @@ impl DiskBuffer {
                 let tail = recover_tail(&last.path, last.first_seq)?;
                 metrics.truncated_bytes.inc_by(tail.truncated);
                 last.len = tail.valid_len;
-                (OpenOptions::new().append(true).open(&last.path)?, tail.valid_len, tail.next_seq)
+                (
+                    OpenOptions::new().append(true).open(&last.path)?,
+                    tail.valid_len,
+                    tail.next_seq,
+                )
             }
             None => {
                 let path = dir.join(segment::file_name(cursor_at));
                 let f = OpenOptions::new().create(true).append(true).open(&path)?;
-                segs.push(segment::SegmentFile { first_seq: cursor_at, path, len: 0 });
+                segs.push(segment::SegmentFile {
+                    first_seq: cursor_at,
+                    path,
+                    len: 0,
+                });
                 deleted = true;
                 (f, 0, cursor_at)
             }
@@ -158,7 +177,11 @@ impl DiskBuffer {
             file.sync_data()?;
             let path = dir.join(segment::file_name(cursor_at));
             let f = OpenOptions::new().create(true).append(true).open(&path)?;
-            segs.push(segment::SegmentFile { first_seq: cursor_at, path, len: 0 });
+            segs.push(segment::SegmentFile {
+                first_seq: cursor_at,
+                path,
+                len: 0,
+            });
             deleted = true;
             next_seq = cursor_at;
             (f, 0)
@@ -171,7 +194,11 @@ impl DiskBuffer {
         let metas: Vec<SegMeta> = segs
             .iter()
             .enumerate()
-            .map(|(i, s)| SegMeta { first_seq: s.first_seq, len: s.len, sealed: i + 1 < segs.len() })
+            .map(|(i, s)| SegMeta {
+                first_seq: s.first_seq,
+                len: s.len,
+                sealed: i + 1 < segs.len(),
+            })
             .collect();
         let used: u64 = metas.iter().map(|m| m.len).sum();
         let shared = Arc::new(Shared {
@@ -194,11 +221,14 @@ impl DiskBuffer {
         );
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let writer = Writer::new(shared.clone(), file, seg_len, next_seq);
-        let writer = std::thread::Builder::new().name("buffer-writer".into()).spawn(move || writer.run(rx))?;
+        let writer = std::thread::Builder::new()
+            .name("buffer-writer".into())
+            .spawn(move || writer.run(rx))?;
         let (htx, hrx) = std_mpsc::channel();
         let hshared = shared.clone();
-        let housekeeper =
-            std::thread::Builder::new().name("buffer-housekeeper".into()).spawn(move || housekeep(hshared, hrx))?;
+        let housekeeper = std::thread::Builder::new()
+            .name("buffer-housekeeper".into())
+            .spawn(move || housekeep(hshared, hrx))?;
         let buf = DiskBuffer {
             shared,
             tx,
@@ -236,7 +266,10 @@ impl DiskBuffer {
             notified.as_mut().enable();
             let used = s.used_bytes.load(Ordering::Acquire);
             if used + bytes <= cap {
-                if s.used_bytes.compare_exchange(used, used + bytes, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                if s.used_bytes
+                    .compare_exchange(used, used + bytes, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
                     return Ok(true);
                 }
                 continue;
@@ -264,22 +297,33 @@ impl DiskBuffer {
             return Err(BufferError::Closed);
         }
         if s.failed.load(Ordering::Acquire) {
-            return Err(BufferError::Io(io::Error::other("buffer writer failed; restart to recover")));
+            return Err(BufferError::Io(io::Error::other(
+                "buffer writer failed; restart to recover",
+            )));
         }
         let count = records.len();
         if count == 0 {
-            return Ok(Appended::Stored { first_seq: s.next_seq.load(Ordering::Acquire), count: 0 });
+            return Ok(Appended::Stored {
+                first_seq: s.next_seq.load(Ordering::Acquire),
+                count: 0,
+            });
         }
         let max = u64::from(s.cfg.max_record_bytes);
         let mut bytes = 0;
         for r in &records {
             if r.len() as u64 > max {
-                return Err(BufferError::TooLarge { size: r.len() as u64, max });
+                return Err(BufferError::TooLarge {
+                    size: r.len() as u64,
+                    max,
+                });
             }
             bytes += frame::framed_len(r.len());
         }
         if bytes > s.cfg.max_bytes / 2 {
-            return Err(BufferError::TooLarge { size: bytes, max: s.cfg.max_bytes / 2 });
+            return Err(BufferError::TooLarge {
+                size: bytes,
+                max: s.cfg.max_bytes / 2,
+            });
         }
         if !self.reserve(bytes, count).await? {
             return Ok(Appended::Dropped { count });
@@ -390,7 +434,10 @@ fn refresh_gauges(s: &Shared) {
 /// Persists the cursor, then deletes wholly acknowledged segments; every 100 ms until stopped.
 fn housekeep(s: Arc<Shared>, stop: std_mpsc::Receiver<()>) {
     loop {
-        let done = !matches!(stop.recv_timeout(HOUSEKEEPING_EVERY), Err(std_mpsc::RecvTimeoutError::Timeout));
+        let done = !matches!(
+            stop.recv_timeout(HOUSEKEEPING_EVERY),
+            Err(std_mpsc::RecvTimeoutError::Timeout)
+        );
         if let Err(e) = persist_and_release(&s) {
             tracing::error!(error = %e, "buffer housekeeping failed; will retry");
         }

@@ -65,8 +65,9 @@ mod tests {
         for i in 0..out.len() {
             let mut bad = out.clone();
             bad[i] ^= 0x40;
-            let ok = header(bad[..HEADER_LEN].try_into().unwrap(), 1024)
-                .is_some_and(|h| h.crc == crc(h.len, h.seq, &bad[HEADER_LEN..]) && h.len as usize == bad.len() - HEADER_LEN);
+            let ok = header(bad[..HEADER_LEN].try_into().unwrap(), 1024).is_some_and(|h| {
+                h.crc == crc(h.len, h.seq, &bad[HEADER_LEN..]) && h.len as usize == bad.len() - HEADER_LEN
+            });
             assert!(!ok, "flip at byte {i} went unnoticed");
         }
     }

@@ -75,7 +75,10 @@ pub fn buffer_dir(data_dir: &Path) -> PathBuf {
 pub fn scan_dir(data_dir: &Path, mut each: impl FnMut(u64, &[u8])) -> io::Result<Report> {
     let dir = buffer_dir(data_dir);
     if !dir.is_dir() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("no buffer at {}", dir.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no buffer at {}", dir.display()),
+        ));
     }
     let (cursor_at, cursor_damaged) = match cursor::load(&dir)? {
         Loaded::At(c) => (Some(c), false),
@@ -105,7 +108,9 @@ pub fn scan_dir(data_dir: &Path, mut each: impl FnMut(u64, &[u8])) -> io::Result
             corrupt_regions: 0,
             missing_records: 0,
             torn_tail_bytes: 0,
-            fully_acked: segs.get(i + 1).is_some_and(|n| cursor_at.is_some_and(|c| n.first_seq <= c)),
+            fully_acked: segs
+                .get(i + 1)
+                .is_some_and(|n| cursor_at.is_some_and(|c| n.first_seq <= c)),
         };
         let mut next = expected.map_or(seg.first_seq, |e| e.max(seg.first_seq));
         if let Some(e) = expected

@@ -130,7 +130,10 @@ pub enum BufferError {
 impl BufferError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, BufferError::Full { .. } | BufferError::Io(_) | BufferError::Closed)
+        matches!(
+            self,
+            BufferError::Full { .. } | BufferError::Io(_) | BufferError::Closed
+        )
     }
 }
 

@@ -30,7 +30,11 @@ pub struct DiskReader {
 
 impl DiskReader {
     pub(crate) fn new(shared: Arc<Shared>, start: u64) -> Self {
-        DiskReader { shared, next_seq: start, open: None }
+        DiskReader {
+            shared,
+            next_seq: start,
+            open: None,
+        }
     }
 
     /// The sequence number the next record will have (at least).
@@ -69,14 +73,20 @@ impl DiskReader {
                 return Ok(());
             }
             if self.open.is_none() {
-                let Some((first_seq, limit, _, _)) = self.locate() else { return Ok(()) };
+                let Some((first_seq, limit, _, _)) = self.locate() else {
+                    return Ok(());
+                };
                 if first_seq > self.next_seq {
                     // Acknowledged and deleted meanwhile.
                     self.next_seq = first_seq;
                 }
                 let path = self.shared.dir.join(segment::file_name(first_seq));
                 let scanner = Scanner::open(&path, SCAN_MAX_RECORD)?;
-                self.open = Some(Open { first_seq, scanner, limit });
+                self.open = Some(Open {
+                    first_seq,
+                    scanner,
+                    limit,
+                });
             }
             let open = self.open.as_mut().expect("opened above");
             match open.scanner.next(open.limit)? {
@@ -95,7 +105,9 @@ impl DiskReader {
                 }
                 Scan::Tail { .. } | Scan::End => {
                     let first_seq = open.first_seq;
-                    let Some((f, limit, sealed, next_first)) = self.locate() else { return Ok(()) };
+                    let Some((f, limit, sealed, next_first)) = self.locate() else {
+                        return Ok(());
+                    };
                     if f != first_seq {
                         // The reader has moved past this segment's end into a later one.
                         self.open = None;

@@ -180,7 +180,10 @@ impl Scanner {
                 && let Check::Valid(..) = self.check(pos, limit)?
             {
                 self.lo = (pos - self.base) as usize;
-                return Ok(Scan::Corrupt { offset: abs, resume: pos });
+                return Ok(Scan::Corrupt {
+                    offset: abs,
+                    resume: pos,
+                });
             }
             pos += 1;
         }
@@ -228,7 +231,16 @@ mod tests {
         let big = vec![7u8; 600_000];
         let (_d, p, bytes) = write(&[(0, b"a"), (1, &big), (2, b"c")]);
         let steps = scan_all(&p, bytes.len() as u64);
-        let seqs: Vec<u64> = steps.iter().filter_map(|s| if let Scan::Frame { seq, .. } = s { Some(*seq) } else { None }).collect();
+        let seqs: Vec<u64> = steps
+            .iter()
+            .filter_map(|s| {
+                if let Scan::Frame { seq, .. } = s {
+                    Some(*seq)
+                } else {
+                    None
+                }
+            })
+            .collect();
         assert_eq!(seqs, vec![0, 1, 2]);
         assert_eq!(steps.last(), Some(&Scan::End));
     }
@@ -251,7 +263,12 @@ mod tests {
         std::fs::write(&p, &bytes[..cut]).unwrap();
         let steps = scan_all(&p, cut as u64);
         assert_eq!(steps.len(), 2);
-        assert_eq!(steps[1], Scan::Tail { offset: (HEADER_LEN + 5) as u64 });
+        assert_eq!(
+            steps[1],
+            Scan::Tail {
+                offset: (HEADER_LEN + 5) as u64
+            }
+        );
     }
 
     #[test]
@@ -261,7 +278,10 @@ mod tests {
         let first_end = (HEADER_LEN + 5) as u64;
         assert!(matches!(s.next(first_end).unwrap(), Scan::Frame { seq: 0, .. }));
         assert_eq!(s.next(first_end).unwrap(), Scan::End);
-        assert!(matches!(s.next(bytes.len() as u64).unwrap(), Scan::Frame { seq: 1, .. }));
+        assert!(matches!(
+            s.next(bytes.len() as u64).unwrap(),
+            Scan::Frame { seq: 1, .. }
+        ));
         assert_eq!(s.payload(), b"second");
     }
 }

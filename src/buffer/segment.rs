@@ -32,9 +32,15 @@ pub fn list(dir: &Path) -> io::Result<Vec<SegmentFile>> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        let Some(first_seq) = name.to_str().and_then(parse_name) else { continue };
+        let Some(first_seq) = name.to_str().and_then(parse_name) else {
+            continue;
+        };
         let len = entry.metadata()?.len();
-        out.push(SegmentFile { first_seq, path: entry.path(), len });
+        out.push(SegmentFile {
+            first_seq,
+            path: entry.path(),
+            len,
+        });
     }
     out.sort_by_key(|s| s.first_seq);
     Ok(out)

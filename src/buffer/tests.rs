@@ -25,7 +25,10 @@ fn cfg(dir: &std::path::Path) -> BufferConfig {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn payload(seq_hint: u64, len: usize) -> Vec<u8> {
@@ -81,13 +84,23 @@ fn run_ops(ops: Vec<Op>) {
     let metrics = Metrics::new();
     let mut buf = Some(DiskBuffer::open(&cfg(dir.path()), metrics.buffer.clone()).unwrap());
     let mut reader = buf.as_ref().unwrap().disk_reader();
-    let mut m = Model { stored: Vec::new(), first_seq: 0, acked: BTreeSet::new(), outstanding: Vec::new(), read_pos: 0 };
+    let mut m = Model {
+        stored: Vec::new(),
+        first_seq: 0,
+        acked: BTreeSet::new(),
+        outstanding: Vec::new(),
+        read_pos: 0,
+    };
     for op in ops {
         let b = buf.as_ref().unwrap();
         match op {
             Op::Append(lens) => {
                 let next = m.first_seq + m.stored.len() as u64;
-                let records: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, l)| payload(next + i as u64, *l)).collect();
+                let records: Vec<Vec<u8>> = lens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| payload(next + i as u64, *l))
+                    .collect();
                 match rt.block_on(b.append(records.clone())).unwrap() {
                     Appended::Stored { first_seq, count } => {
                         assert_eq!(first_seq, next, "sequence numbers are contiguous");
@@ -103,7 +116,11 @@ fn run_ops(ops: Vec<Op>) {
                 let available = m.first_seq + m.stored.len() as u64 - m.read_pos;
                 let mut out = Vec::new();
                 reader.read_available(k, &mut out).unwrap();
-                assert_eq!(out.len() as u64, available.min(k as u64), "reader returns what is available");
+                assert_eq!(
+                    out.len() as u64,
+                    available.min(k as u64),
+                    "reader returns what is available"
+                );
                 for r in out {
                     assert_eq!(r.seq, m.read_pos, "records come in order without gaps");
                     let (seq, bytes) = &m.stored[(r.seq - m.first_seq) as usize];
@@ -133,11 +150,18 @@ fn run_ops(ops: Vec<Op>) {
                 }
                 let b = DiskBuffer::open(&cfg(dir.path()), metrics.buffer.clone()).unwrap();
                 let c = b.stats().cursor;
-                assert!(c <= cursor_before, "persisted cursor {c} is ahead of the acknowledged prefix {cursor_before}");
+                assert!(
+                    c <= cursor_before,
+                    "persisted cursor {c} is ahead of the acknowledged prefix {cursor_before}"
+                );
                 if matches!(op, Op::Reopen) {
                     assert_eq!(c, cursor_before, "a clean close persists the cursor");
                 }
-                assert_eq!(b.stats().next_seq, m.first_seq + m.stored.len() as u64, "nothing stored is lost");
+                assert_eq!(
+                    b.stats().next_seq,
+                    m.first_seq + m.stored.len() as u64,
+                    "nothing stored is lost"
+                );
                 // Acknowledgements beyond the persisted cursor are forgotten: redelivery.
                 m.acked.retain(|s| *s < c);
                 m.outstanding.clear();
@@ -213,7 +237,10 @@ fn a_flipped_byte_loses_only_its_record() {
 #[test]
 fn a_damaged_header_resyncs_on_the_next_frame() {
     let dir = tempfile::tempdir().unwrap();
-    let c = BufferConfig { segment_max_bytes: 64 * 1024, ..cfg(dir.path()) };
+    let c = BufferConfig {
+        segment_max_bytes: 64 * 1024,
+        ..cfg(dir.path())
+    };
     let (b, _) = fill(dir.path(), 10, &c);
     rt().block_on(b.close()).unwrap();
     drop(b);
@@ -224,7 +251,11 @@ fn a_damaged_header_resyncs_on_the_next_frame() {
     std::fs::write(&seg, &bytes).unwrap();
     let metrics = Metrics::new();
     let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
-    assert_eq!(b.stats().next_seq, 10, "damage in the last segment's middle is not a torn tail");
+    assert_eq!(
+        b.stats().next_seq,
+        10,
+        "damage in the last segment's middle is not a torn tail"
+    );
     let mut out = Vec::new();
     b.disk_reader().read_available(100, &mut out).unwrap();
     assert_eq!(out.len(), 9);
@@ -234,7 +265,10 @@ fn a_damaged_header_resyncs_on_the_next_frame() {
 #[test]
 fn torn_tail_is_truncated_and_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let c = BufferConfig { segment_max_bytes: 64 * 1024, ..cfg(dir.path()) };
+    let c = BufferConfig {
+        segment_max_bytes: 64 * 1024,
+        ..cfg(dir.path())
+    };
     let (b, _) = fill(dir.path(), 5, &c);
     rt().block_on(b.close()).unwrap();
     drop(b);
@@ -243,7 +277,12 @@ fn torn_tail_is_truncated_and_counted() {
     // Half of a sixth frame.
     let mut partial = Vec::new();
     frame::encode(5, &payload(5, 40), &mut partial);
-    OpenOptions::new().append(true).open(&seg).unwrap().write_all(&partial[..30]).unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(&partial[..30])
+        .unwrap();
     let metrics = Metrics::new();
     let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
@@ -280,20 +319,33 @@ fn acknowledged_segments_are_deleted_and_stay_deleted() {
     b.ack(0..35);
     rt().block_on(b.close()).unwrap();
     let after = segment::list(b.dir()).unwrap();
-    assert!(after.len() < before, "{} segments before, {} after", before, after.len());
+    assert!(
+        after.len() < before,
+        "{} segments before, {} after",
+        before,
+        after.len()
+    );
     assert!(after[0].first_seq <= 35);
     drop(b);
     let b = DiskBuffer::open(&c, Metrics::new().buffer).unwrap();
     assert_eq!(b.stats().cursor, 35);
     let mut out = Vec::new();
     b.disk_reader().read_available(100, &mut out).unwrap();
-    assert_eq!(out.iter().map(|r| r.seq).collect::<Vec<_>>(), (35..40).collect::<Vec<_>>());
+    assert_eq!(
+        out.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (35..40).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn full_buffer_blocks_then_refuses_or_drops_and_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let c = BufferConfig { max_bytes: 2048, when_full: WhenFull::Block, block_timeout_ms: 50, ..cfg(dir.path()) };
+    let c = BufferConfig {
+        max_bytes: 2048,
+        when_full: WhenFull::Block,
+        block_timeout_ms: 50,
+        ..cfg(dir.path())
+    };
     let metrics = Metrics::new();
     let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
     let rt = rt();
@@ -310,7 +362,11 @@ fn full_buffer_blocks_then_refuses_or_drops_and_counts() {
     drop(b);
 
     let dir = tempfile::tempdir().unwrap();
-    let c = BufferConfig { max_bytes: 2048, when_full: WhenFull::DropNewest, ..cfg(dir.path()) };
+    let c = BufferConfig {
+        max_bytes: 2048,
+        when_full: WhenFull::DropNewest,
+        ..cfg(dir.path())
+    };
     let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
     let mut dropped = 0;
     for i in 0..40 {
@@ -325,9 +381,17 @@ fn full_buffer_blocks_then_refuses_or_drops_and_counts() {
 #[test]
 fn room_freed_by_acks_unblocks_a_waiting_append() {
     let dir = tempfile::tempdir().unwrap();
-    let c = BufferConfig { max_bytes: 2048, block_timeout_ms: 10_000, ..cfg(dir.path()) };
+    let c = BufferConfig {
+        max_bytes: 2048,
+        block_timeout_ms: 10_000,
+        ..cfg(dir.path())
+    };
     let b = std::sync::Arc::new(DiskBuffer::open(&c, Metrics::new().buffer).unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let mut n = 0u64;
         while b.stats().bytes + frame::framed_len(100) <= 2048 {
@@ -364,7 +428,10 @@ fn a_second_process_cannot_open_the_same_dir() {
 #[test]
 fn flush_policy_stores_without_sync() {
     let dir = tempfile::tempdir().unwrap();
-    let c = BufferConfig { persist: PersistPolicy::Flush, ..cfg(dir.path()) };
+    let c = BufferConfig {
+        persist: PersistPolicy::Flush,
+        ..cfg(dir.path())
+    };
     let metrics = Metrics::new();
     let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
     rt().block_on(b.append(vec![b"x".to_vec()])).unwrap();
@@ -379,7 +446,11 @@ fn flush_policy_stores_without_sync() {
 fn async_reader_wakes_on_new_data() {
     let dir = tempfile::tempdir().unwrap();
     let b = std::sync::Arc::new(DiskBuffer::open(&cfg(dir.path()), Metrics::new().buffer).unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let mut reader = b.reader().unwrap();
         let pending = tokio::spawn(async move { reader.next_batch(10).await });

@@ -22,6 +22,9 @@ use crate::config::PersistPolicy;
 /// Upper bound on bytes written per group commit.
 pub const MAX_GROUP_BYTES: u64 = 8 * 1024 * 1024;
 
+/// An append waiting in a group: its records and where to answer.
+type Pending = (Vec<Vec<u8>>, oneshot::Sender<io::Result<u64>>);
+
 /// A request to the writer.
 pub enum Cmd {
     /// Append records; answer with the first sequence number.
@@ -52,19 +55,29 @@ pub struct Writer {
 impl Writer {
     /// Takes over the active segment `file` of length `seg_len`; `next_seq` is the next number.
     pub fn new(shared: Arc<Shared>, file: File, seg_len: u64, next_seq: u64) -> Self {
-        Writer { shared, file, seg_len, next_seq, buf: Vec::with_capacity(1 << 20) }
+        Writer {
+            shared,
+            file,
+            seg_len,
+            next_seq,
+            buf: Vec::with_capacity(1 << 20),
+        }
     }
 
     /// Runs until a `Close` arrives or every sender is gone.
     pub fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
-        let mut appends: Vec<(Vec<Vec<u8>>, oneshot::Sender<io::Result<u64>>)> = Vec::new();
+        let mut appends: Vec<Pending> = Vec::new();
         while let Some(first) = rx.blocking_recv() {
             let mut close = None;
             let mut bytes = 0;
             let mut next = Some(first);
             while let Some(cmd) = next.take() {
                 match cmd {
-                    Cmd::Append { records, bytes: b, reply } => {
+                    Cmd::Append {
+                        records,
+                        bytes: b,
+                        reply,
+                    } => {
                         bytes += b;
                         appends.push((records, reply));
                     }
@@ -88,7 +101,7 @@ impl Writer {
         let _ = self.file.sync_data();
     }
 
-    fn commit(&mut self, appends: &mut Vec<(Vec<Vec<u8>>, oneshot::Sender<io::Result<u64>>)>) {
+    fn commit(&mut self, appends: &mut Vec<Pending>) {
         let before = self.next_seq;
         let mut firsts = Vec::with_capacity(appends.len());
         let result = self.write_group(appends, &mut firsts);
@@ -116,11 +129,7 @@ impl Writer {
         }
     }
 
-    fn write_group(
-        &mut self,
-        appends: &[(Vec<Vec<u8>>, oneshot::Sender<io::Result<u64>>)],
-        firsts: &mut Vec<u64>,
-    ) -> io::Result<()> {
+    fn write_group(&mut self, appends: &[Pending], firsts: &mut Vec<u64>) -> io::Result<()> {
         let max = self.shared.cfg.segment_max_bytes;
         self.buf.clear();
         for (records, _) in appends {
@@ -167,7 +176,11 @@ impl Writer {
                 last.len = self.seg_len;
                 last.sealed = true;
             }
-            segs.push(SegMeta { first_seq: self.next_seq, len: 0, sealed: false });
+            segs.push(SegMeta {
+                first_seq: self.next_seq,
+                len: 0,
+                sealed: false,
+            });
         }
         self.file = file;
         self.seg_len = 0;

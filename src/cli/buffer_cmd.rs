@@ -76,7 +76,11 @@ pub fn run(cmd: BufferCommand) -> anyhow::Result<ExitCode> {
         BufferCommand::Verify { at } => {
             let report = inspect::scan_dir(&at.data_dir()?, |_, _| {}).context("verifying the buffer")?;
             print!("{}", inspect::render(&report));
-            Ok(if report.damaged() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if report.damaged() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         BufferCommand::Dump { at, unacked, limit } => {
             let codec = EventCodec::new();

@@ -55,7 +55,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { config } => {
             let cfg = config::load_file(&config)?;
             crate::telemetry::init(&cfg.log);
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("conduit").build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("conduit")
+                .build()?;
             rt.block_on(crate::app::run(cfg))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -68,10 +71,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("  enabled        {}", cfg.enabled);
             println!("  cic_server     {}", cfg.cic_server);
             println!("  listen         {}", cfg.server.listen);
-            println!("  organization   {} ({}, api {})", cfg.organization.short_name, cfg.organization.region, cfg.organization.api_base());
-            println!("  buffer         {} (persist {:?}, cap {} bytes, when full {:?})",
-                cfg.buffer.data_dir.display(), cfg.buffer.persist, cfg.buffer.max_bytes, cfg.buffer.when_full);
-            println!("  push source    {}", if cfg.sources.http.enabled { "enabled (token set)" } else { "disabled" });
+            println!(
+                "  organization   {} ({}, api {})",
+                cfg.organization.short_name,
+                cfg.organization.region,
+                cfg.organization.api_base()
+            );
+            println!(
+                "  buffer         {} (persist {:?}, cap {} bytes, when full {:?})",
+                cfg.buffer.data_dir.display(),
+                cfg.buffer.persist,
+                cfg.buffer.max_bytes,
+                cfg.buffer.when_full
+            );
+            println!(
+                "  push source    {}",
+                if cfg.sources.http.enabled {
+                    "enabled (token set)"
+                } else {
+                    "disabled"
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Buffer { command } => buffer_cmd::run(command),

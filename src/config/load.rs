@@ -18,16 +18,19 @@ pub const ENV_PREFIX: &str = "CONDUIT_";
 
 /// Reads, overrides from the process environment, and validates a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     load_str(&text, std::env::vars())
 }
 
 /// Parses config text, applies the given `CONDUIT_*` variables, and validates.
 pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
-    let mut table: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
-    let mut overrides: Vec<(String, String)> =
-        env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    let mut table: Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
+    let mut overrides: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
     overrides.sort();
     for (var, value) in overrides {
         apply_override(&mut table, &var, &value)?;
@@ -35,7 +38,11 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
     let config: Config = serde_path_to_error::deserialize(table).map_err(|e| {
         let key = e.path().to_string();
         let message = e.inner().to_string();
-        let key = if key == "." { unknown_key(&message).unwrap_or(key) } else { key };
+        let key = if key == "." {
+            unknown_key(&message).unwrap_or(key)
+        } else {
+            key
+        };
         ConfigError::Invalid { key, message }
     })?;
     config.validate()?;
@@ -50,11 +57,15 @@ fn unknown_key(message: &str) -> Option<String> {
 }
 
 fn apply_override(table: &mut Table, var: &str, raw: &str) -> Result<(), ConfigError> {
-    let path: Vec<String> = var[ENV_PREFIX.len()..].split("__").map(|p| p.to_ascii_lowercase()).collect();
+    let path: Vec<String> = var[ENV_PREFIX.len()..]
+        .split("__")
+        .map(|p| p.to_ascii_lowercase())
+        .collect();
     if path.iter().any(|p| p.is_empty()) {
         return Err(ConfigError::Env {
             var: var.into(),
-            message: "empty key segment; separate sections with a double underscore, e.g. CONDUIT_BUFFER__PERSIST".into(),
+            message: "empty key segment; separate sections with a double underscore, e.g. CONDUIT_BUFFER__PERSIST"
+                .into(),
         });
     }
     let (last, parents) = path.split_last().expect("split on a non-empty string yields a part");
@@ -118,7 +129,11 @@ mod tests {
     fn env_overrides_keys() {
         let c = load_str(
             MINIMAL,
-            env(&[("CONDUIT_ENABLED", "false"), ("CONDUIT_BUFFER__PERSIST", "flush"), ("CONDUIT_SOURCES__HTTP__TOKEN", "123")]),
+            env(&[
+                ("CONDUIT_ENABLED", "false"),
+                ("CONDUIT_BUFFER__PERSIST", "flush"),
+                ("CONDUIT_SOURCES__HTTP__TOKEN", "123"),
+            ]),
         )
         .unwrap();
         assert!(!c.enabled);
@@ -129,13 +144,30 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let cases: &[(&str, Vec<(String, String)>, &str)] = &[
+        type Case<'a> = (&'a str, Vec<(String, String)>, &'a str);
+        let cases: &[Case] = &[
             (MINIMAL, env(&[("CONDUIT_BUFFER__PERSIT", "flush")]), "persit"),
-            (MINIMAL, env(&[("CONDUIT_BUFFER__PERSIST", "sometimes")]), "buffer.persist"),
-            (MINIMAL, env(&[("CONDUIT_ORGANIZATION__REGION", "mars-1")]), "organization.region"),
-            (MINIMAL, env(&[("CONDUIT_ORGANIZATION__SHORT_NAME", "ac-me")]), "organization.short_name"),
+            (
+                MINIMAL,
+                env(&[("CONDUIT_BUFFER__PERSIST", "sometimes")]),
+                "buffer.persist",
+            ),
+            (
+                MINIMAL,
+                env(&[("CONDUIT_ORGANIZATION__REGION", "mars-1")]),
+                "organization.region",
+            ),
+            (
+                MINIMAL,
+                env(&[("CONDUIT_ORGANIZATION__SHORT_NAME", "ac-me")]),
+                "organization.short_name",
+            ),
             (MINIMAL, env(&[("CONDUIT_SERVER__LISTEN", "nowhere")]), "server.listen"),
-            (MINIMAL, env(&[("CONDUIT_BUFFER__MAX_BYTES", "1000")]), "buffer.max_bytes"),
+            (
+                MINIMAL,
+                env(&[("CONDUIT_BUFFER__MAX_BYTES", "1000")]),
+                "buffer.max_bytes",
+            ),
             (MINIMAL, env(&[("CONDUIT_SURPRISE", "1")]), "surprise"),
             ("cic_server = \"x\"", env(&[]), "organization"),
         ];

@@ -62,7 +62,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn invalid(key: &str, message: impl Into<String>) -> Self {
-        ConfigError::Invalid { key: key.to_string(), message: message.into() }
+        ConfigError::Invalid {
+            key: key.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -109,7 +112,9 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: default_listen() }
+        ServerConfig {
+            listen: default_listen(),
+        }
     }
 }
 
@@ -141,7 +146,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: default_log_format(), level: default_log_level() }
+        LogConfig {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
     }
 }
 
@@ -171,16 +179,16 @@ pub struct OrganizationConfig {
 impl OrganizationConfig {
     /// The API base URL: the override, or the region's.
     pub fn api_base(&self) -> String {
-        self.api_base_url.clone().unwrap_or_else(|| {
-            format!("https://api.{}", region_domain(&self.region).unwrap_or("invalid"))
-        })
+        self.api_base_url
+            .clone()
+            .unwrap_or_else(|| format!("https://api.{}", region_domain(&self.region).unwrap_or("invalid")))
     }
 
     /// The login base URL: the override, or the region's.
     pub fn login_base(&self) -> String {
-        self.login_base_url.clone().unwrap_or_else(|| {
-            format!("https://login.{}", region_domain(&self.region).unwrap_or("invalid"))
-        })
+        self.login_base_url
+            .clone()
+            .unwrap_or_else(|| format!("https://login.{}", region_domain(&self.region).unwrap_or("invalid")))
     }
 }
 
@@ -382,7 +390,10 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::invalid(
                 "log.level",
-                format!("`{}` is not a log filter; use e.g. `info` or `cic_conduit=debug`", self.log.level),
+                format!(
+                    "`{}` is not a log filter; use e.g. `info` or `cic_conduit=debug`",
+                    self.log.level
+                ),
             ));
         }
         let org = &self.organization;
@@ -395,7 +406,11 @@ impl Config {
         if region_domain(&org.region).is_none() {
             return Err(ConfigError::invalid(
                 "organization.region",
-                format!("unknown region `{}`; one of: {}", org.region, region::names().join(", ")),
+                format!(
+                    "unknown region `{}`; one of: {}",
+                    org.region,
+                    region::names().join(", ")
+                ),
             ));
         }
         for (key, url) in [
@@ -405,7 +420,10 @@ impl Config {
             if let Some(u) = url
                 && !(u.starts_with("https://") || u.starts_with("http://"))
             {
-                return Err(ConfigError::invalid(key, format!("`{u}` must start with https:// or http://")));
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("`{u}` must start with https:// or http://"),
+                ));
             }
         }
         let b = &self.buffer;
@@ -413,12 +431,18 @@ impl Config {
             return Err(ConfigError::invalid("buffer.data_dir", "must not be empty"));
         }
         if !(64 * 1024..=4 * 1024 * 1024 * 1024).contains(&b.segment_max_bytes) {
-            return Err(ConfigError::invalid("buffer.segment_max_bytes", "must be between 65536 and 4294967296"));
+            return Err(ConfigError::invalid(
+                "buffer.segment_max_bytes",
+                "must be between 65536 and 4294967296",
+            ));
         }
         if b.max_bytes < 2 * b.segment_max_bytes {
             return Err(ConfigError::invalid(
                 "buffer.max_bytes",
-                format!("must be at least twice buffer.segment_max_bytes ({})", 2 * b.segment_max_bytes),
+                format!(
+                    "must be at least twice buffer.segment_max_bytes ({})",
+                    2 * b.segment_max_bytes
+                ),
             ));
         }
         if b.max_record_bytes < 1024 || u64::from(b.max_record_bytes) > b.segment_max_bytes / 2 {
@@ -437,10 +461,16 @@ impl Config {
             ));
         }
         if n.max_tracked_interactions < 100 {
-            return Err(ConfigError::invalid("normalize.max_tracked_interactions", "must be at least 100"));
+            return Err(ConfigError::invalid(
+                "normalize.max_tracked_interactions",
+                "must be at least 100",
+            ));
         }
         if n.max_attribute_value_bytes < 64 {
-            return Err(ConfigError::invalid("normalize.max_attribute_value_bytes", "must be at least 64"));
+            return Err(ConfigError::invalid(
+                "normalize.max_attribute_value_bytes",
+                "must be at least 64",
+            ));
         }
         let h = &self.sources.http;
         if h.enabled && h.token.is_none() {
@@ -450,7 +480,10 @@ impl Config {
             ));
         }
         if h.max_body_bytes < 1024 {
-            return Err(ConfigError::invalid("sources.http.max_body_bytes", "must be at least 1024"));
+            return Err(ConfigError::invalid(
+                "sources.http.max_body_bytes",
+                "must be at least 1024",
+            ));
         }
         if h.max_items == 0 {
             return Err(ConfigError::invalid("sources.http.max_items", "must be at least 1"));

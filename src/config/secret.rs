@@ -54,7 +54,10 @@ impl SecretSource {
                 .to_string(),
         };
         if value.is_empty() {
-            return Err(ConfigError::Secret { key: key.into(), message: "the secret is empty".into() });
+            return Err(ConfigError::Secret {
+                key: key.into(),
+                message: "the secret is empty".into(),
+            });
         }
         Ok(Secret(value))
     }
@@ -107,10 +110,15 @@ mod tests {
         std::fs::write(&p, "abc\n").unwrap();
         let s = SecretSource::File { file: p }.resolve("sources.http.token").unwrap();
         assert_eq!(s.expose(), "abc");
-        let err = SecretSource::Env { env: "CONDUIT_TEST_SURELY_UNSET_VAR".into() }
-            .resolve("sources.http.token")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("sources.http.token") && err.contains("CONDUIT_TEST_SURELY_UNSET_VAR"), "{err}");
+        let err = SecretSource::Env {
+            env: "CONDUIT_TEST_SURELY_UNSET_VAR".into(),
+        }
+        .resolve("sources.http.token")
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("sources.http.token") && err.contains("CONDUIT_TEST_SURELY_UNSET_VAR"),
+            "{err}"
+        );
     }
 }

@@ -8,10 +8,10 @@
 
 use std::sync::LazyLock;
 
+use apache_avro::Schema;
 use apache_avro::rabin::Rabin;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
-use apache_avro::Schema;
 
 use super::InteractionEvent;
 
@@ -74,7 +74,11 @@ impl EventCodec {
             .human_readable(false)
             .build()
             .expect("the bundled schema resolves");
-        EventCodec { writer, reader, fingerprint: fingerprint(schema) }
+        EventCodec {
+            writer,
+            reader,
+            fingerprint: fingerprint(schema),
+        }
     }
 
     /// The writer schema's Rabin fingerprint.
@@ -86,7 +90,9 @@ impl EventCodec {
     pub fn encode_into(&self, event: &InteractionEvent, out: &mut Vec<u8>) -> Result<(), CodecError> {
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&self.fingerprint.to_le_bytes());
-        self.writer.write_ser(out, event).map_err(|e| CodecError::Avro(e.to_string()))?;
+        self.writer
+            .write_ser(out, event)
+            .map_err(|e| CodecError::Avro(e.to_string()))?;
         Ok(())
     }
 
@@ -107,7 +113,9 @@ impl EventCodec {
             return Err(CodecError::UnknownSchema(fp));
         }
         let mut datum = &bytes[HEADER_LEN..];
-        self.reader.read_deser(&mut datum).map_err(|e| CodecError::Avro(e.to_string()))
+        self.reader
+            .read_deser(&mut datum)
+            .map_err(|e| CodecError::Avro(e.to_string()))
     }
 }
 
@@ -150,7 +158,11 @@ mod tests {
         let ev = sample_event();
         let fast = codec.encode(&ev).unwrap();
         let value = apache_avro::to_value(&ev).unwrap().resolve(&SCHEMA).unwrap();
-        let slow = GenericDatumWriter::builder(&SCHEMA).build().unwrap().write_value_to_vec(value).unwrap();
+        let slow = GenericDatumWriter::builder(&SCHEMA)
+            .build()
+            .unwrap()
+            .write_value_to_vec(value)
+            .unwrap();
         assert_eq!(&fast[HEADER_LEN..], &slow[..]);
     }
 

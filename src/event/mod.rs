@@ -242,7 +242,11 @@ pub(crate) fn sample_event() -> InteractionEvent {
             terminated_at: None,
             connected_duration_ms: None,
         },
-        customer: Customer { phone: Some("+13175551234".into()), email: None, caller_id_withheld: false },
+        customer: Customer {
+            phone: Some("+13175551234".into()),
+            email: None,
+            caller_id_withheld: false,
+        },
         attributes: BTreeMap::from([("AccountTier".to_string(), "gold".to_string())]),
     }
 }

@@ -13,15 +13,27 @@ pub fn customer_of(remote_address: Option<&str>, remote_tn_raw: Option<&str>, de
         .flatten()
         .any(|v| WITHHELD.iter().any(|w| v.trim().eq_ignore_ascii_case(w)));
     if withheld {
-        return Customer { phone: None, email: None, caller_id_withheld: true };
+        return Customer {
+            phone: None,
+            email: None,
+            caller_id_withheld: true,
+        };
     }
     let Some(addr) = remote_address.map(str::trim).filter(|a| !a.is_empty()) else {
         return Customer::default();
     };
     if let Some(email) = email_of(addr) {
-        return Customer { phone: None, email: Some(email), caller_id_withheld: false };
+        return Customer {
+            phone: None,
+            email: Some(email),
+            caller_id_withheld: false,
+        };
     }
-    Customer { phone: e164(addr, default_cc), email: None, caller_id_withheld: false }
+    Customer {
+        phone: e164(addr, default_cc),
+        email: None,
+        caller_id_withheld: false,
+    }
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -40,7 +52,9 @@ pub fn email_of(addr: &str) -> Option<String> {
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !addr.chars().any(|c| c.is_whitespace() || c == '<' || c == '>' || c == '"')
+        && !addr
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == '"')
         && !domain.contains('@');
     ok.then(|| addr.to_ascii_lowercase())
 }
@@ -101,7 +115,10 @@ mod tests {
         let us = Some("1");
         assert_eq!(e164("+13175551234", None).as_deref(), Some("+13175551234"));
         assert_eq!(e164("tel:+1-317-555-1234", None).as_deref(), Some("+13175551234"));
-        assert_eq!(e164("sip:+13175551234@10.1.2.3;user=phone", None).as_deref(), Some("+13175551234"));
+        assert_eq!(
+            e164("sip:+13175551234@10.1.2.3;user=phone", None).as_deref(),
+            Some("+13175551234")
+        );
         assert_eq!(e164("(317) 555-1234", us).as_deref(), Some("+13175551234"));
         assert_eq!(e164("13175551234", us).as_deref(), Some("+13175551234"));
         assert_eq!(e164("0044 20 7946 0958", None).as_deref(), Some("+442079460958"));

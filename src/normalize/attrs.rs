@@ -98,7 +98,11 @@ pub fn direction(v: &str) -> Option<Direction> {
 /// Maps `Eic_ObjectType` (exact strings are undocumented, so matching is loose); an unknown but
 /// non-empty type is [`MediaType::Other`].
 pub fn media_type(v: &str) -> Option<MediaType> {
-    let norm: String = v.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+    let norm: String = v
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
     if norm.is_empty() {
         return None;
     }

@@ -122,7 +122,10 @@ impl Normalizer {
         }
         let is_new = self.table.get(id).is_none();
         if is_new {
-            let fresh = Tracked { custom: vec![None; self.custom.len()], ..Default::default() };
+            let fresh = Tracked {
+                custom: vec![None; self.custom.len()],
+                ..Default::default()
+            };
             self.table.insert(id.to_string(), fresh, now_ms, &mut forgot);
         }
         self.generation += 1;
@@ -202,7 +205,11 @@ impl Normalizer {
         let wg_moved = t.last_workgroup.is_some() && wg.is_some() && wg != t.last_workgroup;
         let agent_moved = t.last_agent.is_some() && agent.is_some() && agent != t.last_agent;
         if wg_moved || agent_moved {
-            let detail = format!("{}\u{1f}{}", wg.as_deref().unwrap_or(""), agent.as_deref().unwrap_or(""));
+            let detail = format!(
+                "{}\u{1f}{}",
+                wg.as_deref().unwrap_or(""),
+                agent.as_deref().unwrap_or("")
+            );
             types.push((EventType::Transferred, detail));
         }
         if wg.is_some() {
@@ -262,7 +269,11 @@ impl Normalizer {
         let raw = t.get(a)?;
         let v = timefmt::parse_timestamp_ms(raw);
         if v.is_none() {
-            self.warn(if a == Attr::InitiationTime { "initiation_time" } else { "termination_time" });
+            self.warn(if a == Attr::InitiationTime {
+                "initiation_time"
+            } else {
+                "termination_time"
+            });
         }
         v
     }
@@ -291,7 +302,11 @@ impl Normalizer {
             }
             d
         });
-        let customer = address::customer_of(t.get(Attr::RemoteAddress), t.get(Attr::RemoteTnRaw), self.default_cc.as_deref());
+        let customer = address::customer_of(
+            t.get(Attr::RemoteAddress),
+            t.get(Attr::RemoteTnRaw),
+            self.default_cc.as_deref(),
+        );
         let attributes: BTreeMap<String, String> = self
             .custom
             .iter()

@@ -76,7 +76,13 @@ pub enum Forgot {
 impl Table {
     /// An empty table.
     pub fn new(max: usize, forget_ended_ms: i64, idle_ms: i64) -> Self {
-        Table { map: HashMap::new(), max, forget_ended_ms, idle_ms, last_sweep_ms: 0 }
+        Table {
+            map: HashMap::new(),
+            max,
+            forget_ended_ms,
+            idle_ms,
+            last_sweep_ms: 0,
+        }
     }
 
     /// Interactions tracked now.
@@ -163,7 +169,11 @@ mod tests {
     use super::*;
 
     fn tracked(seen: i64, ended: bool) -> Tracked {
-        Tracked { last_seen_ms: seen, ended, ..Default::default() }
+        Tracked {
+            last_seen_ms: seen,
+            ended,
+            ..Default::default()
+        }
     }
 
     #[test]

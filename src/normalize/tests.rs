@@ -52,25 +52,52 @@ fn a_call_from_offer_to_hangup() {
     );
     assert_eq!(types(&first), vec![EventType::Started, EventType::Queued]);
     let started = &first[0];
-    assert_eq!(started.occurred_at, timefmt::parse_timestamp_ms("20240409T140311Z").unwrap());
+    assert_eq!(
+        started.occurred_at,
+        timefmt::parse_timestamp_ms("20240409T140311Z").unwrap()
+    );
     assert_eq!(started.customer.phone.as_deref(), Some("+13175551234"));
     assert_eq!(started.interaction.call_id_key, "100265870720240409");
     assert_eq!(started.attributes.get("AccountTier").map(String::as_str), Some("gold"));
     assert_eq!(started.interaction.state, Some(State::Offering));
 
-    assert!(run(&mut n, &obs("1002658707", &[("eic_state", "A")])).is_empty(), "O→A stays queued");
-    let c = run(&mut n, &obs("1002658707", &[("EIC_STATE", "C"), ("Eic_UserName", "jdoe")]));
+    assert!(
+        run(&mut n, &obs("1002658707", &[("eic_state", "A")])).is_empty(),
+        "O→A stays queued"
+    );
+    let c = run(
+        &mut n,
+        &obs("1002658707", &[("EIC_STATE", "C"), ("Eic_UserName", "jdoe")]),
+    );
     assert_eq!(types(&c), vec![EventType::Connected]);
     assert_eq!(c[0].interaction.agent.as_deref(), Some("jdoe"));
-    assert_eq!(types(&run(&mut n, &obs("1002658707", &[("Eic_State", "H")]))), vec![EventType::Held]);
-    assert_eq!(types(&run(&mut n, &obs("1002658707", &[("Eic_State", "C")]))), vec![EventType::Resumed]);
+    assert_eq!(
+        types(&run(&mut n, &obs("1002658707", &[("Eic_State", "H")]))),
+        vec![EventType::Held]
+    );
+    assert_eq!(
+        types(&run(&mut n, &obs("1002658707", &[("Eic_State", "C")]))),
+        vec![EventType::Resumed]
+    );
     let t = run(&mut n, &obs("1002658707", &[("Eic_UserName", "asmith")]));
     assert_eq!(types(&t), vec![EventType::Transferred]);
-    let end = run(&mut n, &obs("1002658707", &[("Eic_State", "E"), ("Eic_TerminationTime", "2024-04-09T14:10:00Z")]));
+    let end = run(
+        &mut n,
+        &obs(
+            "1002658707",
+            &[("Eic_State", "E"), ("Eic_TerminationTime", "2024-04-09T14:10:00Z")],
+        ),
+    );
     assert_eq!(types(&end), vec![EventType::Ended]);
     assert_eq!(end[0].interaction.state, Some(State::DisconnectedRemote));
-    assert_eq!(end[0].occurred_at, timefmt::parse_timestamp_ms("2024-04-09T14:10:00Z").unwrap());
-    assert!(run(&mut n, &obs("1002658707", &[("Eic_State", "I")])).is_empty(), "nothing after the end");
+    assert_eq!(
+        end[0].occurred_at,
+        timefmt::parse_timestamp_ms("2024-04-09T14:10:00Z").unwrap()
+    );
+    assert!(
+        run(&mut n, &obs("1002658707", &[("Eic_State", "I")])).is_empty(),
+        "nothing after the end"
+    );
 }
 
 #[test]
@@ -80,12 +107,20 @@ fn bad_values_give_null_fields_not_failures() {
         &mut n,
         &obs(
             "1",
-            &[("Eic_State", "Q"), ("Eic_InitiationTime", "yesterday"), ("Eic_CallDirection", "sideways"), ("Eic_ConnectDurationTime", "long")],
+            &[
+                ("Eic_State", "Q"),
+                ("Eic_InitiationTime", "yesterday"),
+                ("Eic_CallDirection", "sideways"),
+                ("Eic_ConnectDurationTime", "long"),
+            ],
         ),
     );
     assert_eq!(types(&evs), vec![EventType::Started]);
     let i = &evs[0].interaction;
-    assert_eq!((i.state, i.initiated_at, i.direction, i.connected_duration_ms), (None, None, None, None));
+    assert_eq!(
+        (i.state, i.initiated_at, i.direction, i.connected_duration_ms),
+        (None, None, None, None)
+    );
     let warned = n.metrics.warnings.with_label_values(&["state"]).get();
     assert_eq!(warned, 1);
 }
@@ -93,8 +128,14 @@ fn bad_values_give_null_fields_not_failures() {
 #[test]
 fn recycled_call_id_is_a_new_interaction() {
     let mut n = normalizer();
-    run(&mut n, &obs("7", &[("Eic_CallIdKey", "000000000720240101"), ("Eic_State", "I")]));
-    let again = run(&mut n, &obs("7", &[("Eic_CallIdKey", "000000000720240102"), ("Eic_State", "O")]));
+    run(
+        &mut n,
+        &obs("7", &[("Eic_CallIdKey", "000000000720240101"), ("Eic_State", "I")]),
+    );
+    let again = run(
+        &mut n,
+        &obs("7", &[("Eic_CallIdKey", "000000000720240102"), ("Eic_State", "O")]),
+    );
     assert_eq!(types(&again), vec![EventType::Started, EventType::Queued]);
     assert_eq!(again[0].interaction.call_id_key, "000000000720240102");
 }
@@ -138,7 +179,8 @@ fn arb_obs() -> impl Strategy<Value = Observation> {
         ".{0,12}",
     ];
     let value = prop_oneof![
-        prop::sample::select(vec!["A", "C", "H", "M", "O", "P", "R", "X", "S", "I", "E", "", "Z"]).prop_map(String::from),
+        prop::sample::select(vec!["A", "C", "H", "M", "O", "P", "R", "X", "S", "I", "E", "", "Z"])
+            .prop_map(String::from),
         prop::sample::select(vec!["Support", "Sales", "jdoe", "asmith"]).prop_map(String::from),
         ".{0,40}",
     ];
@@ -147,7 +189,11 @@ fn arb_obs() -> impl Strategy<Value = Observation> {
         prop::collection::vec((name, value), 0..6),
         prop::option::of(any::<i64>()),
     )
-        .prop_map(|(id, attributes, observed_at_ms)| Observation { interaction_id: id.to_string(), attributes, observed_at_ms })
+        .prop_map(|(id, attributes, observed_at_ms)| Observation {
+            interaction_id: id.to_string(),
+            attributes,
+            observed_at_ms,
+        })
 }
 
 proptest! {

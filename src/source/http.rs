@@ -44,23 +44,33 @@ pub struct HttpSource {
 
 impl HttpSource {
     fn reply(&self, status: StatusCode, body: serde_json::Value, retry_after: bool) -> Response {
-        self.metrics.requests.with_label_values(&[SOURCE, status.as_str()]).inc();
+        self.metrics
+            .requests
+            .with_label_values(&[SOURCE, status.as_str()])
+            .inc();
         let mut resp = (status, axum::Json(body)).into_response();
         if retry_after {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(self.cfg.retry_after_secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(self.cfg.retry_after_secs));
         }
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
 
     fn reject(&self, reason: &str, n: u64) {
-        self.metrics.rejected.with_label_values(&[SOURCE, reason]).inc_by(n.max(1));
+        self.metrics
+            .rejected
+            .with_label_values(&[SOURCE, reason])
+            .inc_by(n.max(1));
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
+        let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
         let Some(presented) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) else {
             return false;
         };
@@ -72,7 +82,11 @@ impl HttpSource {
 pub async fn push_handler(State(src): State<Arc<HttpSource>>, headers: HeaderMap, body: Body) -> Response {
     if !src.authorized(&headers) {
         src.reject("unauthorized", 1);
-        return src.reply(StatusCode::UNAUTHORIZED, json!({"error": "missing or invalid bearer token"}), false);
+        return src.reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "missing or invalid bearer token"}),
+            false,
+        );
     }
     if !src.enabled {
         src.reject("disabled", 1);
@@ -84,7 +98,11 @@ pub async fn push_handler(State(src): State<Arc<HttpSource>>, headers: HeaderMap
     }
     if src.shutdown.is_triggered() {
         src.reject("stopping", 1);
-        return src.reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "the conduit is stopping"}), true);
+        return src.reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "the conduit is stopping"}),
+            true,
+        );
     }
     let limit = src.cfg.max_body_bytes;
     let raw: Bytes = match axum::body::to_bytes(body, limit).await {
@@ -98,7 +116,10 @@ pub async fn push_handler(State(src): State<Arc<HttpSource>>, headers: HeaderMap
             );
         }
     };
-    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
     let decoded = match encoding.trim().to_ascii_lowercase().as_str() {
         "identity" | "" => Ok(raw.to_vec()),
         "gzip" | "x-gzip" => push::gunzip(&raw, limit),
@@ -147,7 +168,11 @@ fn body_error(src: &HttpSource, e: BodyError) -> Response {
         }
         other => {
             src.reject("invalid", 1);
-            src.reply(StatusCode::BAD_REQUEST, json!({"error": other.to_string(), "accepted": 0}), false)
+            src.reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": other.to_string(), "accepted": 0}),
+                false,
+            )
         }
     }
 }
@@ -162,5 +187,9 @@ fn ingest_error(src: &HttpSource, e: IngestError, n: u64) -> Response {
     };
     tracing::warn!(error = %e, items = n, status = status.as_u16(), "push request not stored");
     src.reject(reason, n);
-    src.reply(status, json!({"error": format!("not stored: {e}"), "accepted": 0}), retry)
+    src.reply(
+        status,
+        json!({"error": format!("not stored: {e}"), "accepted": 0}),
+        retry,
+    )
 }

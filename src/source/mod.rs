@@ -55,7 +55,11 @@ pub struct Ingest {
 impl Ingest {
     /// Ingest into `buffer`.
     pub fn new(normalizer: Normalizer, buffer: Arc<dyn Buffer>) -> Self {
-        Ingest { normalizer: Mutex::new(normalizer), codec: EventCodec::new(), buffer }
+        Ingest {
+            normalizer: Mutex::new(normalizer),
+            codec: EventCodec::new(),
+            buffer,
+        }
     }
 
     /// The buffer behind it.
@@ -76,8 +80,14 @@ impl Ingest {
         }
         let result = self.store(&events).await;
         match result {
-            Ok(Appended::Stored { count, .. }) => Ok(Ingested { events: count, dropped: 0 }),
-            Ok(Appended::Dropped { count }) => Ok(Ingested { events: 0, dropped: count }),
+            Ok(Appended::Stored { count, .. }) => Ok(Ingested {
+                events: count,
+                dropped: 0,
+            }),
+            Ok(Appended::Dropped { count }) => Ok(Ingested {
+                events: 0,
+                dropped: count,
+            }),
             Err(e) => {
                 self.normalizer.lock().unwrap_or_else(|p| p.into_inner()).rollback(undo);
                 Err(e)

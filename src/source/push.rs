@@ -66,7 +66,8 @@ pub enum BodyError {
 pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     let mut out = Vec::with_capacity(body.len() * 4);
     let mut dec = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
-    dec.read_to_end(&mut out).map_err(|e| BodyError::BadGzip(e.to_string()))?;
+    dec.read_to_end(&mut out)
+        .map_err(|e| BodyError::BadGzip(e.to_string()))?;
     if out.len() > limit {
         return Err(BodyError::TooLarge { limit });
     }
@@ -92,12 +93,23 @@ pub fn parse(body: &[u8], max_items: usize) -> Result<Vec<Observation>, BodyErro
         return Err(BodyError::Empty);
     }
     if values.len() > max_items {
-        return Err(BodyError::TooManyItems { count: values.len(), max: max_items });
+        return Err(BodyError::TooManyItems {
+            count: values.len(),
+            max: max_items,
+        });
     }
     let mut out = Vec::with_capacity(values.len());
     let mut errors = Vec::new();
     for (index, v) in values.into_iter().enumerate() {
-        let item = v.map_err(|reason| vec![ItemError { index, field: String::new(), reason }]).and_then(|v| item(index, v));
+        let item = v
+            .map_err(|reason| {
+                vec![ItemError {
+                    index,
+                    field: String::new(),
+                    reason,
+                }]
+            })
+            .and_then(|v| item(index, v));
         match item {
             Ok(o) => out.push(o),
             Err(mut e) => {
@@ -107,11 +119,19 @@ pub fn parse(body: &[u8], max_items: usize) -> Result<Vec<Observation>, BodyErro
             }
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(BodyError::Items(errors)) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(BodyError::Items(errors))
+    }
 }
 
 fn item(index: usize, v: Value) -> Result<Observation, Vec<ItemError>> {
-    let err = |field: &str, reason: &str| ItemError { index, field: field.into(), reason: reason.into() };
+    let err = |field: &str, reason: &str| ItemError {
+        index,
+        field: field.into(),
+        reason: reason.into(),
+    };
     let Value::Object(map) = v else {
         return Err(vec![err("", "expected an object with interactionId and attributes")]);
     };
@@ -137,12 +157,18 @@ fn item(index: usize, v: Value) -> Result<Observation, Vec<ItemError>> {
                     let mut list = Vec::with_capacity(attrs.len());
                     for (name, value) in attrs {
                         if name.is_empty() || name.len() > MAX_NAME_LEN {
-                            errors.push(err("attributes", &format!("attribute names must be 1 to {MAX_NAME_LEN} characters")));
+                            errors.push(err(
+                                "attributes",
+                                &format!("attribute names must be 1 to {MAX_NAME_LEN} characters"),
+                            ));
                             continue;
                         }
                         match value {
                             Value::String(s) => list.push((name, s)),
-                            _ => errors.push(err(&format!("attributes.{name}"), "must be a string (ICWS sends every value as a string)")),
+                            _ => errors.push(err(
+                                &format!("attributes.{name}"),
+                                "must be a string (ICWS sends every value as a string)",
+                            )),
                         }
                     }
                     attributes = Some(list);
@@ -153,7 +179,10 @@ fn item(index: usize, v: Value) -> Result<Observation, Vec<ItemError>> {
                 Value::Null => {}
                 Value::String(s) => match timefmt::parse_timestamp_ms(&s) {
                     Some(ms) => observed_at_ms = Some(ms),
-                    None => errors.push(err("observedAt", "not an ISO-8601 timestamp such as 2024-04-09T14:03:11Z")),
+                    None => errors.push(err(
+                        "observedAt",
+                        "not an ISO-8601 timestamp such as 2024-04-09T14:03:11Z",
+                    )),
                 },
                 Value::Number(n) => match n.as_i64() {
                     Some(ms) if ms >= 0 => observed_at_ms = Some(ms),
@@ -161,7 +190,10 @@ fn item(index: usize, v: Value) -> Result<Observation, Vec<ItemError>> {
                 },
                 _ => errors.push(err("observedAt", "must be an ISO-8601 string or epoch milliseconds")),
             },
-            other => errors.push(err(other, "unknown field; allowed: interactionId, attributes, observedAt")),
+            other => errors.push(err(
+                other,
+                "unknown field; allowed: interactionId, attributes, observedAt",
+            )),
         }
     }
     if interaction_id.is_none() && !errors.iter().any(|e| e.field == "interactionId") {
@@ -189,7 +221,10 @@ mod tests {
         let arr = br#"[{"interactionId":"1","attributes":{"Eic_State":"C"}},{"interactionId":"2","attributes":{},"observedAt":"2024-04-09T14:03:11Z"}]"#;
         let items = parse(arr, 10).unwrap();
         assert_eq!(items.len(), 2);
-        assert_eq!(items[1].observed_at_ms, timefmt::parse_timestamp_ms("2024-04-09T14:03:11Z"));
+        assert_eq!(
+            items[1].observed_at_ms,
+            timefmt::parse_timestamp_ms("2024-04-09T14:03:11Z")
+        );
         let nd = b"{\"interactionId\":\"1\",\"attributes\":{}}\n\n{\"interactionId\":\"2\",\"attributes\":{},\"observedAt\":5}\n";
         assert_eq!(parse(nd, 10).unwrap().len(), 2);
     }
@@ -200,7 +235,9 @@ mod tests {
                         {"interactionId":"","attributes":{"Eic_State":3}},
                         {"attributes":{}, "color":"red"},
                         {"interactionId":"4","attributes":{},"observedAt":"soon"}]"#;
-        let Err(BodyError::Items(errs)) = parse(body, 10) else { panic!() };
+        let Err(BodyError::Items(errs)) = parse(body, 10) else {
+            panic!()
+        };
         let got: Vec<(usize, &str)> = errs.iter().map(|e| (e.index, e.field.as_str())).collect();
         assert!(got.contains(&(1, "interactionId")));
         assert!(got.contains(&(1, "attributes.Eic_State")));
@@ -215,9 +252,14 @@ mod tests {
         assert_eq!(parse(b"  ", 10), Err(BodyError::Empty));
         assert_eq!(parse(b"[]", 10), Err(BodyError::Empty));
         assert!(matches!(parse(b"[{", 10), Err(BodyError::BadJson(_))));
-        let many = format!("[{}]", vec![r#"{"interactionId":"1","attributes":{}}"#; 3].join(","));
-        assert_eq!(parse(many.as_bytes(), 2), Err(BodyError::TooManyItems { count: 3, max: 2 }));
-        let Err(BodyError::Items(e)) = parse(b"not json\n", 10) else { panic!() };
+        let many = format!("[{}]", [r#"{"interactionId":"1","attributes":{}}"#; 3].join(","));
+        assert_eq!(
+            parse(many.as_bytes(), 2),
+            Err(BodyError::TooManyItems { count: 3, max: 2 })
+        );
+        let Err(BodyError::Items(e)) = parse(b"not json\n", 10) else {
+            panic!()
+        };
         assert_eq!(e[0].index, 0);
     }
 

@@ -50,7 +50,10 @@ pub fn item(id: &str, state: &str) -> serde_json::Value {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// Every event in a buffer directory, decoded, in sequence order.

@@ -1,0 +1,195 @@
+//! Durability benchmarks, measured in one run so the ratios compare like with like:
+//!
+//! 1. Group commit: `persist = fsync` with 64 concurrent writers of ~200-byte records, against a
+//!    bare "write + fdatasync" loop on the same disk with the same batch size (64 records a sync).
+//!    Target: at least 80% of the bare loop's records/s.
+//! 2. Re-open: a 4 GB backlog is opened in a fresh process. Target: ready in under 1 s with
+//!    resident memory under 64 MiB.
+//!
+//! `cargo bench --bench durability` (under `cargo test` it runs a small smoke version).
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cic_conduit::buffer::{Buffer, DiskBuffer, frame};
+use cic_conduit::config::{BufferConfig, PersistPolicy};
+use cic_conduit::metrics::Metrics;
+
+const WRITERS: usize = 64;
+const RECORD: usize = 180; // + 20 bytes of frame = 200 bytes on disk
+
+fn full_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// The bare loop: one thread, 64 records framed into one write, then fdatasync.
+fn bare_loop(dir: &Path, secs: f64) -> f64 {
+    let path = dir.join("bare.log");
+    let mut f = OpenOptions::new().create(true).append(true).open(&path).unwrap();
+    let payload = vec![0x5au8; RECORD];
+    let mut buf = Vec::with_capacity(WRITERS * 220);
+    let start = Instant::now();
+    let mut records = 0u64;
+    let mut seq = 0;
+    while start.elapsed().as_secs_f64() < secs {
+        buf.clear();
+        for _ in 0..WRITERS {
+            frame::encode(seq, &payload, &mut buf);
+            seq += 1;
+        }
+        f.write_all(&buf).unwrap();
+        f.sync_data().unwrap();
+        records += WRITERS as u64;
+    }
+    let rate = records as f64 / start.elapsed().as_secs_f64();
+    std::fs::remove_file(path).unwrap();
+    rate
+}
+
+/// The buffer: 64 tasks, each appending one record at a time and waiting for its sync.
+fn group_commit(dir: &Path, secs: f64) -> (f64, f64, f64) {
+    let metrics = Metrics::new();
+    let cfg = BufferConfig {
+        persist: PersistPolicy::Fsync,
+        ..BufferConfig::with_dir(dir.join("gc"))
+    };
+    let buf = Arc::new(DiskBuffer::open(&cfg, metrics.buffer.clone()).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..WRITERS)
+            .map(|_| {
+                let (buf, stop, count) = (buf.clone(), stop.clone(), count.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        buf.append(vec![vec![0x5au8; RECORD]]).await.unwrap();
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let rate = count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    let h = &metrics.buffer.batch_records;
+    let mean_batch = h.get_sample_sum() / h.get_sample_count().max(1) as f64;
+    let f = &metrics.buffer.fsync_seconds;
+    let mean_sync_ms = 1000.0 * f.get_sample_sum() / f.get_sample_count().max(1) as f64;
+    (rate, mean_batch, mean_sync_ms)
+}
+
+/// Writes a backlog of about `bytes` with `persist = flush` (this is set-up, not measured).
+fn write_backlog(data: &Path, bytes: u64) {
+    let cfg = BufferConfig {
+        persist: PersistPolicy::Flush,
+        max_bytes: bytes * 2,
+        ..BufferConfig::with_dir(data)
+    };
+    let buf = DiskBuffer::open(&cfg, Metrics::new().buffer).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let batch: Vec<Vec<u8>> = vec![vec![0x42u8; RECORD]; 4096];
+    let per_batch = frame::framed_len(RECORD) * batch.len() as u64;
+    for _ in 0..bytes / per_batch {
+        rt.block_on(buf.append(batch.clone())).unwrap();
+    }
+    rt.block_on(buf.close()).unwrap();
+}
+
+/// In a fresh process: open the backlog, report time and peak resident memory.
+fn reopen_child(data: &Path) {
+    let base = rss_kib("VmRSS:");
+    let start = Instant::now();
+    let buf = DiskBuffer::open(&BufferConfig::with_dir(data), Metrics::new().buffer).unwrap();
+    let elapsed = start.elapsed();
+    let st = buf.stats();
+    println!(
+        "{} {} {} {} {}",
+        elapsed.as_secs_f64(),
+        rss_kib("VmHWM:"),
+        base,
+        st.backlog_records,
+        st.bytes
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--reopen-child") {
+        reopen_child(Path::new(&args[i + 1]));
+        return;
+    }
+    let full = full_mode();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let secs = if full { 10.0 } else { 0.5 };
+
+    let bare = bare_loop(dir.path(), secs);
+    let (gc, mean_batch, sync_ms) = group_commit(dir.path(), secs);
+    println!("group commit, persist=fsync, {WRITERS} writers, {RECORD}+20-byte records, {secs} s each:");
+    println!("  bare write+fdatasync loop, {WRITERS} records/sync: {bare:>10.0} records/s");
+    println!(
+        "  buffer append (group commit):           {gc:>10.0} records/s  (mean {mean_batch:.1} records/sync, mean sync {sync_ms:.2} ms)"
+    );
+    println!("  ratio buffer/bare: {:.2} (target >= 0.80)", gc / bare);
+
+    let backlog: u64 = if full { 4 << 30 } else { 8 << 20 };
+    let data = dir.path().join("backlog");
+    let t = Instant::now();
+    write_backlog(&data, backlog);
+    println!(
+        "wrote a {:.2} GiB backlog in {:.1} s",
+        backlog as f64 / (1u64 << 30) as f64,
+        t.elapsed().as_secs_f64()
+    );
+    // Drop the page cache where permitted, so the reopen reads from disk.
+    let dropped = std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--reopen-child")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<f64> = text.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    assert_eq!(
+        f.len(),
+        5,
+        "child said: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "re-open of {:.0} records ({:.2} GiB){}: ready in {:.3} s, peak resident {:.1} MiB (process start {:.1} MiB) (targets < 1 s, < 64 MiB)",
+        f[3],
+        f[4] / (1u64 << 30) as f64,
+        if dropped { ", page cache dropped" } else { "" },
+        f[0],
+        f[1] / 1024.0,
+        f[2] / 1024.0
+    );
+}

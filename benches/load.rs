@@ -1,0 +1,167 @@
+//! End-to-end load: the real `cic-conduit` binary with `persist = fsync`, pushed to over
+//! loopback HTTP by this process with batches of 500 interaction changes.
+//!
+//! `cargo bench --bench load` (target: at least 100,000 events/s accepted on a 2-core machine).
+//! Options after `--`: `--secs N` (default 15), `--clients N` (default 8), `--batch N` (500).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "load-bench-token";
+const STATES: [&str; 5] = ["O", "C", "H", "C", "E"];
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One request: `batch / 5` interactions, each going through offer, connect, hold, resume, end.
+fn body(client: u64, request: u64, batch: u64) -> String {
+    let mut s = String::with_capacity(batch as usize * 220);
+    s.push('[');
+    for i in 0..batch {
+        let id = format!("{:02}{:08}", client, request * (batch / 5) + i / 5);
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(
+            r#"{{"interactionId":"{id}","attributes":{{"Eic_CallIdKey":"{id}20240409","Eic_State":"{}","Eic_CallDirection":"I","Eic_ObjectType":"Call","Eic_RemoteAddress":"+1317555{:04}","Eic_WorkgroupName":"Support","Eic_UserName":"agent{}"}}}}"#,
+            STATES[(i % 5) as usize],
+            i % 10_000,
+            (i / 5) % 50
+        ));
+    }
+    s.push(']');
+    s
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let secs = arg("--secs", if full { 15 } else { 2 });
+    let clients = arg("--clients", 8);
+    let batch = arg("--batch", 500);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let config = dir.path().join("conduit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"cic_server = "load"
+[server]
+listen = "127.0.0.1:0"
+[log]
+format = "json"
+level = "warn,cic_conduit::app=info"
+[organization]
+short_name = "bench"
+region = "us-east-1"
+[buffer]
+data_dir = "{}"
+persist = "fsync"
+max_bytes = 21474836480
+[normalize]
+max_tracked_interactions = 2000000
+forget_ended_after_secs = 5
+[sources.http]
+token = "{TOKEN}"
+max_body_bytes = 4194304
+"#,
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cic-conduit"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("conduit exited").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["message"] == "listening" {
+            break v["addr"].as_str().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let pid = child.id();
+    let cpu_ticks = || -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .map(|s| {
+                let f: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+                f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+                    + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+            })
+            .unwrap_or(0)
+    };
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let items = Arc::new(AtomicU64::new(0));
+    let events = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let cpu0 = cpu_ticks();
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..clients)
+            .map(|c| {
+                let (items, events, refused, addr) = (items.clone(), events.clone(), refused.clone(), addr.clone());
+                tokio::spawn(async move {
+                    let http = reqwest::Client::new();
+                    let url = format!("http://{addr}/v1/interactions");
+                    let mut r = 0;
+                    while Instant::now() < deadline {
+                        let resp = http
+                            .post(&url)
+                            .bearer_auth(TOKEN)
+                            .body(body(c, r, batch))
+                            .send()
+                            .await
+                            .unwrap();
+                        if resp.status().as_u16() == 202 {
+                            let v: serde_json::Value = resp.json().await.unwrap();
+                            items.fetch_add(v["accepted"].as_u64().unwrap(), Ordering::Relaxed);
+                            events.fetch_add(v["events"].as_u64().unwrap(), Ordering::Relaxed);
+                        } else {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                        r += 1;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = (cpu_ticks() - cpu0) as f64 / 100.0;
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let status = child.wait().unwrap();
+    let n = items.load(Ordering::Relaxed) as f64;
+    println!("HTTP push, persist=fsync, {clients} clients, batches of {batch}, {elapsed:.1} s:");
+    println!(
+        "  accepted {:.0} interaction changes/s ({:.0} events/s written), {} requests refused",
+        n / elapsed,
+        events.load(Ordering::Relaxed) as f64 / elapsed,
+        refused.load(Ordering::Relaxed)
+    );
+    println!(
+        "  conduit CPU: {:.2} cores; clean exit on SIGTERM: {}",
+        cpu / elapsed,
+        status.success()
+    );
+    assert!(n > 0.0, "nothing was accepted");
+}
