@@ -3,6 +3,10 @@
 //!
 //! `cargo bench --bench buffer_append` (target: at least 500,000 records/s on one core).
 
+// The allocator the cic-conduit binary runs with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use cic_conduit::buffer::{Buffer, DiskBuffer};
 use cic_conduit::config::{BufferConfig, PersistPolicy};
 use cic_conduit::metrics::Metrics;

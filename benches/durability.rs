@@ -8,6 +8,10 @@
 //!
 //! `cargo bench --bench durability` (under `cargo test` it runs a small smoke version).
 
+// The allocator the cic-conduit binary runs with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
@@ -68,12 +72,21 @@ fn group_commit(dir: &Path, secs: f64) -> (f64, f64, f64) {
         persist: PersistPolicy::Fsync,
         ..BufferConfig::with_dir(dir.join("gc"))
     };
-    let buf = Arc::new(DiskBuffer::open(&cfg, metrics.buffer.clone()).unwrap());
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(
+            std::env::var("BENCH_WORKERS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
+        )
         .enable_all()
         .build()
         .unwrap();
+    // Opened within the runtime, as the conduit does, so appends are answered from it.
+    let buf = Arc::new(
+        rt.block_on(async { DiskBuffer::open(&cfg, metrics.buffer.clone()) })
+            .unwrap(),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let start = Instant::now();

@@ -3,6 +3,10 @@
 //!
 //! `cargo bench --bench encode` (target: at least 1,000,000 events/s on one core).
 
+// The allocator the cic-conduit binary runs with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 
 use apache_avro::writer::datum::GenericDatumWriter;

@@ -16,7 +16,7 @@ use super::cursor::{self, Loaded};
 use super::reader::DiskReader;
 use super::scan::{Scan, Scanner};
 use super::segment::{self, sync_dir};
-use super::writer::{Cmd, Writer};
+use super::writer::{Cmd, Replies, Writer, complete};
 use super::{Appended, BoxFuture, Buffer, BufferError, BufferReader, BufferStats, frame};
 use crate::config::{BufferConfig, WhenFull};
 use crate::metrics::BufferMetrics;
@@ -220,7 +220,22 @@ impl DiskBuffer {
             "buffer opened"
         );
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-        let writer = Writer::new(shared.clone(), file, seg_len, next_seq);
+        // Opened within a multi-threaded tokio runtime: answer appends from a task on it (see
+        // Writer::answer). Not on a current-thread runtime, which runs tasks only while someone
+        // blocks on it.
+        let runtime = tokio::runtime::Handle::try_current()
+            .ok()
+            .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let completer = runtime.map(|rt| {
+            let (ctx, mut crx) = mpsc::unbounded_channel::<Replies>();
+            rt.spawn(async move {
+                while let Some(replies) = crx.recv().await {
+                    complete(replies);
+                }
+            });
+            ctx
+        });
+        let writer = Writer::new(shared.clone(), file, seg_len, next_seq, completer);
         let writer = std::thread::Builder::new()
             .name("buffer-writer".into())
             .spawn(move || writer.run(rx))?;
@@ -259,6 +274,15 @@ impl DiskBuffer {
     async fn reserve(&self, bytes: u64, count: usize) -> Result<bool, BufferError> {
         let s = &self.shared;
         let cap = s.cfg.max_bytes;
+        // Fast path, without registering for a wake-up.
+        let used = s.used_bytes.load(Ordering::Acquire);
+        if used + bytes <= cap
+            && s.used_bytes
+                .compare_exchange(used, used + bytes, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            return Ok(true);
+        }
         let deadline = tokio::time::Instant::now() + s.cfg.block_timeout();
         loop {
             let notified = s.space_freed.notified();
