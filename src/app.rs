@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::normalize::Normalizer;
 use crate::server::{self, Status};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{OsSignals, Shutdown};
 use crate::source::Ingest;
 use crate::source::http::HttpSource;
 
@@ -37,6 +37,9 @@ pub enum AppError {
     /// Serving failed.
     #[error("server: {0}")]
     Serve(std::io::Error),
+    /// The stop-signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
     /// A task panicked.
     #[error("task failed: {0}")]
     Join(String),
@@ -150,10 +153,11 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
 
 /// Runs until SIGTERM/SIGINT, then stops cleanly.
 pub async fn run(config: Config) -> Result<(), AppError> {
+    let mut signals = OsSignals::install().map_err(AppError::Signals)?;
     let running = start(config).await?;
     let sd = running.shutdown().clone();
     tokio::spawn(async move {
-        crate::shutdown::os_signal().await;
+        signals.recv().await;
         sd.trigger();
     });
     running.wait().await

@@ -43,35 +43,54 @@ impl Default for Shutdown {
     }
 }
 
-/// Completes on SIGTERM or SIGINT (Unix), or Ctrl-C / Ctrl-Break (Windows, where a service
-/// manager stop arrives as Ctrl-Break for console programs).
-pub async fn os_signal() {
+/// The operating system's stop requests: SIGTERM and SIGINT on Unix; Ctrl-C and Ctrl-Break on
+/// Windows (a service manager's stop arrives as Ctrl-Break for console programs).
+///
+/// The handlers are installed by [`OsSignals::install`], before anything is announced, so a stop
+/// request can never arrive while the default action (immediate termination) is still in place.
+pub struct OsSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = int.recv() => tracing::info!("SIGINT received"),
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
     #[cfg(windows)]
-    {
-        let mut brk = tokio::signal::windows::ctrl_break().ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match brk.as_mut() { Some(b) => { b.recv().await; } None => std::future::pending().await } } => {}
+    brk: tokio::signal::windows::CtrlBreak,
+    #[cfg(windows)]
+    c: tokio::signal::windows::CtrlC,
+}
+
+impl OsSignals {
+    /// Installs the handlers (within a tokio runtime).
+    pub fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(OsSignals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(windows)]
+        {
+            Ok(OsSignals {
+                brk: tokio::signal::windows::ctrl_break()?,
+                c: tokio::signal::windows::ctrl_c()?,
+            })
         }
     }
-    #[cfg(not(any(unix, windows)))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Completes on the next stop request.
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+        }
+        #[cfg(windows)]
+        tokio::select! {
+            _ = self.brk.recv() => tracing::info!("Ctrl-Break received"),
+            _ = self.c.recv() => tracing::info!("Ctrl-C received"),
+        }
     }
 }
 
