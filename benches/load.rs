@@ -4,13 +4,14 @@
 //! `cargo bench --bench load` (target: at least 100,000 events/s accepted on a 2-core machine).
 //! Options after `--`: `--secs N` (default 15), `--clients N` (default 8), `--batch N` (500).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "load-bench-token";
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::TOKEN;
 const STATES: [&str; 5] = ["O", "C", "H", "C", "E"];
 
 fn arg(name: &str, default: u64) -> u64 {
@@ -76,21 +77,7 @@ max_body_bytes = 4194304
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cic-conduit"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("conduit exited").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["message"] == "listening" {
-            break v["addr"].as_str().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (mut child, addr) = common::spawn_conduit(env!("CARGO_BIN_EXE_cic-conduit"), &config);
     let pid = child.id();
     let cpu_ticks = || -> u64 {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -148,7 +135,7 @@ max_body_bytes = 4194304
     });
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = (cpu_ticks() - cpu0) as f64 / 100.0;
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    common::terminate(&child);
     let status = child.wait().unwrap();
     let n = items.load(Ordering::Relaxed) as f64;
     println!("HTTP push, persist=fsync, {clients} clients, batches of {batch}, {elapsed:.1} s:");

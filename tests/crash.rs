@@ -5,9 +5,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,28 +13,6 @@ use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
 const KILLS: usize = 24;
-
-/// Starts the binary and returns it with the address it listens on (read from its JSON log).
-fn spawn(config: &Path) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("conduit exited before listening").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["message"] == "listening" {
-            break v["addr"].as_str().unwrap().to_string();
-        }
-    };
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
 
 /// A small xorshift so kill moments differ run to run without a dependency.
 fn rng(seed: &mut u64) -> u64 {
@@ -70,7 +46,7 @@ fn sigkill_never_loses_an_accepted_event() {
         | 1;
     println!("seed {seed}");
     for round in 0..KILLS {
-        let (mut child, addr) = spawn(&config);
+        let (mut child, addr) = spawn_conduit(BIN, &config);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let pushers: Vec<_> = (0..4)
             .map(|p| {
@@ -115,12 +91,8 @@ fn sigkill_never_loses_an_accepted_event() {
     );
 
     // Restart once more and stop cleanly with SIGTERM: recovery runs, exit status is 0.
-    let (mut child, _) = spawn(&config);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let (mut child, _) = spawn_conduit(BIN, &config);
+    terminate(&child);
     assert!(child.wait().unwrap().success(), "SIGTERM must end in exit status 0");
 
     let stored: HashSet<String> = events_in(&data)

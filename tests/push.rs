@@ -18,6 +18,14 @@ fn url(r: &app::Running, path: &str) -> String {
     format!("http://{}{}", r.addr, path)
 }
 
+async fn get_text(r: &app::Running, path: &str) -> String {
+    client().get(url(r, path)).send().await.unwrap().text().await.unwrap()
+}
+
+async fn get_json(r: &app::Running, path: &str) -> Value {
+    serde_json::from_str(&get_text(r, path).await).unwrap()
+}
+
 async fn push(r: &app::Running, body: impl Into<reqwest::Body>) -> (u16, Value, reqwest::header::HeaderMap) {
     let resp = client()
         .post(url(r, "/v1/interactions"))
@@ -107,14 +115,7 @@ async fn one_bad_item_refuses_the_whole_request_with_reasons() {
     assert!(items.iter().any(|i| i["index"] == 2 && i["field"] == "interactionId"));
     let (status, _, _) = push(&r, "{not json").await;
     assert_eq!(status, 400);
-    let metrics = client()
-        .get(url(&r, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&r, "/metrics").await;
     assert!(
         metrics.contains(r#"conduit_source_events_rejected_total{reason="invalid",source="http"} 3"#),
         "{metrics}"
@@ -213,14 +214,7 @@ async fn full_buffer_answers_503_with_retry_after_and_the_retry_gets_the_same_ev
     };
     // Had the refused attempt left its state behind, the retry would yield no STARTED events.
     assert_eq!(resp["events"], 100);
-    let metrics = client()
-        .get(url(&r, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&r, "/metrics").await;
     assert!(metrics.contains("conduit_source_events_rejected_total{reason=\"buffer_full\",source=\"http\"}"));
     r.stop().await.unwrap();
 }
@@ -232,24 +226,10 @@ async fn disabled_conduit_serves_health_and_metrics_but_ingests_nothing() {
     let (status, resp, _) = push(&r, json!([item("1", "O")]).to_string()).await;
     assert_eq!(status, 503);
     assert!(resp["error"].as_str().unwrap().contains("disabled"));
-    let health: Value = client()
-        .get(url(&r, "/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = get_json(&r, "/health").await;
     assert_eq!(health["status"], "disabled");
     assert_eq!(health["enabled"], false);
-    let metrics = client()
-        .get(url(&r, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&r, "/metrics").await;
     assert!(metrics.contains("conduit_enabled 0"));
     r.stop().await.unwrap();
 }
@@ -266,14 +246,7 @@ async fn health_and_metrics_report_the_backlog_without_secrets() {
     assert_eq!(health["status"], "ok");
     assert_eq!(health["buffer"]["backlog_records"], 4);
     assert_eq!(health["buffer"]["persist"], "fsync");
-    let metrics = client()
-        .get(url(&r, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&r, "/metrics").await;
     for name in [
         "conduit_source_events_received_total{source=\"http\"} 2",
         "conduit_buffer_records 4",

@@ -102,6 +102,18 @@ pub(crate) fn recover_tail(path: &Path, first_seq: u64) -> io::Result<Tail> {
     })
 }
 
+/// Creates an empty segment starting at `first_seq` and lists it (the caller syncs the dir).
+fn create_segment(dir: &Path, first_seq: u64, segs: &mut Vec<segment::SegmentFile>) -> io::Result<File> {
+    let path = dir.join(segment::file_name(first_seq));
+    let f = OpenOptions::new().create(true).append(true).open(&path)?;
+    segs.push(segment::SegmentFile {
+        first_seq,
+        path,
+        len: 0,
+    });
+    Ok(f)
+}
+
 /// The embedded disk buffer.
 pub struct DiskBuffer {
     shared: Arc<Shared>,
@@ -139,11 +151,11 @@ impl DiskBuffer {
                 c
             }
         };
-        let mut deleted = false;
+        let mut dir_changed = false;
         while segs.len() >= 2 && segs[1].first_seq <= cursor_at {
             fs::remove_file(&segs[0].path)?;
             segs.remove(0);
-            deleted = true;
+            dir_changed = true;
         }
         if let Some(first) = segs.first() {
             cursor_at = cursor_at.max(first.first_seq);
@@ -160,35 +172,21 @@ impl DiskBuffer {
                 )
             }
             None => {
-                let path = dir.join(segment::file_name(cursor_at));
-                let f = OpenOptions::new().create(true).append(true).open(&path)?;
-                segs.push(segment::SegmentFile {
-                    first_seq: cursor_at,
-                    path,
-                    len: 0,
-                });
-                deleted = true;
-                (f, 0, cursor_at)
+                dir_changed = true;
+                (create_segment(&dir, cursor_at, &mut segs)?, 0, cursor_at)
             }
         };
         let (file, seg_len) = if cursor_at > next_seq {
             // Everything on disk is acknowledged and the cursor is ahead of it: start a segment
             // at the cursor so sequence numbers never repeat.
             file.sync_data()?;
-            let path = dir.join(segment::file_name(cursor_at));
-            let f = OpenOptions::new().create(true).append(true).open(&path)?;
-            segs.push(segment::SegmentFile {
-                first_seq: cursor_at,
-                path,
-                len: 0,
-            });
-            deleted = true;
+            dir_changed = true;
             next_seq = cursor_at;
-            (f, 0)
+            (create_segment(&dir, cursor_at, &mut segs)?, 0)
         } else {
             (file, seg_len)
         };
-        if deleted {
+        if dir_changed {
             sync_dir(&dir)?;
         }
         let metas: Vec<SegMeta> = segs

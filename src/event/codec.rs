@@ -194,12 +194,11 @@ pub fn fingerprint(schema: &Schema) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::sample_event;
 
     #[test]
     fn round_trips() {
         let codec = EventCodec::new();
-        let mut ev = sample_event();
+        let mut ev = InteractionEvent::example();
         let bytes = codec.encode(&ev).unwrap();
         assert_eq!(codec.decode(&bytes).unwrap(), ev);
         ev.interaction.state = None;
@@ -213,7 +212,7 @@ mod tests {
     fn direct_encoding_matches_the_value_path() {
         // The fast path must produce exactly what apache-avro's generic Value path produces.
         let codec = EventCodec::new();
-        let ev = sample_event();
+        let ev = InteractionEvent::example();
         let fast = codec.encode(&ev).unwrap();
         let value = apache_avro::to_value(&ev).unwrap().resolve(&SCHEMA).unwrap();
         let slow = GenericDatumWriter::builder(&SCHEMA)
@@ -228,10 +227,10 @@ mod tests {
     fn rejects_foreign_bytes() {
         let codec = EventCodec::new();
         assert!(matches!(codec.decode(b"hello world"), Err(CodecError::BadHeader)));
-        let mut bytes = codec.encode(&sample_event()).unwrap();
+        let mut bytes = codec.encode(&InteractionEvent::example()).unwrap();
         bytes[3] ^= 0xff;
         assert!(matches!(codec.decode(&bytes), Err(CodecError::UnknownSchema(_))));
-        let truncated = &codec.encode(&sample_event()).unwrap()[..30];
+        let truncated = &codec.encode(&InteractionEvent::example()).unwrap()[..30];
         assert!(codec.decode(truncated).is_err());
     }
 }

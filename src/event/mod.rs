@@ -219,34 +219,37 @@ pub struct InteractionEvent {
     pub attributes: BTreeMap<String, String>,
 }
 
-#[cfg(test)]
-pub(crate) fn sample_event() -> InteractionEvent {
-    InteractionEvent {
-        event_id: "6f1c1f8e-8f1b-5d8a-9d5e-1c2b3a4d5e6f".into(),
-        event_type: EventType::Connected,
-        occurred_at: 1_712_671_391_000,
-        observed_at: 1_712_671_391_120,
-        cic_server: "cic01".into(),
-        interaction: Interaction {
-            call_id_key: "100265870720240409".into(),
-            call_id: "1002658707".into(),
-            media_type: Some(MediaType::Call),
-            direction: Some(Direction::Inbound),
-            state: Some(State::Connected),
-            workgroup: Some("Support".into()),
-            agent: Some("jdoe".into()),
-            local_address: Some("+13175550100".into()),
-            remote_address: Some("+13175551234".into()),
-            remote_name: Some("Pat Customer".into()),
-            initiated_at: Some(1_712_671_380_000),
-            terminated_at: None,
-            connected_duration_ms: None,
-        },
-        customer: Customer {
-            phone: Some("+13175551234".into()),
-            email: None,
-            caller_id_withheld: false,
-        },
-        attributes: BTreeMap::from([("AccountTier".to_string(), "gold".to_string())]),
+impl InteractionEvent {
+    /// A typical event (an inbound call connected to an agent), for documentation, tests and
+    /// benchmarks.
+    pub fn example() -> InteractionEvent {
+        InteractionEvent {
+            event_id: "6f1c1f8e-8f1b-5d8a-9d5e-1c2b3a4d5e6f".into(),
+            event_type: EventType::Connected,
+            occurred_at: 1_712_671_391_000,
+            observed_at: 1_712_671_391_120,
+            cic_server: "cic01".into(),
+            interaction: Interaction {
+                call_id_key: "100265870720240409".into(),
+                call_id: "1002658707".into(),
+                media_type: Some(MediaType::Call),
+                direction: Some(Direction::Inbound),
+                state: Some(State::Connected),
+                workgroup: Some("Support".into()),
+                agent: Some("jdoe".into()),
+                local_address: Some("+13175550100".into()),
+                remote_address: Some("+13175551234".into()),
+                remote_name: Some("Pat Customer".into()),
+                initiated_at: Some(1_712_671_380_000),
+                terminated_at: None,
+                connected_duration_ms: None,
+            },
+            customer: Customer {
+                phone: Some("+13175551234".into()),
+                email: None,
+                caller_id_withheld: false,
+            },
+            attributes: BTreeMap::from([("AccountTier".to_string(), "gold".to_string())]),
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Shared helpers for the black-box tests: configs on disk, a loopback HTTP client, items.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
 pub const TOKEN: &str = "test-push-token-0123456789";
 
@@ -63,4 +65,36 @@ pub fn events_in(data_dir: &Path) -> Vec<cic_conduit::event::InteractionEvent> {
     cic_conduit::buffer::inspect::scan_dir(data_dir, |_, p| out.push(codec.decode(p).expect("valid record")))
         .expect("scan");
     out
+}
+
+/// Starts the real binary with `run --config`, and returns it with the address it listens on
+/// (read from its JSON log, which must be configured). Its log keeps being drained.
+pub fn spawn_conduit(bin: &str, config: &Path) -> (Child, String) {
+    let mut child = Command::new(bin)
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("conduit exited before listening").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["message"] == "listening" {
+            break v["addr"].as_str().unwrap().to_string();
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+/// Asks a process to stop the way a service manager does (SIGTERM on Unix).
+pub fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
