@@ -13,6 +13,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::acks::AckTracker;
 use super::cursor::{self, Loaded};
+use super::queue::Queue;
 use super::reader::DiskReader;
 use super::scan::{Scan, Scanner};
 use super::segment::{self, sync_dir};
@@ -117,7 +118,7 @@ fn create_segment(dir: &Path, first_seq: u64, segs: &mut Vec<segment::SegmentFil
 /// The embedded disk buffer.
 pub struct DiskBuffer {
     shared: Arc<Shared>,
-    tx: mpsc::Sender<Cmd>,
+    queue: Arc<Queue>,
     writer: Mutex<Option<JoinHandle<()>>>,
     housekeeper: Mutex<Option<(JoinHandle<()>, std_mpsc::Sender<()>)>>,
     _lock: File,
@@ -217,7 +218,7 @@ impl DiskBuffer {
             dir = %dir.display(), cursor = cursor_at, next_seq, segments = segs.len(), bytes = used,
             "buffer opened"
         );
-        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        let queue = Arc::new(Queue::new(WRITER_QUEUE));
         // Opened within a multi-threaded tokio runtime: answer appends from a task on it (see
         // Writer::answer). Not on a current-thread runtime, which runs tasks only while someone
         // blocks on it.
@@ -234,9 +235,10 @@ impl DiskBuffer {
             ctx
         });
         let writer = Writer::new(shared.clone(), file, seg_len, next_seq, completer);
+        let wq = queue.clone();
         let writer = std::thread::Builder::new()
             .name("buffer-writer".into())
-            .spawn(move || writer.run(rx))?;
+            .spawn(move || writer.run(&wq))?;
         let (htx, hrx) = std_mpsc::channel();
         let hshared = shared.clone();
         let housekeeper = std::thread::Builder::new()
@@ -244,7 +246,7 @@ impl DiskBuffer {
             .spawn(move || housekeep(hshared, hrx))?;
         let buf = DiskBuffer {
             shared,
-            tx,
+            queue,
             writer: Mutex::new(Some(writer)),
             housekeeper: Mutex::new(Some((housekeeper, htx))),
             _lock: lock,
@@ -355,7 +357,7 @@ impl DiskBuffer {
             s.space_freed.notify_waiters();
         };
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Cmd::Append { records, bytes, reply }).await.is_err() {
+        if self.queue.push(Cmd::Append { records, bytes, reply }).await.is_err() {
             release();
             return Err(BufferError::Closed);
         }
@@ -377,7 +379,7 @@ impl DiskBuffer {
         self.shared.space_freed.notify_waiters();
         let (reply, rx) = oneshot::channel();
         let mut result = Ok(());
-        if self.tx.send(Cmd::Close { reply }).await.is_ok()
+        if self.queue.close_with(Cmd::Close { reply }).is_ok()
             && let Ok(Err(e)) = rx.await
         {
             result = Err(BufferError::Io(e));
@@ -403,7 +405,7 @@ impl Drop for DiskBuffer {
         self.shared.closed.store(true, Ordering::Release);
         if self.writer.lock().map(|w| w.is_some()).unwrap_or(false) {
             let (reply, _rx) = oneshot::channel();
-            let _ = self.tx.try_send(Cmd::Close { reply });
+            let _ = self.queue.close_with(Cmd::Close { reply });
         }
         self.join_threads();
     }

@@ -18,7 +18,7 @@
 //! after damage; the CRC makes a false match practically impossible.
 //!
 //! **Appends and group commit.** One writer thread owns the active segment. Appenders hand it
-//! whole batches over a bounded channel; it takes everything queued (up to 8 MiB), writes it with
+//! whole batches through a bounded queue; it takes everything queued at once, writes it with
 //! one `write`, then with `persist = fsync` calls `fdatasync` once for all of them, and only then
 //! answers every appender. So concurrent appends share one sync, and no caller hears "stored"
 //! before its bytes are on disk. With `persist = flush` the answer comes after the `write`:
@@ -54,6 +54,7 @@ pub mod cursor;
 pub mod disk;
 pub mod frame;
 pub mod inspect;
+mod queue;
 pub mod reader;
 pub mod scan;
 pub mod segment;

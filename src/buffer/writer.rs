@@ -1,6 +1,6 @@
 //! The writer thread: owns the active segment, and commits in groups.
 //!
-//! It takes every queued request at once (up to [`MAX_GROUP_BYTES`]), frames them into one
+//! It takes every queued request at once (see [`Queue`]), frames them into one
 //! buffer, writes it with one call, syncs once (`persist = fsync`), publishes the new records to
 //! readers, and only then answers each appender. On a write error it re-reads the active
 //! segment's tail, truncates what is not a whole frame, answers the group with the error, and
@@ -12,15 +12,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::disk::{SegMeta, Shared, recover_tail};
 use super::frame;
+use super::queue::Queue;
 use super::segment::{self, sync_dir};
 use crate::config::PersistPolicy;
 
-/// Upper bound on bytes written per group commit.
+/// Bytes after which a group stops waiting for more appenders.
 pub const MAX_GROUP_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Longest the writer waits for more appenders to join a group.
@@ -96,15 +96,16 @@ impl Writer {
         }
     }
 
-    /// Runs until a `Close` arrives or every sender is gone.
-    pub fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+    /// Runs until a `Close` arrives (or the queue is closed and empty).
+    pub fn run(mut self, queue: &Queue) {
+        queue.register_writer();
+        let mut cmds: Vec<Cmd> = Vec::new();
         let mut appends: Vec<Pending> = Vec::new();
         loop {
-            let first = match self.next_request(&mut rx) {
-                Some(cmd) => cmd,
-                None => break,
-            };
-            let close = self.gather(&mut rx, first, &mut appends);
+            if !queue.take(&mut cmds) {
+                break;
+            }
+            let close = self.gather(queue, &mut cmds, &mut appends);
             if !appends.is_empty() {
                 self.commit(&mut appends);
             }
@@ -116,60 +117,42 @@ impl Writer {
         let _ = self.file.sync_data();
     }
 
-    /// Waits for the next request. After a group of several appenders, they are about to
-    /// resubmit: yield for a moment (a fraction of a sync) before parking the thread, since a
-    /// parked thread takes far longer to wake than a sync takes on a fast disk.
-    fn next_request(&mut self, rx: &mut mpsc::Receiver<Cmd>) -> Option<Cmd> {
-        if self.usual_group >= 2.0 {
-            let deadline = Instant::now() + self.last_sync.min(MAX_COMMIT_DELAY);
-            while Instant::now() < deadline {
-                match rx.try_recv() {
-                    Ok(cmd) => return Some(cmd),
-                    Err(TryRecvError::Empty) => std::thread::yield_now(),
-                    Err(TryRecvError::Disconnected) => return None,
-                }
-            }
-        }
-        rx.blocking_recv()
-    }
-
-    /// Collects one group: everything queued, up to [`MAX_GROUP_BYTES`].
+    /// Turns taken requests into one group.
     ///
-    /// Commit delay: with `persist = fsync`, when the previous group was larger than what has
-    /// arrived so far, the appenders of that group are still resubmitting; waiting a fraction of
-    /// one sync (at most [`MAX_COMMIT_DELAY`]) lets them share the next sync instead of paying
-    /// for two. A lone appender never waits (its previous group was one).
-    fn gather(&mut self, rx: &mut mpsc::Receiver<Cmd>, first: Cmd, appends: &mut Vec<Pending>) -> Option<CloseReply> {
+    /// Commit delay: with `persist = fsync`, when fewer appenders have arrived than usually share
+    /// a sync, the others were just answered and are resubmitting; waiting up to one sync's
+    /// duration (at most [`MAX_COMMIT_DELAY`]) lets them share the next sync instead of paying
+    /// for two. A lone appender never waits (its usual group is one).
+    fn gather(&mut self, queue: &Queue, cmds: &mut Vec<Cmd>, appends: &mut Vec<Pending>) -> Option<CloseReply> {
         let fsync = self.shared.cfg.persist == PersistPolicy::Fsync;
         let deadline = Instant::now() + self.last_sync.min(MAX_COMMIT_DELAY);
         let mut bytes = 0;
-        let mut next = Some(first);
-        let close = loop {
-            match next.take() {
-                Some(Cmd::Append {
-                    records,
-                    bytes: b,
-                    reply,
-                }) => {
-                    bytes += b;
-                    appends.push((records, reply));
+        let mut close = None;
+        loop {
+            for cmd in cmds.drain(..) {
+                match cmd {
+                    Cmd::Append {
+                        records,
+                        bytes: b,
+                        reply,
+                    } => {
+                        bytes += b;
+                        appends.push((records, reply));
+                    }
+                    Cmd::Close { reply } => close = Some(reply),
                 }
-                Some(Cmd::Close { reply }) => break Some(reply),
-                None => {}
             }
-            if bytes >= MAX_GROUP_BYTES {
-                break None;
+            let short = (appends.len() as f64) < self.usual_group.floor();
+            if close.is_some() || bytes >= MAX_GROUP_BYTES || !fsync || !short || Instant::now() >= deadline {
+                break;
             }
-            match rx.try_recv() {
-                Ok(cmd) => next = Some(cmd),
-                Err(TryRecvError::Empty)
-                    if fsync && (appends.len() as f64) < self.usual_group.floor() && Instant::now() < deadline =>
-                {
-                    std::thread::yield_now();
+            for _ in 0..64 {
+                if queue.try_take(cmds) {
+                    break;
                 }
-                Err(_) => break None,
+                std::hint::spin_loop();
             }
-        };
+        }
         self.usual_group = (appends.len() as f64).max(self.usual_group * 0.95);
         close
     }
