@@ -4,7 +4,9 @@
 //! buffer, writes it with one call, syncs once (`persist = fsync`), publishes the new records to
 //! readers, and only then answers each appender. On a write error it re-reads the active
 //! segment's tail, truncates what is not a whole frame, answers the group with the error, and
-//! carries on; only when that recovery fails too does the buffer refuse further appends.
+//! carries on; only when that recovery fails too does the buffer refuse further appends. Whole
+//! frames of a failed group may survive the cut: their senders were told of the failure and
+//! retry, so those events can arrive twice — with the same ids — but never not at all.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
