@@ -21,6 +21,14 @@ use super::writer::Cmd;
 /// Longest the writer parks before looking at the queue again on its own.
 const PARK_AT_MOST: Duration = Duration::from_millis(50);
 
+/// Why a push did not happen.
+enum Full {
+    /// The queue is closed for good.
+    Closed(Cmd),
+    /// No room right now.
+    Room(Cmd),
+}
+
 struct Inner {
     items: Vec<Cmd>,
     closed: bool,
@@ -72,26 +80,45 @@ impl Queue {
 
     /// Enqueues a request, waiting while the queue is full. Gives it back if the queue is closed.
     pub async fn push(&self, cmd: Cmd) -> Result<(), Cmd> {
+        let mut cmd = match self.try_push(cmd, None) {
+            Ok(()) => return Ok(()),
+            Err(Full::Closed(c)) => return Err(c),
+            Err(Full::Room(c)) => c,
+        };
         loop {
             let notified = self.space.notified();
             tokio::pin!(notified);
-            {
-                let mut q = self.lock();
-                if q.closed {
-                    return Err(cmd);
-                }
-                if q.items.len() < self.cap {
-                    q.items.push(cmd);
-                    self.queued.store(q.items.len(), Ordering::Release);
-                    drop(q);
-                    self.wake_writer();
-                    return Ok(());
-                }
-                // Registered while holding the lock: the writer's next take notifies us.
-                notified.as_mut().enable();
-            }
+            // Registered while holding the lock (inside try_push): the writer's next take
+            // notifies us.
+            cmd = match self.try_push(cmd, Some(notified.as_mut())) {
+                Ok(()) => return Ok(()),
+                Err(Full::Closed(c)) => return Err(c),
+                Err(Full::Room(c)) => c,
+            };
             notified.await;
         }
+    }
+
+    fn try_push(
+        &self,
+        cmd: Cmd,
+        waiter: Option<std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>>,
+    ) -> Result<(), Full> {
+        let mut q = self.lock();
+        if q.closed {
+            return Err(Full::Closed(cmd));
+        }
+        if q.items.len() >= self.cap {
+            if let Some(w) = waiter {
+                w.enable();
+            }
+            return Err(Full::Room(cmd));
+        }
+        q.items.push(cmd);
+        self.queued.store(q.items.len(), Ordering::Release);
+        drop(q);
+        self.wake_writer();
+        Ok(())
     }
 
     /// Enqueues a final request regardless of room and closes the queue to further pushes.
