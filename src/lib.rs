@@ -12,6 +12,7 @@
 //! | [`normalize`] | per-interaction state; ICWS `Eic_*` attribute maps in, [`event::InteractionEvent`]s out |
 //! | [`event`] | the canonical event model, its Avro schema (`schemas/`), deterministic ids, the codec |
 //! | [`buffer`] | the durability boundary: the [`buffer::Buffer`] trait and the embedded segmented disk log |
+//! | [`sim`] | simulators of Genesys Cloud (and later CIC), product code for staging and tests |
 //! | [`sink`] | what the Genesys Cloud destinations share: response classification, rate-limit pacing |
 //! | [`server`] | the HTTP listener: push source, `/health`, `/metrics` |
 //! | [`metrics`] | every Prometheus metric name, in one place |
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod normalize;
 pub mod server;
 pub mod shutdown;
+pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod telemetry;

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub normalize: NormalizeMetrics,
     /// The buffer.
     pub buffer: BufferMetrics,
+    /// `conduit_oauth_token_refreshes_total`: OAuth tokens fetched.
+    pub oauth_refreshes: IntCounter,
 }
 
 /// Source metrics.
@@ -196,6 +198,11 @@ impl Metrics {
             "conduit_enabled",
             "1 while ingesting is enabled, 0 while switched off.",
         );
+        let oauth_refreshes = counter(
+            &r,
+            "conduit_oauth_token_refreshes_total",
+            "OAuth tokens fetched from the login host.",
+        );
         let build =
             IntCounterVec::new(Opts::new("conduit_build_info", "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique metric");
@@ -206,6 +213,7 @@ impl Metrics {
             source,
             normalize,
             buffer,
+            oauth_refreshes,
         }
     }
 

@@ -1,0 +1,5 @@
+//! Simulators of the two outside services, faithful to `interfaces.md`: product code that
+//! operators use for staging and capacity planning, and that the tests run against. They check
+//! what they receive as strictly as the real services and can inject the real services' failures.
+
+pub mod cloud;
