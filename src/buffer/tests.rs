@@ -198,13 +198,17 @@ fn fill(dir: &std::path::Path, n: u64, c: &BufferConfig) -> (DiskBuffer, Metrics
     (b, metrics)
 }
 
+/// Writes `n` records and closes the buffer cleanly.
+fn fill_and_close(dir: &std::path::Path, n: u64, c: &BufferConfig) {
+    let (b, _) = fill(dir, n, c);
+    rt().block_on(b.close()).unwrap();
+}
+
 #[test]
 fn a_flipped_byte_loses_only_its_record() {
     let dir = tempfile::tempdir().unwrap();
     let c = cfg(dir.path());
-    let (b, _) = fill(dir.path(), 30, &c);
-    rt().block_on(b.close()).unwrap();
-    drop(b);
+    fill_and_close(dir.path(), 30, &c);
     let segs = segment::list(&dir.path().join("buffer")).unwrap();
     assert!(segs.len() > 3, "test needs several segments");
     // Flip a payload byte of the second record of the second segment.
@@ -241,9 +245,7 @@ fn a_damaged_header_resyncs_on_the_next_frame() {
         segment_max_bytes: 64 * 1024,
         ..cfg(dir.path())
     };
-    let (b, _) = fill(dir.path(), 10, &c);
-    rt().block_on(b.close()).unwrap();
-    drop(b);
+    fill_and_close(dir.path(), 10, &c);
     let seg = last_segment(dir.path());
     let mut bytes = std::fs::read(&seg).unwrap();
     let rec_len = frame::framed_len(40) as usize;
@@ -269,9 +271,7 @@ fn torn_tail_is_truncated_and_counted() {
         segment_max_bytes: 64 * 1024,
         ..cfg(dir.path())
     };
-    let (b, _) = fill(dir.path(), 5, &c);
-    rt().block_on(b.close()).unwrap();
-    drop(b);
+    fill_and_close(dir.path(), 5, &c);
     let seg = last_segment(dir.path());
     let len = std::fs::metadata(&seg).unwrap().len();
     // Half of a sixth frame.
