@@ -163,17 +163,21 @@ impl Writer {
         let before = self.next_seq;
         let mut firsts = Vec::with_capacity(appends.len());
         let result = self.write_group(appends, &mut firsts);
-        let replies: Replies = match result {
+        // Answer first; the records are freed after, off the appenders' critical path.
+        let (records, senders): (Vec<_>, Vec<_>) = appends.drain(..).unzip();
+        match result {
             Ok(()) => {
                 self.publish();
+                self.answer(
+                    senders
+                        .into_iter()
+                        .zip(firsts)
+                        .map(|(reply, first)| (reply, Ok(first)))
+                        .collect(),
+                );
                 let m = &self.shared.metrics;
                 m.appended.inc_by(self.next_seq - before);
                 m.batch_records.observe((self.next_seq - before) as f64);
-                appends
-                    .drain(..)
-                    .zip(firsts)
-                    .map(|((_, reply), first)| (reply, Ok(first)))
-                    .collect()
             }
             Err(e) => {
                 tracing::error!(error = %e, "buffer write failed; recovering the segment tail");
@@ -182,13 +186,15 @@ impl Writer {
                     self.shared.failed.store(true, Ordering::SeqCst);
                 }
                 self.publish();
-                appends
-                    .drain(..)
-                    .map(|(_, reply)| (reply, Err(io::Error::new(e.kind(), e.to_string()))))
-                    .collect()
+                self.answer(
+                    senders
+                        .into_iter()
+                        .map(|reply| (reply, Err(io::Error::new(e.kind(), e.to_string()))))
+                        .collect(),
+                );
             }
-        };
-        self.answer(replies);
+        }
+        drop(records);
     }
 
     /// Answers a group. Waking each appender's task from this thread costs a trip through the
