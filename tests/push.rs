@@ -261,3 +261,56 @@ async fn health_and_metrics_report_the_backlog_without_secrets() {
     assert!(!text.contains(TOKEN) && !metrics.contains(TOKEN));
     r.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_answers_every_request_in_flight_and_keeps_what_it_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), "", "").await;
+    let base = url(&r, "/v1/interactions");
+    let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<String>>();
+    let (first_tx, mut first_rx) = tokio::sync::mpsc::channel::<()>(4);
+    let pushers: Vec<_> = (0..4)
+        .map(|p| {
+            let (base, accepted_tx, first_tx) = (base.clone(), accepted_tx.clone(), first_tx.clone());
+            tokio::spawn(async move {
+                let c = client();
+                for n in 0.. {
+                    let ids: Vec<String> = (0..20).map(|i| format!("s{p}n{n}i{i}")).collect();
+                    let body = Value::Array(ids.iter().map(|id| item(id, "O")).collect()).to_string();
+                    match c.post(&base).bearer_auth(TOKEN).body(body).send().await {
+                        Ok(resp) if resp.status().as_u16() == 202 => {
+                            accepted_tx.send(ids).unwrap();
+                            let _ = first_tx.try_send(());
+                        }
+                        // Refused while stopping (503) or the listener is gone: not accepted.
+                        Ok(resp) => assert_eq!(resp.status().as_u16(), 503),
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(accepted_tx);
+    // Stop once every pusher has had at least one request accepted.
+    for _ in 0..4 {
+        first_rx.recv().await.unwrap();
+    }
+    let buffer = r.buffer.clone();
+    r.stop().await.unwrap();
+    for p in pushers {
+        p.await.unwrap();
+    }
+    let mut accepted = std::collections::HashSet::new();
+    while let Some(ids) = accepted_rx.recv().await {
+        accepted.extend(ids);
+    }
+    drop(buffer);
+    let stored: std::collections::HashSet<String> = events_in(dir.path())
+        .into_iter()
+        .filter(|e| e.event_type == cic_conduit::event::EventType::Started)
+        .map(|e| e.interaction.call_id)
+        .collect();
+    assert!(accepted.len() >= 80);
+    let lost = accepted.iter().filter(|id| !stored.contains(*id)).count();
+    assert_eq!(lost, 0, "{lost} accepted interactions missing after a clean stop");
+}
