@@ -13,7 +13,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::acks::AckTracker;
 use super::cursor::{self, Loaded};
-use super::queue::Queue;
+use super::queue::{Full, Queue};
 use super::reader::DiskReader;
 use super::scan::{Scan, Scanner};
 use super::segment::{self, sync_dir};
@@ -270,19 +270,21 @@ impl DiskBuffer {
         refresh_gauges(&self.shared);
     }
 
-    /// Reserves room for `bytes`, waiting or refusing per `when_full`.
-    async fn reserve(&self, bytes: u64, count: usize) -> Result<bool, BufferError> {
+    /// Reserves room for `bytes` if there is room now, without registering for a wake-up.
+    fn try_reserve(&self, bytes: u64) -> bool {
         let s = &self.shared;
-        let cap = s.cfg.max_bytes;
-        // Fast path, without registering for a wake-up.
         let used = s.used_bytes.load(Ordering::Acquire);
-        if used + bytes <= cap
+        used + bytes <= s.cfg.max_bytes
             && s.used_bytes
                 .compare_exchange(used, used + bytes, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
-        {
-            return Ok(true);
-        }
+    }
+
+    /// Reserves room for `bytes`, waiting or refusing per `when_full`.
+    /// Its slow path: the fast path is [`Self::try_reserve`].
+    async fn reserve(&self, bytes: u64, count: usize) -> Result<bool, BufferError> {
+        let s = &self.shared;
+        let cap = s.cfg.max_bytes;
         let deadline = tokio::time::Instant::now() + s.cfg.block_timeout();
         loop {
             let notified = s.space_freed.notified();
@@ -349,7 +351,9 @@ impl DiskBuffer {
                 max: s.cfg.max_bytes / 2,
             });
         }
-        if !self.reserve(bytes, count).await? {
+        // The slow paths (waiting for room) are boxed so that the common path's future stays
+        // small: it is moved into a box per append.
+        if !self.try_reserve(bytes) && !Box::pin(self.reserve(bytes, count)).await? {
             return Ok(Appended::Dropped { count });
         }
         let release = || {
@@ -357,7 +361,12 @@ impl DiskBuffer {
             s.space_freed.notify_waiters();
         };
         let (reply, rx) = oneshot::channel();
-        if self.queue.push(Cmd::Append { records, bytes, reply }).await.is_err() {
+        let pushed = match self.queue.try_push(Cmd::Append { records, bytes, reply }) {
+            Ok(()) => true,
+            Err(Full::Closed(_)) => false,
+            Err(Full::Room(cmd)) => Box::pin(self.queue.push(cmd)).await.is_ok(),
+        };
+        if !pushed {
             release();
             return Err(BufferError::Closed);
         }

@@ -22,7 +22,7 @@ use super::writer::Cmd;
 const PARK_AT_MOST: Duration = Duration::from_millis(50);
 
 /// Why a push did not happen.
-enum Full {
+pub enum Full {
     /// The queue is closed for good.
     Closed(Cmd),
     /// No room right now.
@@ -80,7 +80,7 @@ impl Queue {
 
     /// Enqueues a request, waiting while the queue is full. Gives it back if the queue is closed.
     pub async fn push(&self, cmd: Cmd) -> Result<(), Cmd> {
-        let mut cmd = match self.try_push(cmd, None) {
+        let mut cmd = match self.try_push_inner(cmd, None) {
             Ok(()) => return Ok(()),
             Err(Full::Closed(c)) => return Err(c),
             Err(Full::Room(c)) => c,
@@ -90,7 +90,7 @@ impl Queue {
             tokio::pin!(notified);
             // Registered while holding the lock (inside try_push): the writer's next take
             // notifies us.
-            cmd = match self.try_push(cmd, Some(notified.as_mut())) {
+            cmd = match self.try_push_inner(cmd, Some(notified.as_mut())) {
                 Ok(()) => return Ok(()),
                 Err(Full::Closed(c)) => return Err(c),
                 Err(Full::Room(c)) => c,
@@ -99,7 +99,12 @@ impl Queue {
         }
     }
 
-    fn try_push(
+    /// Enqueues a request if there is room now.
+    pub fn try_push(&self, cmd: Cmd) -> Result<(), Full> {
+        self.try_push_inner(cmd, None)
+    }
+
+    fn try_push_inner(
         &self,
         cmd: Cmd,
         waiter: Option<std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>>,
