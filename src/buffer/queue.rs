@@ -142,6 +142,11 @@ impl Queue {
         Ok(())
     }
 
+    /// Requests queued now (without taking the lock).
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
     /// Moves everything queued into `out` without waiting; whether anything was taken.
     pub fn try_take(&self, out: &mut Vec<Cmd>) -> bool {
         if self.queued.load(Ordering::Acquire) == 0 {

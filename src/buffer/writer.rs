@@ -148,11 +148,17 @@ impl Writer {
             if close.is_some() || bytes >= MAX_GROUP_BYTES || !fsync || !short || Instant::now() >= deadline {
                 break;
             }
+            // Take only once the usual group is complete (or at the deadline): taking each
+            // arrival on its own would contend with the appenders for the queue's lock.
+            let want = self.usual_group.floor() as usize;
             for _ in 0..64 {
-                if queue.try_take(cmds) {
+                if appends.len() + queue.queued() >= want {
                     break;
                 }
                 std::hint::spin_loop();
+            }
+            if appends.len() + queue.queued() >= want || Instant::now() >= deadline {
+                queue.try_take(cmds);
             }
         }
         self.usual_group = (appends.len() as f64).max(self.usual_group * 0.95);
