@@ -16,7 +16,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cic_conduit::buffer::{Buffer, DiskBuffer, frame};
@@ -88,27 +88,31 @@ fn group_commit(dir: &Path, secs: f64, persist: PersistPolicy) -> (f64, f64, f64
             .unwrap(),
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    rt.block_on(async {
+    let count: u64 = rt.block_on(async {
         let tasks: Vec<_> = (0..WRITERS)
             .map(|_| {
-                let (buf, stop, count) = (buf.clone(), stop.clone(), count.clone());
+                let (buf, stop) = (buf.clone(), stop.clone());
+                // Each writer counts for itself: a shared counter would measure its own contention.
                 tokio::spawn(async move {
+                    let mut n = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         buf.append(vec![vec![0x5au8; RECORD]]).await.unwrap();
-                        count.fetch_add(1, Ordering::Relaxed);
+                        n += 1;
                     }
+                    n
                 })
             })
             .collect();
         tokio::time::sleep(Duration::from_secs_f64(secs)).await;
         stop.store(true, Ordering::Relaxed);
+        let mut total = 0;
         for t in tasks {
-            t.await.unwrap();
+            total += t.await.unwrap();
         }
+        total
     });
-    let rate = count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    let rate = count as f64 / start.elapsed().as_secs_f64();
     let h = &metrics.buffer.batch_records;
     let mean_batch = h.get_sample_sum() / h.get_sample_count().max(1) as f64;
     let f = &metrics.buffer.fsync_seconds;
