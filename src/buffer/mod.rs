@@ -21,8 +21,11 @@
 //! whole batches through a bounded queue; it takes everything queued at once, writes it with
 //! one `write`, then with `persist = fsync` calls `fdatasync` once for all of them, and only then
 //! answers every appender. So concurrent appends share one sync, and no caller hears "stored"
-//! before its bytes are on disk. With `persist = flush` the answer comes after the `write`:
-//! the data is in the OS page cache and survives a crash of the process, not of the machine.
+//! before its bytes are on disk. When fewer appenders have arrived than usually share a sync, the
+//! writer waits for the rest for up to one sync's duration (at most 500 µs: the commit delay),
+//! so that closely following appenders do not each pay for a sync of their own. With
+//! `persist = flush` the answer comes after the `write`: the data is in the OS page cache and
+//! survives a crash of the process, not of the machine.
 //!
 //! **Rolling.** When a segment would pass `segment_max_bytes`, the writer syncs it (whatever the
 //! persist policy), creates the next segment and syncs the directory, so a segment's existence
