@@ -226,6 +226,10 @@ impl DiskBuffer {
             .ok()
             .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         let completer = runtime.map(|rt| {
+            // Unbounded on purpose, yet bounded in effect: one message per group, and every
+            // group's appenders are waiting on it, so there are never more messages than
+            // appenders in flight. A bounded channel would make the writer block on the runtime,
+            // which could deadlock a runtime that is itself waiting for the writer (on drop).
             let (ctx, mut crx) = mpsc::unbounded_channel::<Replies>();
             rt.spawn(async move {
                 while let Some(replies) = crx.recv().await {
