@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::acks::AckTracker;
 use super::cursor::{self, Loaded};
+use super::housekeeping::housekeep;
 use super::queue::{Full, Queue};
 use super::reader::DiskReader;
 use super::scan::{Scan, Scanner};
@@ -22,8 +22,6 @@ use super::{Appended, BoxFuture, Buffer, BufferError, BufferReader, BufferStats,
 use crate::config::{BufferConfig, WhenFull};
 use crate::metrics::BufferMetrics;
 
-/// How often the cursor is persisted and acknowledged segments deleted.
-const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 /// Largest frame length a scan accepts; the file's length bounds memory anyway.
 pub(crate) const SCAN_MAX_RECORD: u32 = u32::MAX - frame::HEADER_LEN as u32;
 /// Queued append requests before appenders wait (backpressure).
@@ -461,73 +459,9 @@ fn stats(s: &Shared) -> BufferStats {
     }
 }
 
-fn refresh_gauges(s: &Shared) {
+pub(crate) fn refresh_gauges(s: &Shared) {
     let st = stats(s);
     s.metrics.records.set(st.backlog_records as i64);
     s.metrics.bytes.set(st.bytes as i64);
     s.metrics.segments.set(st.segments as i64);
-}
-
-/// Persists the cursor, then deletes wholly acknowledged segments; every 100 ms until stopped.
-fn housekeep(s: Arc<Shared>, stop: std_mpsc::Receiver<()>) {
-    loop {
-        let done = !matches!(
-            stop.recv_timeout(HOUSEKEEPING_EVERY),
-            Err(std_mpsc::RecvTimeoutError::Timeout)
-        );
-        if let Err(e) = persist_and_release(&s) {
-            tracing::error!(error = %e, "buffer housekeeping failed; will retry");
-        }
-        refresh_gauges(&s);
-        if done {
-            return;
-        }
-    }
-}
-
-fn persist_and_release(s: &Shared) -> io::Result<()> {
-    let cursor_now = s.acks.lock().expect("acks lock").cursor();
-    let durable = s.durable_cursor.load(Ordering::Acquire);
-    if cursor_now > durable {
-        cursor::store(&s.dir, cursor_now)?;
-        s.durable_cursor.store(cursor_now, Ordering::Release);
-    }
-    let durable = s.durable_cursor.load(Ordering::Acquire);
-    let doomed: Vec<SegMeta> = {
-        let mut segs = s.segments.lock().expect("segments lock");
-        let mut n = 0;
-        while n + 1 < segs.len() && segs[n + 1].first_seq <= durable && segs[n].sealed {
-            n += 1;
-        }
-        segs.drain(..n).collect()
-    };
-    if doomed.is_empty() {
-        return Ok(());
-    }
-    let mut result = Ok(());
-    let mut kept = Vec::new();
-    for seg in doomed {
-        match fs::remove_file(s.dir.join(segment::file_name(seg.first_seq))) {
-            Ok(()) => {
-                s.used_bytes.fetch_sub(seg.len, Ordering::AcqRel);
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                s.used_bytes.fetch_sub(seg.len, Ordering::AcqRel);
-            }
-            Err(e) => {
-                // Windows refuses to delete a file a reader still has open: try again later.
-                kept.push(seg);
-                result = Err(e);
-            }
-        }
-    }
-    if !kept.is_empty() {
-        let mut segs = s.segments.lock().expect("segments lock");
-        for (i, seg) in kept.into_iter().enumerate() {
-            segs.insert(i, seg);
-        }
-    }
-    sync_dir(&s.dir)?;
-    s.space_freed.notify_waiters();
-    result
 }

@@ -56,6 +56,7 @@ pub mod acks;
 pub mod cursor;
 pub mod disk;
 pub mod frame;
+mod housekeeping;
 pub mod inspect;
 mod queue;
 pub mod reader;

@@ -1,0 +1,80 @@
+//! The housekeeping thread: persists the acknowledgement cursor, then deletes the segments wholly
+//! below it — in that order, so a crash between the two leaves only deletable segments behind.
+
+use std::fs;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use super::cursor;
+use super::disk::{SegMeta, Shared, refresh_gauges};
+use super::segment::{self, sync_dir};
+
+/// How often the cursor is persisted and acknowledged segments deleted.
+pub(crate) const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
+
+/// Persists the cursor, then deletes wholly acknowledged segments; every 100 ms until stopped.
+pub(crate) fn housekeep(s: Arc<Shared>, stop: std_mpsc::Receiver<()>) {
+    loop {
+        let done = !matches!(
+            stop.recv_timeout(HOUSEKEEPING_EVERY),
+            Err(std_mpsc::RecvTimeoutError::Timeout)
+        );
+        if let Err(e) = persist_and_release(&s) {
+            tracing::error!(error = %e, "buffer housekeeping failed; will retry");
+        }
+        refresh_gauges(&s);
+        if done {
+            return;
+        }
+    }
+}
+
+fn persist_and_release(s: &Shared) -> io::Result<()> {
+    let cursor_now = s.acks.lock().expect("acks lock").cursor();
+    let durable = s.durable_cursor.load(Ordering::Acquire);
+    if cursor_now > durable {
+        cursor::store(&s.dir, cursor_now)?;
+        s.durable_cursor.store(cursor_now, Ordering::Release);
+    }
+    let durable = s.durable_cursor.load(Ordering::Acquire);
+    let doomed: Vec<SegMeta> = {
+        let mut segs = s.segments.lock().expect("segments lock");
+        let mut n = 0;
+        while n + 1 < segs.len() && segs[n + 1].first_seq <= durable && segs[n].sealed {
+            n += 1;
+        }
+        segs.drain(..n).collect()
+    };
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    let mut result = Ok(());
+    let mut kept = Vec::new();
+    for seg in doomed {
+        match fs::remove_file(s.dir.join(segment::file_name(seg.first_seq))) {
+            Ok(()) => {
+                s.used_bytes.fetch_sub(seg.len, Ordering::AcqRel);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                s.used_bytes.fetch_sub(seg.len, Ordering::AcqRel);
+            }
+            Err(e) => {
+                // Windows refuses to delete a file a reader still has open: try again later.
+                kept.push(seg);
+                result = Err(e);
+            }
+        }
+    }
+    if !kept.is_empty() {
+        let mut segs = s.segments.lock().expect("segments lock");
+        for (i, seg) in kept.into_iter().enumerate() {
+            segs.insert(i, seg);
+        }
+    }
+    sync_dir(&s.dir)?;
+    s.space_freed.notify_waiters();
+    result
+}

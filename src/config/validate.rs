@@ -1,0 +1,129 @@
+//! Start-up checks of a parsed [`Config`] that types alone cannot express; every error names
+//! its key and what is allowed.
+
+use std::net::SocketAddr;
+
+use super::region::{self, region_domain};
+use super::{Config, ConfigError};
+
+impl Config {
+    /// Checks what types alone cannot; every error names its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.cic_server.trim().is_empty() {
+            return Err(ConfigError::invalid("cic_server", "must not be empty"));
+        }
+        self.listen_addr()?;
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError::invalid(
+                "log.level",
+                format!(
+                    "`{}` is not a log filter; use e.g. `info` or `cic_conduit=debug`",
+                    self.log.level
+                ),
+            ));
+        }
+        let org = &self.organization;
+        if org.short_name.is_empty() || !org.short_name.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(ConfigError::invalid(
+                "organization.short_name",
+                format!("`{}` must be letters and digits only", org.short_name),
+            ));
+        }
+        if region_domain(&org.region).is_none() {
+            return Err(ConfigError::invalid(
+                "organization.region",
+                format!(
+                    "unknown region `{}`; one of: {}",
+                    org.region,
+                    region::names().join(", ")
+                ),
+            ));
+        }
+        for (key, url) in [
+            ("organization.api_base_url", &org.api_base_url),
+            ("organization.login_base_url", &org.login_base_url),
+        ] {
+            if let Some(u) = url
+                && !(u.starts_with("https://") || u.starts_with("http://"))
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("`{u}` must start with https:// or http://"),
+                ));
+            }
+        }
+        let b = &self.buffer;
+        if b.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("buffer.data_dir", "must not be empty"));
+        }
+        if !(64 * 1024..=4 * 1024 * 1024 * 1024).contains(&b.segment_max_bytes) {
+            return Err(ConfigError::invalid(
+                "buffer.segment_max_bytes",
+                "must be between 65536 and 4294967296",
+            ));
+        }
+        if b.max_bytes < 2 * b.segment_max_bytes {
+            return Err(ConfigError::invalid(
+                "buffer.max_bytes",
+                format!(
+                    "must be at least twice buffer.segment_max_bytes ({})",
+                    2 * b.segment_max_bytes
+                ),
+            ));
+        }
+        if b.max_record_bytes < 1024 || u64::from(b.max_record_bytes) > b.segment_max_bytes / 2 {
+            return Err(ConfigError::invalid(
+                "buffer.max_record_bytes",
+                "must be at least 1024 and at most half of buffer.segment_max_bytes",
+            ));
+        }
+        let n = &self.normalize;
+        if let Some(cc) = &n.default_country_code
+            && (cc.is_empty() || cc.len() > 3 || !cc.chars().all(|c| c.is_ascii_digit()) || cc.starts_with('0'))
+        {
+            return Err(ConfigError::invalid(
+                "normalize.default_country_code",
+                format!("`{cc}` must be 1 to 3 digits without a leading zero, e.g. \"1\" or \"44\""),
+            ));
+        }
+        if n.max_tracked_interactions < 100 {
+            return Err(ConfigError::invalid(
+                "normalize.max_tracked_interactions",
+                "must be at least 100",
+            ));
+        }
+        if n.max_attribute_value_bytes < 64 {
+            return Err(ConfigError::invalid(
+                "normalize.max_attribute_value_bytes",
+                "must be at least 64",
+            ));
+        }
+        let h = &self.sources.http;
+        if h.enabled && h.token.is_none() {
+            return Err(ConfigError::invalid(
+                "sources.http.token",
+                "required while sources.http.enabled = true: a string, { env = \"VAR\" } or { file = \"PATH\" }",
+            ));
+        }
+        if h.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "sources.http.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if h.max_items == 0 {
+            return Err(ConfigError::invalid("sources.http.max_items", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The listen address, parsed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.listen.parse().map_err(|_| {
+            ConfigError::invalid(
+                "server.listen",
+                format!("`{}` is not an address:port such as 127.0.0.1:8087", self.server.listen),
+            )
+        })
+    }
+}
