@@ -48,9 +48,11 @@ fn sigkill_never_loses_an_accepted_event() {
     for round in 0..KILLS {
         let (mut child, addr) = spawn_conduit(BIN, &config);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (acked_tx, acked_rx) = std::sync::mpsc::channel::<()>();
         let pushers: Vec<_> = (0..4)
             .map(|p| {
                 let (accepted, stop, addr) = (accepted.clone(), stop.clone(), addr.clone());
+                let acked_tx = acked_tx.clone();
                 rt.spawn(async move {
                     let c = client();
                     let mut n = 0;
@@ -64,7 +66,10 @@ fn sigkill_never_loses_an_accepted_event() {
                             .send()
                             .await;
                         match resp {
-                            Ok(r) if r.status().as_u16() == 202 => accepted.lock().unwrap().extend(ids),
+                            Ok(r) if r.status().as_u16() == 202 => {
+                                accepted.lock().unwrap().extend(ids);
+                                let _ = acked_tx.send(());
+                            }
                             Ok(r) => panic!("unexpected status {}", r.status()),
                             Err(_) => return, // killed mid-request: not accepted
                         }
@@ -73,9 +78,14 @@ fn sigkill_never_loses_an_accepted_event() {
                 })
             })
             .collect();
-        // The kill lands at a random moment while the pushers are busy.
-        let delay = 30 + rng(&mut seed) % 250;
-        std::thread::sleep(Duration::from_millis(delay));
+        // The kill lands after a random number of accepted requests, while the other pushers'
+        // requests are in flight.
+        let target = 2 + rng(&mut seed) % 20;
+        for _ in 0..target {
+            acked_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("pushers stalled before the kill");
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
