@@ -187,20 +187,19 @@ proptest! {
     }
 }
 
-fn fill(dir: &std::path::Path, n: u64, c: &BufferConfig) -> (DiskBuffer, Metrics) {
+fn fill(n: u64, c: &BufferConfig) -> (DiskBuffer, Metrics) {
     let metrics = Metrics::new();
     let b = DiskBuffer::open(c, metrics.buffer.clone()).unwrap();
     let rt = rt();
     for i in 0..n {
         rt.block_on(b.append(vec![payload(i, 40)])).unwrap();
     }
-    let _ = dir;
     (b, metrics)
 }
 
 /// Writes `n` records and closes the buffer cleanly.
-fn fill_and_close(dir: &std::path::Path, n: u64, c: &BufferConfig) {
-    let (b, _) = fill(dir, n, c);
+fn fill_and_close(n: u64, c: &BufferConfig) {
+    let (b, _) = fill(n, c);
     rt().block_on(b.close()).unwrap();
 }
 
@@ -208,7 +207,7 @@ fn fill_and_close(dir: &std::path::Path, n: u64, c: &BufferConfig) {
 fn a_flipped_byte_loses_only_its_record() {
     let dir = tempfile::tempdir().unwrap();
     let c = cfg(dir.path());
-    fill_and_close(dir.path(), 30, &c);
+    fill_and_close(30, &c);
     let segs = segment::list(&dir.path().join("buffer")).unwrap();
     assert!(segs.len() > 3, "test needs several segments");
     // Flip a payload byte of the second record of the second segment.
@@ -245,7 +244,7 @@ fn a_damaged_header_resyncs_on_the_next_frame() {
         segment_max_bytes: 64 * 1024,
         ..cfg(dir.path())
     };
-    fill_and_close(dir.path(), 10, &c);
+    fill_and_close(10, &c);
     let seg = last_segment(dir.path());
     let mut bytes = std::fs::read(&seg).unwrap();
     let rec_len = frame::framed_len(40) as usize;
@@ -271,7 +270,7 @@ fn torn_tail_is_truncated_and_counted() {
         segment_max_bytes: 64 * 1024,
         ..cfg(dir.path())
     };
-    fill_and_close(dir.path(), 5, &c);
+    fill_and_close(5, &c);
     let seg = last_segment(dir.path());
     let len = std::fs::metadata(&seg).unwrap().len();
     // Half of a sixth frame.
@@ -299,7 +298,7 @@ fn torn_tail_is_truncated_and_counted() {
 fn damaged_cursor_redelivers_instead_of_failing() {
     let dir = tempfile::tempdir().unwrap();
     let c = cfg(dir.path());
-    let (b, _) = fill(dir.path(), 6, &c);
+    let (b, _) = fill(6, &c);
     b.ack(0..3);
     rt().block_on(b.close()).unwrap();
     drop(b);
@@ -314,7 +313,7 @@ fn damaged_cursor_redelivers_instead_of_failing() {
 fn acknowledged_segments_are_deleted_and_stay_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let c = cfg(dir.path());
-    let (b, _) = fill(dir.path(), 40, &c);
+    let (b, _) = fill(40, &c);
     let before = segment::list(b.dir()).unwrap().len();
     b.ack(0..35);
     rt().block_on(b.close()).unwrap();
