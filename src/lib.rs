@@ -12,8 +12,10 @@
 //! | [`normalize`] | per-interaction state; ICWS `Eic_*` attribute maps in, [`event::InteractionEvent`]s out |
 //! | [`event`] | the canonical event model, its Avro schema (`schemas/`), deterministic ids, the codec |
 //! | [`buffer`] | the durability boundary: the [`buffer::Buffer`] trait and the embedded segmented disk log |
+//! | [`dispatch`] | buffer → batches → sinks: lanes, pacing and pauses, retries, dead letters, acknowledgements |
+//! | [`sink`] | the Genesys Cloud destinations: journey external events, OAuth, classification, pacing, set-up |
 //! | [`sim`] | simulators of Genesys Cloud (and later CIC), product code for staging and tests |
-//! | [`sink`] | what the Genesys Cloud destinations share: response classification, rate-limit pacing |
+//! | [`demo`] | `cic-conduit demo`: simulator, conduit and a generator of CIC traffic in one process |
 //! | [`server`] | the HTTP listener: push source, `/health`, `/metrics` |
 //! | [`metrics`] | every Prometheus metric name, in one place |
 //! | [`health`] | the integration-health document served at `/health` |
@@ -27,6 +29,8 @@ pub mod app;
 pub mod buffer;
 pub mod cli;
 pub mod config;
+pub mod demo;
+pub mod dispatch;
 pub mod event;
 pub mod health;
 pub mod metrics;

@@ -5,7 +5,10 @@
 //! interaction id, a user name or anything else that grows without bound. Each subsystem gets
 //! a cheap-to-clone handle struct; nothing here is global, so tests build their own.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 /// All metrics, registered in one registry.
 pub struct Metrics {
@@ -21,6 +24,31 @@ pub struct Metrics {
     pub buffer: BufferMetrics,
     /// `conduit_oauth_token_refreshes_total`: OAuth tokens fetched.
     pub oauth_refreshes: IntCounter,
+    /// Sinks and the dispatcher.
+    pub sink: SinkMetrics,
+}
+
+/// Sink and dispatcher metrics.
+#[derive(Clone)]
+pub struct SinkMetrics {
+    /// `conduit_sink_requests_total{sink,status}`: requests by HTTP status (or `connect`,
+    /// `timeout`, `oauth` when there was no answer).
+    pub requests: IntCounterVec,
+    /// `conduit_sink_events_delivered_total{sink}`: events the cloud confirmed.
+    pub delivered: IntCounterVec,
+    /// `conduit_sink_events_dead_lettered_total{sink,reason}`.
+    pub dead_lettered: IntCounterVec,
+    /// `conduit_sink_request_duration_seconds{sink}`.
+    pub request_seconds: HistogramVec,
+    /// `conduit_sink_retries_total{sink,reason}`: requests or entities sent again.
+    pub retries: IntCounterVec,
+    /// `conduit_sink_ratelimit_remaining{sink}`: requests left in the rate-limit window.
+    pub ratelimit_remaining: IntGaugeVec,
+    /// `conduit_sink_batch_events{sink}`: events per request.
+    pub batch_events: HistogramVec,
+    /// `conduit_pipeline_accept_to_confirm_seconds`: from stored in the buffer to confirmed by
+    /// the cloud (events accepted by this process only).
+    pub accept_to_confirm: Histogram,
 }
 
 /// Source metrics.
@@ -86,6 +114,18 @@ fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn histogram_vec(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
     r.register(Box::new(g.clone())).expect("unique metric");
     g
 }
@@ -203,6 +243,60 @@ impl Metrics {
             "conduit_oauth_token_refreshes_total",
             "OAuth tokens fetched from the login host.",
         );
+        let sink = SinkMetrics {
+            requests: counter_vec(
+                &r,
+                "conduit_sink_requests_total",
+                "Sink requests by HTTP status, or connect/timeout/oauth without an answer.",
+                &["sink", "status"],
+            ),
+            delivered: counter_vec(
+                &r,
+                "conduit_sink_events_delivered_total",
+                "Events confirmed by Genesys Cloud.",
+                &["sink"],
+            ),
+            dead_lettered: counter_vec(
+                &r,
+                "conduit_sink_events_dead_lettered_total",
+                "Events written to the dead-letter files, by reason.",
+                &["sink", "reason"],
+            ),
+            request_seconds: histogram_vec(
+                &r,
+                "conduit_sink_request_duration_seconds",
+                "Duration of one sink request.",
+                &["sink"],
+                vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+            ),
+            retries: counter_vec(
+                &r,
+                "conduit_sink_retries_total",
+                "Requests or entities sent again, by reason.",
+                &["sink", "reason"],
+            ),
+            ratelimit_remaining: gauge_vec(
+                &r,
+                "conduit_sink_ratelimit_remaining",
+                "Requests left in the current rate-limit window (from inin-ratelimit-*).",
+                &["sink"],
+            ),
+            batch_events: histogram_vec(
+                &r,
+                "conduit_sink_batch_events",
+                "Events per sink request.",
+                &["sink"],
+                vec![1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
+            ),
+            accept_to_confirm: histogram(
+                &r,
+                "conduit_pipeline_accept_to_confirm_seconds",
+                "From stored in the buffer to confirmed by Genesys Cloud.",
+                vec![
+                    0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+                ],
+            ),
+        };
         let build =
             IntCounterVec::new(Opts::new("conduit_build_info", "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique metric");
@@ -214,6 +308,7 @@ impl Metrics {
             normalize,
             buffer,
             oauth_refreshes,
+            sink,
         }
     }
 

@@ -114,6 +114,77 @@ impl Config {
         if h.max_items == 0 {
             return Err(ConfigError::invalid("sources.http.max_items", "must be at least 1"));
         }
+        if let Some(j) = &self.sinks.journey {
+            self.validate_journey(j)?;
+        }
+        Ok(())
+    }
+
+    fn validate_journey(&self, j: &super::JourneySinkConfig) -> Result<(), ConfigError> {
+        let org = &self.organization;
+        if j.enabled {
+            if org.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                return Err(ConfigError::invalid(
+                    "organization.client_id",
+                    "required while sinks.journey is enabled: the OAuth client-credentials client id",
+                ));
+            }
+            if org.client_secret.is_none() {
+                return Err(ConfigError::invalid(
+                    "organization.client_secret",
+                    "required while sinks.journey is enabled: a string, { env = \"VAR\" } or { file = \"PATH\" }",
+                ));
+            }
+        }
+        let id_like = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !id_like(&j.configuration_id) {
+            return Err(ConfigError::invalid(
+                "sinks.journey.configuration_id",
+                "must be the configuration id `cic-conduit setup` printed (letters, digits and -)",
+            ));
+        }
+        if j.external_source_id.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "sinks.journey.external_source_id",
+                "must not be empty",
+            ));
+        }
+        let ranges: [(&str, u64, u64, u64); 7] = [
+            ("sinks.journey.max_events", j.max_events as u64, 1, 1000),
+            (
+                "sinks.journey.max_bytes",
+                j.max_bytes as u64,
+                16 * 1024,
+                5 * 1024 * 1024,
+            ),
+            ("sinks.journey.max_age_ms", j.max_age_ms, 1, 60_000),
+            ("sinks.journey.concurrency", j.concurrency as u64, 1, 64),
+            ("sinks.journey.request_timeout_ms", j.request_timeout_ms, 100, 600_000),
+            ("sinks.journey.retry_initial_ms", j.retry_initial_ms, 1, 60_000),
+            (
+                "sinks.journey.max_entity_attempts",
+                u64::from(j.max_entity_attempts),
+                1,
+                1000,
+            ),
+        ];
+        for (key, v, lo, hi) in ranges {
+            if !(lo..=hi).contains(&v) {
+                return Err(ConfigError::invalid(key, format!("{v} is out of range: {lo} to {hi}")));
+            }
+        }
+        if j.retry_max_ms < j.retry_initial_ms || j.retry_max_ms > 3_600_000 {
+            return Err(ConfigError::invalid(
+                "sinks.journey.retry_max_ms",
+                "must be at least sinks.journey.retry_initial_ms and at most 3600000",
+            ));
+        }
+        if !(j.rate_limit_share > 0.0 && j.rate_limit_share <= 1.0) {
+            return Err(ConfigError::invalid(
+                "sinks.journey.rate_limit_share",
+                "must be above 0 and at most 1",
+            ));
+        }
         Ok(())
     }
 

@@ -4,6 +4,9 @@
 //! - 2xx: delivered.
 //! - 429, 408, and 5xx other than 501: retry — honouring `Retry-After` when the cloud sends it.
 //!   A 429 pauses the whole destination, not only that request.
+//! - 401 and 403 (after the sink's one token refresh): retry, pausing the destination. A refused
+//!   token or a missing permission is the organization's configuration, not the events' fault;
+//!   dead-lettering would empty the buffer into files until someone fixes a grant.
 //! - Connection failures and timeouts: retry.
 //! - Every other status (other 4xx, 501, unexpected 1xx/3xx): dead-letter, with the status and
 //!   the body's message.
@@ -37,7 +40,8 @@ pub enum Verdict {
         after: Option<Duration>,
         /// The whole destination should pause (rate limited), not only this request.
         pause_destination: bool,
-        /// Bounded reason for metrics: `rate_limited`, `timeout`, `server_error`, `connect`.
+        /// Bounded reason for metrics: `rate_limited`, `timeout`, `server_error`, `connect`,
+        /// `unauthorized`.
         reason: &'static str,
     },
     /// Refused for good: dead-letter.
@@ -68,6 +72,11 @@ pub fn classify(outcome: Outcome<'_>, now: SystemTime) -> Verdict {
                     after,
                     pause_destination: true,
                     reason: "rate_limited",
+                },
+                401 | 403 => Verdict::Retry {
+                    after,
+                    pause_destination: true,
+                    reason: "unauthorized",
                 },
                 408 => Verdict::Retry {
                     after,
@@ -130,10 +139,10 @@ mod tests {
         for s in [200, 201, 202, 204] {
             assert_eq!(resp(s), Verdict::Delivered, "{s}");
         }
-        for s in [408, 429, 500, 502, 503, 504, 599] {
+        for s in [401, 403, 408, 429, 500, 502, 503, 504, 599] {
             assert!(matches!(resp(s), Verdict::Retry { .. }), "{s}");
         }
-        for s in [400, 401, 403, 404, 409, 413, 422, 501, 302, 100] {
+        for s in [400, 404, 409, 413, 422, 501, 302, 100] {
             assert!(matches!(resp(s), Verdict::DeadLetter { .. }), "{s}");
         }
         assert!(matches!(

@@ -1,7 +1,10 @@
 //! Sinks: the destinations in Genesys Cloud. This module holds what every sink shares — how a
 //! response is classified ([`classify`]), how requests are paced from the rate-limit headers
-//! ([`ratelimit`]), and the shared OAuth token cache ([`oauth`]); the destinations build on these.
+//! ([`ratelimit`]), the shared OAuth token cache ([`oauth`]) — and the destinations themselves:
+//! journey external events ([`journey`]) and their one-time set-up ([`setup`]).
 
 pub mod classify;
+pub mod journey;
 pub mod oauth;
 pub mod ratelimit;
+pub mod setup;

@@ -6,7 +6,7 @@
 //! window resets). [`Pacer`] spreads the remaining allowance evenly over the time left, keeping a
 //! small reserve for other clients of the same OAuth client and for clock skew.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One response's rate-limit headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ impl RateLimit {
 pub struct Pacer {
     /// Fraction of the allowance this conduit may use (the rest is headroom).
     share: f64,
-    last: Option<RateLimit>,
+    last: Option<(RateLimit, Instant)>,
 }
 
 impl Pacer {
@@ -57,27 +57,35 @@ impl Pacer {
         }
     }
 
-    /// Records the latest headers.
-    pub fn observe(&mut self, rl: RateLimit) {
-        self.last = Some(rl);
+    /// Records the headers of a response received at `at`.
+    pub fn observe(&mut self, rl: RateLimit, at: Instant) {
+        self.last = Some((rl, at));
     }
 
     /// The most recent headers.
     pub fn last(&self) -> Option<RateLimit> {
-        self.last
+        self.last.map(|(rl, _)| rl)
     }
 
-    /// How long to wait before the next request: the time left in the window spread over the
-    /// requests this conduit may still make in it; the whole rest of the window when none are
-    /// left. Zero before any headers were seen.
-    pub fn interval(&self) -> Duration {
-        let Some(rl) = self.last else { return Duration::ZERO };
-        let budget = (rl.allowed as f64 * self.share).floor() as u64;
-        let left = budget.saturating_sub(rl.count);
-        if left == 0 {
-            return rl.reset;
+    /// How long to wait at `now` before the next request, with `in_flight` requests sent but not
+    /// yet answered (the window counted them, the headers seen so far did not): the time left in
+    /// the window spread over the requests this conduit may still make in it; the whole rest of
+    /// the window when none are left. Zero before any headers were seen, and once the window
+    /// the headers described has ended.
+    pub fn interval(&self, now: Instant, in_flight: u64) -> Duration {
+        let Some((rl, at)) = self.last else {
+            return Duration::ZERO;
+        };
+        let reset = rl.reset.saturating_sub(now.saturating_duration_since(at));
+        if reset.is_zero() {
+            return Duration::ZERO;
         }
-        rl.reset / left as u32
+        let budget = (rl.allowed as f64 * self.share).floor() as u64;
+        let left = budget.saturating_sub(rl.count + in_flight);
+        if left == 0 {
+            return reset;
+        }
+        reset / left.min(u64::from(u32::MAX)) as u32
     }
 }
 
@@ -113,37 +121,51 @@ mod tests {
 
     #[test]
     fn spreads_the_remaining_allowance_over_the_window() {
+        let t0 = Instant::now();
         let mut p = Pacer::new(0.95);
-        assert_eq!(p.interval(), Duration::ZERO);
+        assert_eq!(p.interval(t0, 0), Duration::ZERO);
         // 300 a minute, fresh window: 285 usable over 60 s.
-        p.observe(RateLimit {
-            count: 0,
-            allowed: 300,
-            reset: Duration::from_secs(60),
-        });
-        let i = p.interval();
+        p.observe(
+            RateLimit {
+                count: 0,
+                allowed: 300,
+                reset: Duration::from_secs(60),
+            },
+            t0,
+        );
+        let i = p.interval(t0, 0);
         assert!(
             i > Duration::from_millis(200) && i < Duration::from_millis(215),
             "{i:?}"
         );
-        // Budget used up: wait for the reset.
-        p.observe(RateLimit {
-            count: 290,
-            allowed: 300,
-            reset: Duration::from_secs(12),
-        });
-        assert_eq!(p.interval(), Duration::from_secs(12));
+        // Requests in flight use up budget the headers do not show yet.
+        assert!(p.interval(t0, 85) > Duration::from_millis(290));
+        // Budget used up: wait for the reset, counted from when the headers came.
+        p.observe(
+            RateLimit {
+                count: 290,
+                allowed: 300,
+                reset: Duration::from_secs(12),
+            },
+            t0,
+        );
+        assert_eq!(p.interval(t0, 0), Duration::from_secs(12));
+        assert_eq!(p.interval(t0 + Duration::from_secs(5), 0), Duration::from_secs(7));
+        assert_eq!(p.interval(t0 + Duration::from_secs(13), 0), Duration::ZERO);
         // A steady drain at the paced rate never exceeds the budget within a window.
         let mut count = 0u64;
         let mut t = Duration::ZERO;
         let window = Duration::from_secs(60);
         while t < window {
-            p.observe(RateLimit {
-                count,
-                allowed: 300,
-                reset: window - t,
-            });
-            let step = p.interval();
+            p.observe(
+                RateLimit {
+                    count,
+                    allowed: 300,
+                    reset: window - t,
+                },
+                t0,
+            );
+            let step = p.interval(t0, 0);
             if step >= window - t {
                 break;
             }

@@ -11,6 +11,7 @@ pub mod push;
 use std::sync::{Arc, Mutex};
 
 use crate::buffer::{Appended, Buffer, BufferError};
+use crate::dispatch::clock::AcceptClock;
 use crate::event::{CodecError, EventCodec, InteractionEvent};
 use crate::normalize::{Normalizer, Observation, Undo};
 use crate::timefmt;
@@ -50,6 +51,7 @@ pub struct Ingest {
     normalizer: Mutex<Normalizer>,
     codec: EventCodec,
     buffer: Arc<dyn Buffer>,
+    clock: Option<Arc<AcceptClock>>,
 }
 
 impl Ingest {
@@ -59,7 +61,14 @@ impl Ingest {
             normalizer: Mutex::new(normalizer),
             codec: EventCodec::new(),
             buffer,
+            clock: None,
         }
+    }
+
+    /// Records in `clock` when each stored batch was accepted.
+    pub fn with_clock(mut self, clock: Arc<AcceptClock>) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// The buffer behind it.
@@ -80,10 +89,15 @@ impl Ingest {
         }
         let result = self.store(&events).await;
         match result {
-            Ok(Appended::Stored { count, .. }) => Ok(Ingested {
-                events: count,
-                dropped: 0,
-            }),
+            Ok(Appended::Stored { first_seq, count }) => {
+                if let Some(c) = &self.clock {
+                    c.record(first_seq..first_seq + count as u64, std::time::Instant::now());
+                }
+                Ok(Ingested {
+                    events: count,
+                    dropped: 0,
+                })
+            }
             Ok(Appended::Dropped { count }) => Ok(Ingested {
                 events: 0,
                 dropped: count,

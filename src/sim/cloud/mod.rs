@@ -1,29 +1,38 @@
 //! The Genesys Cloud simulator (`interfaces.md` §2).
 //!
-//! Serves, so far: the OAuth client-credentials token endpoint (`POST /oauth/token`: Basic
-//! auth, expiring opaque tokens, 401 on bad credentials), `GET /api/v2/tokens/me` (who a bearer
-//! token belongs to), per-OAuth-client rate limiting with the `inin-ratelimit-*` headers on every
-//! API answer and 429 + `Retry-After` beyond the allowance, an `ININ-Correlation-Id` on every
-//! answer, Genesys-shaped error bodies, token revocation, and a report of what it saw —
-//! including requests that came back before the `Retry-After` they were given had passed.
+//! Serves the OAuth client-credentials token endpoint (`POST /oauth/token`: Basic auth,
+//! expiring opaque tokens, 401 on bad credentials), `GET /api/v2/tokens/me` (who a bearer token
+//! belongs to), the journey external-event schemas, configurations and events ([`journey`]),
+//! per-OAuth-client rate limiting with the `inin-ratelimit-*` headers on every API answer and
+//! 429 + `Retry-After` beyond the allowance, an `ININ-Correlation-Id` on every answer,
+//! Genesys-shaped error bodies, and injected faults ([`faults`]).
+//!
+//! Under `/sim/` (no authentication; bind the simulator to loopback) it adds what a test or an
+//! operator needs: `GET /sim/report` (what it saw — including requests that came back before the
+//! `Retry-After` they were given had passed), `GET /sim/events?offset=N` (accepted entities in
+//! arrival order), `POST /sim/faults` and `POST /sim/revoke-tokens`.
 
+pub mod faults;
+mod journey;
+pub mod jsonschema;
 mod limits;
 mod oauth;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+pub use faults::{FaultUpdate, Faults};
 pub use limits::{Limiter, Standing};
 
 /// How the simulated organization behaves.
@@ -37,6 +46,8 @@ pub struct SimConfig {
     pub requests_per_minute: u64,
     /// The organization's name.
     pub org_name: String,
+    /// Faults in force from the start.
+    pub faults: Faults,
 }
 
 impl Default for SimConfig {
@@ -46,6 +57,7 @@ impl Default for SimConfig {
             token_lifetime: Duration::from_secs(86_400),
             requests_per_minute: 300,
             org_name: "simulated".into(),
+            faults: Faults::default(),
         }
     }
 }
@@ -67,6 +79,40 @@ pub struct Report {
     pub rate_limited: u64,
     /// Requests from a client that came before the `Retry-After` it was last given had passed.
     pub early_retries: u64,
+    /// Valid external-event requests.
+    pub event_requests: u64,
+    /// Entities in valid requests.
+    pub entities_received: u64,
+    /// Entities accepted (stored).
+    pub entities_accepted: u64,
+    /// Distinct entity ids accepted.
+    pub unique_ids: u64,
+    /// Entities accepted with an id accepted before.
+    pub duplicates: u64,
+    /// External-event requests refused as invalid (400, 404, 413, 415, 422).
+    pub invalid_requests: u64,
+    /// Entities returned in `unprocessedEntities` (the `reject_fraction` fault).
+    pub entities_rejected: u64,
+    /// Of those, the ones marked retryable.
+    pub entities_rejected_retryable: u64,
+    /// 5xx answers injected by the `error_fraction` fault.
+    pub server_errors: u64,
+    /// Answers refused because of an outage.
+    pub outage_refusals: u64,
+}
+
+/// One accepted entity, as `GET /sim/events` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Received {
+    /// The entity id.
+    pub id: String,
+    /// Its `dateCreated`.
+    pub date_created: String,
+    /// `attributes.callIdKey`, when present.
+    pub call_id_key: Option<String>,
+    /// `attributes.eventType`, when present.
+    pub event_type: Option<String>,
 }
 
 struct Token {
@@ -80,6 +126,11 @@ struct Inner {
     /// Per client: no request expected before this instant (the last `Retry-After`).
     not_before: HashMap<String, Instant>,
     report: Report,
+    faults: Faults,
+    schemas: Vec<serde_json::Value>,
+    configurations: Vec<serde_json::Value>,
+    seen: HashSet<String>,
+    received: Vec<Received>,
 }
 
 /// The simulator's state, shared by its handlers.
@@ -103,6 +154,11 @@ impl CloudSim {
                 limiter: Limiter::new(cfg.requests_per_minute),
                 not_before: HashMap::new(),
                 report: Report::default(),
+                faults: cfg.faults.clone(),
+                schemas: Vec::new(),
+                configurations: Vec::new(),
+                seen: HashSet::new(),
+                received: Vec::new(),
             }),
             cfg,
             next_id: AtomicU64::new(1),
@@ -138,12 +194,45 @@ impl CloudSim {
         self.lock().limiter.set_allowed(n);
     }
 
+    /// Changes the faults in force.
+    pub fn set_faults(&self, u: &FaultUpdate) {
+        let mut inner = self.lock();
+        inner.faults.apply(u, Instant::now());
+        if let Some(n) = u.requests_per_minute {
+            inner.limiter.set_allowed(n);
+        }
+    }
+
+    /// Accepted entities from `offset` on, in arrival order.
+    pub fn received(&self, offset: usize) -> Vec<Received> {
+        let inner = self.lock();
+        inner.received.get(offset..).unwrap_or_default().to_vec()
+    }
+
     /// The routes.
     pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
+        const CONFIGS: &str = "/api/v2/journey/externalevents/configurations";
+        let service = Router::new()
             .route("/oauth/token", post(oauth::token))
             .route("/api/v2/tokens/me", get(tokens_me))
+            .route(
+                "/api/v2/journey/externalevents/schemas",
+                get(journey::list_schemas).post(journey::create_schema),
+            )
+            .route(
+                CONFIGS,
+                get(journey::list_configurations).post(journey::create_configuration),
+            )
+            .route(&format!("{CONFIGS}/{{id}}/events"), post(journey::post_events))
             .fallback(not_found)
+            .layer(axum::extract::DefaultBodyLimit::max(journey::MAX_BODY + 1))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), apply_faults));
+        Router::new()
+            .route("/sim/report", get(sim_report))
+            .route("/sim/events", get(sim_events))
+            .route("/sim/faults", post(sim_faults))
+            .route("/sim/revoke-tokens", post(sim_revoke))
+            .merge(service)
             .layer(axum::middleware::map_response_with_state(self.clone(), correlate))
             .with_state(self.clone())
     }
@@ -197,6 +286,18 @@ impl CloudSim {
             inner.report.early_retries += 1;
         }
         let standing = inner.limiter.count(&client, now);
+        if !standing.limited && faults::chance(inner.faults.error_fraction) {
+            inner.report.server_errors += 1;
+            let status = [500, 502, 503, 504][fastrand::usize(..4)];
+            let status = StatusCode::from_u16(status).expect("valid status");
+            let mut resp = error(
+                status,
+                "internal.server.error",
+                "The service failed to process the request",
+            );
+            rate_headers(&mut resp, &standing);
+            return Err(Box::new(resp));
+        }
         if standing.limited {
             inner.report.rate_limited += 1;
             inner
@@ -221,14 +322,78 @@ impl CloudSim {
 
 /// A Genesys Cloud error body: `{"message","code","status","contextId","details"}`.
 pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    error_with_details(status, code, message, &[])
+}
+
+/// An error body whose `details` list each fault found.
+pub fn error_with_details(status: StatusCode, code: &str, message: &str, details: &[String]) -> Response {
+    let details: Vec<serde_json::Value> = details
+        .iter()
+        .map(|d| json!({"errorCode": code, "fieldName": d.split(' ').next().unwrap_or(""), "message": d}))
+        .collect();
     let body = json!({
         "message": message,
         "code": code,
         "status": status.as_u16(),
         "contextId": "",
-        "details": [],
+        "details": details,
     });
     (status, axum::Json(body)).into_response()
+}
+
+/// Outages and added latency, before anything else answers.
+async fn apply_faults(State(sim): State<Arc<CloudSim>>, req: Request, next: axum::middleware::Next) -> Response {
+    let (outage, latency) = {
+        let mut inner = sim.lock();
+        let outage = inner.faults.in_outage(Instant::now());
+        if outage {
+            inner.report.outage_refusals += 1;
+        }
+        (outage, inner.faults.latency)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if outage {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service.unavailable",
+            "The service is temporarily unavailable",
+        );
+    }
+    next.run(req).await
+}
+
+async fn sim_report(State(sim): State<Arc<CloudSim>>) -> Response {
+    axum::Json(sim.report()).into_response()
+}
+
+#[derive(Deserialize)]
+struct Offset {
+    offset: Option<usize>,
+}
+
+async fn sim_events(State(sim): State<Arc<CloudSim>>, Query(o): Query<Offset>) -> Response {
+    axum::Json(sim.received(o.offset.unwrap_or(0))).into_response()
+}
+
+async fn sim_faults(State(sim): State<Arc<CloudSim>>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<FaultUpdate>(&body) {
+        Ok(u) => {
+            sim.set_faults(&u);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => error(
+            StatusCode::BAD_REQUEST,
+            "bad.request",
+            &format!("bad fault update: {e}"),
+        ),
+    }
+}
+
+async fn sim_revoke(State(sim): State<Arc<CloudSim>>) -> Response {
+    sim.revoke_tokens();
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn rate_headers(resp: &mut Response, s: &Standing) {

@@ -1,0 +1,394 @@
+//! Customer-journey external events (`interfaces.md` §2): the schema and configuration set-up
+//! objects, and `POST /api/v2/journey/externalevents/configurations/{id}/events`.
+//!
+//! Validation is as strict as the real service's: `entities` must be a non-empty array; every
+//! entity needs all four fields — `id` (a non-empty string), `dateCreated` (ISO-8601),
+//! `identifiers.externalIds` (a non-empty array of `{value, externalSourceId}`) and `attributes`
+//! (an object conforming to the configuration's JSON schema). A malformed body or entity is
+//! answered 400, attributes that break the schema 422, an unknown configuration 404 — all with a
+//! Genesys error body whose `details` name each fault. A valid request may still partly fail:
+//! with the `reject_fraction` fault, entities come back in `unprocessedEntities` with
+//! `isRetryable`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::faults::chance;
+use super::jsonschema;
+use super::{CloudSim, Received, error, error_with_details, rate_headers};
+use crate::timefmt;
+
+/// Largest request body accepted (bytes).
+pub const MAX_BODY: usize = 5 * 1024 * 1024;
+
+fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Box<Response>> {
+    let json_ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !json_ct {
+        return Err(Box::new(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported.media.type",
+            "Content-Type must be application/json",
+        )));
+    }
+    if body.len() > MAX_BODY {
+        return Err(Box::new(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request.too.large",
+            &format!("The request body exceeds {MAX_BODY} bytes"),
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "bad.request",
+            &format!("The request body is not valid JSON: {e}"),
+        ))
+    })
+}
+
+/// Paging query of the list endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Paging {
+    page_size: Option<usize>,
+    page_number: Option<usize>,
+}
+
+fn listing(items: &[Value], p: &Paging) -> Value {
+    let size = p.page_size.unwrap_or(25).clamp(1, 100);
+    let number = p.page_number.unwrap_or(1).max(1);
+    let page: Vec<&Value> = items.iter().skip((number - 1) * size).take(size).collect();
+    json!({
+        "entities": page,
+        "pageSize": size,
+        "pageNumber": number,
+        "total": items.len(),
+        "pageCount": items.len().div_ceil(size),
+    })
+}
+
+macro_rules! admit_or_return {
+    ($sim:expr, $headers:expr) => {
+        match $sim.admit(&$headers) {
+            Ok(ok) => ok,
+            Err(resp) => return *resp,
+        }
+    };
+}
+
+fn with_rate(mut resp: Response, standing: &super::Standing) -> Response {
+    rate_headers(&mut resp, standing);
+    resp
+}
+
+pub(super) async fn list_schemas(
+    State(sim): State<Arc<CloudSim>>,
+    headers: HeaderMap,
+    Query(p): Query<Paging>,
+) -> Response {
+    let (_, standing) = admit_or_return!(sim, headers);
+    let items = sim.lock().schemas.clone();
+    with_rate(axum::Json(listing(&items, &p)).into_response(), &standing)
+}
+
+pub(super) async fn create_schema(State(sim): State<Arc<CloudSim>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (_, standing) = admit_or_return!(sim, headers);
+    let schema = match json_body(&headers, &body) {
+        Ok(v) => v,
+        Err(resp) => return with_rate(*resp, &standing),
+    };
+    if let Err(details) = jsonschema::check_schema(&schema) {
+        return with_rate(
+            error_with_details(
+                StatusCode::BAD_REQUEST,
+                "invalid.schema",
+                "The schema is not a valid external-event schema",
+                &details,
+            ),
+            &standing,
+        );
+    }
+    let id = uuid_like(&sim.new_id());
+    let mut inner = sim.lock();
+    let title = schema["title"].clone();
+    if inner.schemas.iter().any(|s| s["title"] == title) {
+        drop(inner);
+        return with_rate(
+            error(
+                StatusCode::CONFLICT,
+                "duplicate.name",
+                "A schema with this title already exists",
+            ),
+            &standing,
+        );
+    }
+    let mut stored = schema;
+    stored["id"] = json!(id);
+    stored["version"] = json!(1);
+    inner.schemas.push(stored.clone());
+    drop(inner);
+    with_rate((StatusCode::OK, axum::Json(stored)).into_response(), &standing)
+}
+
+pub(super) async fn list_configurations(
+    State(sim): State<Arc<CloudSim>>,
+    headers: HeaderMap,
+    Query(p): Query<Paging>,
+) -> Response {
+    let (_, standing) = admit_or_return!(sim, headers);
+    let items = sim.lock().configurations.clone();
+    with_rate(axum::Json(listing(&items, &p)).into_response(), &standing)
+}
+
+pub(super) async fn create_configuration(
+    State(sim): State<Arc<CloudSim>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (_, standing) = admit_or_return!(sim, headers);
+    let cfg = match json_body(&headers, &body) {
+        Ok(v) => v,
+        Err(resp) => return with_rate(*resp, &standing),
+    };
+    let mut details = Vec::new();
+    for key in ["name", "schemaId", "source"] {
+        if cfg[key].as_str().is_none_or(|s| s.trim().is_empty()) {
+            details.push(format!("{key} is required"));
+        }
+    }
+    for key in ["description", "divisionId"] {
+        if !cfg[key].is_null() && !cfg[key].is_string() {
+            details.push(format!("{key} must be a string"));
+        }
+    }
+    let mut inner = sim.lock();
+    if details.is_empty() && !inner.schemas.iter().any(|s| s["id"] == cfg["schemaId"]) {
+        details.push("schemaId names no schema of this organization".into());
+    }
+    if !details.is_empty() {
+        drop(inner);
+        return with_rate(
+            error_with_details(
+                StatusCode::BAD_REQUEST,
+                "invalid.property",
+                "The configuration is invalid",
+                &details,
+            ),
+            &standing,
+        );
+    }
+    if inner.configurations.iter().any(|c| c["name"] == cfg["name"]) {
+        drop(inner);
+        return with_rate(
+            error(
+                StatusCode::CONFLICT,
+                "duplicate.name",
+                "A configuration with this name already exists",
+            ),
+            &standing,
+        );
+    }
+    let mut stored = cfg;
+    stored["id"] = json!(uuid_like(&sim.new_id()));
+    if stored["divisionId"].is_null() {
+        stored["divisionId"] = json!("*");
+    }
+    stored["version"] = json!(1);
+    inner.configurations.push(stored.clone());
+    drop(inner);
+    with_rate((StatusCode::OK, axum::Json(stored)).into_response(), &standing)
+}
+
+/// 32 hex digits as a hyphenated UUID.
+fn uuid_like(hex: &str) -> String {
+    uuid::Uuid::parse_str(hex)
+        .map(|u| u.hyphenated().to_string())
+        .unwrap_or_else(|_| hex.to_string())
+}
+
+/// An extended ISO-8601 date-time with a zone, as the API documents `dateCreated`:
+/// `2024-04-09T14:03:11.000Z` or `2024-04-09T16:03:11+02:00`.
+pub fn is_iso8601_date_time(s: &str) -> bool {
+    let b = s.as_bytes();
+    let shape = b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && (b[b.len() - 1] == b'Z' || b[b.len() - 6] == b'+' || b[b.len() - 6] == b'-');
+    shape && timefmt::parse_timestamp_ms(s).is_some()
+}
+
+/// Checks one entity's four fields; attribute faults go to `schema_errors`, the rest to
+/// `errors`.
+fn check_entity(i: usize, e: &Value, schema: &Value, errors: &mut Vec<String>, schema_errors: &mut Vec<String>) {
+    let at = format!("entities[{i}]");
+    let Some(obj) = e.as_object() else {
+        errors.push(format!("{at} must be an object"));
+        return;
+    };
+    if obj.get("id").and_then(Value::as_str).is_none_or(|s| s.is_empty()) {
+        errors.push(format!("{at}.id is required and must be a non-empty string"));
+    }
+    match obj.get("dateCreated").and_then(Value::as_str) {
+        None => errors.push(format!("{at}.dateCreated is required")),
+        Some(d) if !is_iso8601_date_time(d) => {
+            errors.push(format!("{at}.dateCreated `{d}` is not an ISO-8601 date-time"))
+        }
+        Some(_) => {}
+    }
+    match obj
+        .get("identifiers")
+        .and_then(|i| i.get("externalIds"))
+        .and_then(Value::as_array)
+    {
+        None => errors.push(format!("{at}.identifiers.externalIds is required")),
+        Some(ids) if ids.is_empty() => errors.push(format!("{at}.identifiers.externalIds must not be empty")),
+        Some(ids) => {
+            for (j, x) in ids.iter().enumerate() {
+                for key in ["value", "externalSourceId"] {
+                    if x.get(key).and_then(Value::as_str).is_none_or(|s| s.is_empty()) {
+                        errors.push(format!(
+                            "{at}.identifiers.externalIds[{j}].{key} is required and must be a non-empty string"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    match obj.get("attributes") {
+        None => errors.push(format!("{at}.attributes is required")),
+        Some(a) => schema_errors.extend(jsonschema::validate(schema, a, &format!("{at}.attributes"))),
+    }
+}
+
+pub(super) async fn post_events(
+    State(sim): State<Arc<CloudSim>>,
+    Path(config_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (_, standing) = admit_or_return!(sim, headers);
+    let resp = events(&sim, &config_id, &headers, &body);
+    with_rate(resp, &standing)
+}
+
+fn events(sim: &CloudSim, config_id: &str, headers: &HeaderMap, body: &Bytes) -> Response {
+    let invalid = |resp: Response| {
+        sim.lock().report.invalid_requests += 1;
+        resp
+    };
+    let req = match json_body(headers, body) {
+        Ok(v) => v,
+        Err(resp) => return invalid(*resp),
+    };
+    let schema = {
+        let inner = sim.lock();
+        let schema_id = inner
+            .configurations
+            .iter()
+            .find(|c| c["id"] == config_id)
+            .map(|c| c["schemaId"].clone());
+        match schema_id {
+            None => None,
+            Some(sid) => inner.schemas.iter().find(|s| s["id"] == sid).cloned(),
+        }
+    };
+    let Some(schema) = schema else {
+        return invalid(error(
+            StatusCode::NOT_FOUND,
+            "not.found",
+            &format!("No external-event configuration with id {config_id}"),
+        ));
+    };
+    let Some(entities) = req.get("entities").and_then(Value::as_array) else {
+        return invalid(error(
+            StatusCode::BAD_REQUEST,
+            "invalid.property",
+            "entities is required and must be an array",
+        ));
+    };
+    if entities.is_empty() {
+        return invalid(error(
+            StatusCode::BAD_REQUEST,
+            "invalid.property",
+            "entities must not be empty",
+        ));
+    }
+    let mut errors = Vec::new();
+    let mut schema_errors = Vec::new();
+    for (i, e) in entities.iter().enumerate() {
+        check_entity(i, e, &schema, &mut errors, &mut schema_errors);
+    }
+    if !errors.is_empty() {
+        return invalid(error_with_details(
+            StatusCode::BAD_REQUEST,
+            "invalid.property",
+            "The request has invalid entities",
+            &errors,
+        ));
+    }
+    if !schema_errors.is_empty() {
+        return invalid(error_with_details(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable.entity",
+            "Entity attributes do not match the configuration's schema",
+            &schema_errors,
+        ));
+    }
+    let (reject, retryable) = {
+        let inner = sim.lock();
+        (inner.faults.reject_fraction, inner.faults.retryable_fraction)
+    };
+    let mut unprocessed = Vec::new();
+    let mut inner = sim.lock();
+    inner.report.event_requests += 1;
+    for (i, e) in entities.iter().enumerate() {
+        inner.report.entities_received += 1;
+        if chance(reject) {
+            let retry = chance(retryable);
+            inner.report.entities_rejected += 1;
+            if retry {
+                inner.report.entities_rejected_retryable += 1;
+            }
+            unprocessed.push(json!({
+                "event": e,
+                "originalRequestIndex": i,
+                "isRetryable": retry,
+                "errorMessage": if retry { "Temporarily unable to process the event" } else { "The event was rejected" },
+                "statusCode": if retry { 503 } else { 400 },
+            }));
+            continue;
+        }
+        let id = e["id"].as_str().unwrap_or_default().to_string();
+        if inner.seen.insert(id.clone()) {
+            inner.report.unique_ids += 1;
+        } else {
+            inner.report.duplicates += 1;
+        }
+        inner.report.entities_accepted += 1;
+        let attr = |k: &str| e["attributes"][k].as_str().map(str::to_string);
+        inner.received.push(Received {
+            id,
+            date_created: e["dateCreated"].as_str().unwrap_or_default().to_string(),
+            call_id_key: attr("callIdKey"),
+            event_type: attr("eventType"),
+        });
+    }
+    drop(inner);
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "unprocessedEntities": unprocessed })),
+    )
+        .into_response()
+}

@@ -1,0 +1,215 @@
+//! The journey external-events sink: `POST /api/v2/journey/externalevents/configurations/{id}/events`.
+//!
+//! It owns one request: the body for a batch of entities ([`mapping`]), the bearer token from
+//! the shared [`TokenSource`] (a 401 fetches a new token and the request is sent once more), and
+//! reading the answer — status, `Retry-After`, `ININ-Correlation-Id`, the `inin-ratelimit-*`
+//! headers, and either the `unprocessedEntities` of a success or the message of an error. What
+//! to do with the answer (retry, pause, dead-letter) is the dispatcher's decision, through
+//! [`crate::sink::classify`].
+
+pub mod mapping;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use super::oauth::{OAuthError, TokenSource};
+use super::ratelimit::RateLimit;
+
+pub use mapping::{Entity, Mapper};
+
+/// The sink's name in metrics and health.
+pub const NAME: &str = "journey";
+
+/// One entity the cloud did not process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unprocessed {
+    /// Its index in the request.
+    pub index: usize,
+    /// Whether sending it again may succeed.
+    pub retryable: bool,
+    /// The per-entity status, if given.
+    pub status: Option<u16>,
+    /// The cloud's message.
+    pub message: String,
+}
+
+/// What came back for one request.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// `Retry-After`, as sent.
+    pub retry_after: Option<String>,
+    /// `ININ-Correlation-Id` (empty when absent).
+    pub correlation_id: String,
+    /// The rate-limit headers, when all three came.
+    pub rate: Option<RateLimit>,
+    /// On success: the entities not processed.
+    pub unprocessed: Vec<Unprocessed>,
+    /// On failure: the error body's message (bounded).
+    pub message: String,
+    /// How long the request took.
+    pub elapsed: Duration,
+}
+
+/// A request that got no HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No connection (refused, reset, TLS).
+    #[error("cannot reach Genesys Cloud: {0}")]
+    Connect(String),
+    /// No answer in time.
+    #[error("no answer within the request timeout")]
+    Timeout,
+    /// No token.
+    #[error(transparent)]
+    Auth(#[from] OAuthError),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SuccessBody {
+    #[serde(default)]
+    unprocessed_entities: Vec<UnprocessedWire>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UnprocessedWire {
+    original_request_index: Option<usize>,
+    #[serde(default)]
+    is_retryable: bool,
+    error_message: Option<String>,
+    status_code: Option<u16>,
+}
+
+/// Longest error message kept from a response body.
+const MAX_MESSAGE: usize = 1024;
+
+/// Sends batches of entities to one configuration.
+pub struct JourneySink {
+    http: reqwest::Client,
+    url: String,
+    tokens: Arc<TokenSource>,
+}
+
+impl JourneySink {
+    /// A sink posting to `<api_base>/api/v2/journey/externalevents/configurations/<id>/events`.
+    pub fn new(http: reqwest::Client, api_base: &str, configuration_id: &str, tokens: Arc<TokenSource>) -> Self {
+        JourneySink {
+            http,
+            url: format!(
+                "{}/api/v2/journey/externalevents/configurations/{}/events",
+                api_base.trim_end_matches('/'),
+                configuration_id
+            ),
+            tokens,
+        }
+    }
+
+    /// The request body for `entities`.
+    pub fn body(entities: &[&Entity]) -> Bytes {
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            entities: &'a [&'a Entity],
+        }
+        Bytes::from(serde_json::to_vec(&Body { entities }).expect("entities serialize"))
+    }
+
+    /// Posts `body`; on a 401, fetches a new token and posts once more.
+    pub async fn send(&self, body: Bytes) -> Result<Answer, SendError> {
+        let token = self.tokens.token().await?;
+        let first = self.post(&token, body.clone()).await?;
+        if first.status != 401 {
+            return Ok(first);
+        }
+        tracing::info!(correlation_id = %first.correlation_id, "token refused (401): fetching a new one");
+        let token = self.tokens.after_unauthorized(&token).await?;
+        self.post(&token, body).await
+    }
+
+    async fn post(&self, token: &crate::config::Secret, body: Bytes) -> Result<Answer, SendError> {
+        let started = Instant::now();
+        let resp = self
+            .http
+            .post(&self.url)
+            .bearer_auth(token.expose())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    SendError::Timeout
+                } else {
+                    SendError::Connect(e.without_url().to_string())
+                }
+            })?;
+        let status = resp.status().as_u16();
+        let h = resp.headers();
+        let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let retry_after = header("retry-after");
+        let correlation_id = header("inin-correlation-id").unwrap_or_default();
+        let rate = RateLimit::from_headers(|n| h.get(n).and_then(|v| v.to_str().ok()));
+        let bytes = resp.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                SendError::Timeout
+            } else {
+                SendError::Connect(e.without_url().to_string())
+            }
+        })?;
+        let mut answer = Answer {
+            status,
+            retry_after,
+            correlation_id,
+            rate,
+            unprocessed: Vec::new(),
+            message: String::new(),
+            elapsed: started.elapsed(),
+        };
+        if (200..300).contains(&status) {
+            if let Ok(b) = serde_json::from_slice::<SuccessBody>(&bytes) {
+                answer.unprocessed = b
+                    .unprocessed_entities
+                    .into_iter()
+                    .filter_map(|u| {
+                        Some(Unprocessed {
+                            index: u.original_request_index?,
+                            retryable: u.is_retryable,
+                            status: u.status_code,
+                            message: bounded(u.error_message.unwrap_or_default()),
+                        })
+                    })
+                    .collect();
+            }
+        } else {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let mut msg = v["message"].as_str().unwrap_or_default().to_string();
+            if let Some(details) = v["details"].as_array() {
+                for d in details.iter().filter_map(|d| d["message"].as_str()).take(5) {
+                    msg.push_str("; ");
+                    msg.push_str(d);
+                }
+            }
+            if msg.is_empty() {
+                msg = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+            }
+            answer.message = bounded(msg);
+        }
+        Ok(answer)
+    }
+}
+
+fn bounded(mut s: String) -> String {
+    if s.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
