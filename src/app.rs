@@ -1,19 +1,26 @@
 //! Wiring: start every part from a validated [`Config`], and stop them in order.
 //!
 //! Stop order on the shutdown signal: the listener stops accepting; requests in flight finish
-//! (their appends are stored and answered); the buffer is closed — queued appends written,
-//! synced, the cursor persisted; then [`Running::wait`] returns.
+//! (their appends are stored and answered); the dispatcher stops (what it had not confirmed
+//! stays in the buffer); the buffer is closed — queued appends written, synced, every
+//! acknowledgement in the persisted cursor; then [`Running::wait`] returns.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::buffer::{Buffer, BufferError, DiskBuffer};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, JourneySinkConfig};
+use crate::dispatch::clock::AcceptClock;
+use crate::dispatch::deadletter::{DeadLetterError, DeadLetters};
+use crate::dispatch::gate::Gate;
+use crate::dispatch::{Context, Dispatcher};
 use crate::metrics::Metrics;
 use crate::normalize::Normalizer;
 use crate::server::{self, Status};
 use crate::shutdown::{OsSignals, Shutdown};
+use crate::sink::journey::JourneySink;
+use crate::sink::oauth::{Credentials, TokenSource};
 use crate::source::Ingest;
 use crate::source::http::HttpSource;
 
@@ -43,6 +50,78 @@ pub enum AppError {
     /// A task panicked.
     #[error("task failed: {0}")]
     Join(String),
+    /// The dead-letter directory.
+    #[error(transparent)]
+    DeadLetter(#[from] DeadLetterError),
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Http(String),
+}
+
+/// The HTTP client every sink shares: rustls with the platform's roots, certificates verified.
+pub fn http_client(request_timeout: std::time::Duration) -> Result<reqwest::Client, AppError> {
+    reqwest::Client::builder()
+        .timeout(request_timeout)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("cic-conduit/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| AppError::Http(e.to_string()))
+}
+
+/// The shared token source of the configured organization.
+pub fn token_source(config: &Config, http: reqwest::Client, metrics: &Metrics) -> Result<Arc<TokenSource>, AppError> {
+    let org = &config.organization;
+    let client_id = org
+        .client_id
+        .clone()
+        .ok_or_else(|| ConfigError::invalid("organization.client_id", "required"))?;
+    let client_secret = org
+        .client_secret
+        .as_ref()
+        .ok_or_else(|| ConfigError::invalid("organization.client_secret", "required"))?
+        .resolve("organization.client_secret")?;
+    Ok(Arc::new(TokenSource::new(
+        http,
+        &org.login_base(),
+        Credentials {
+            client_id,
+            client_secret,
+        },
+        metrics.oauth_refreshes.clone(),
+    )))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_journey(
+    config: &Config,
+    j: &JourneySinkConfig,
+    buffer: &Arc<dyn Buffer>,
+    metrics: &Metrics,
+    clock: Arc<AcceptClock>,
+    shutdown: &Shutdown,
+) -> Result<Dispatcher, AppError> {
+    let http = http_client(std::time::Duration::from_millis(j.request_timeout_ms))?;
+    let tokens = token_source(config, http.clone(), metrics)?;
+    let sink = JourneySink::new(http, &config.organization.api_base(), &j.configuration_id, tokens);
+    let ctx = Context {
+        cfg: j.clone(),
+        sink,
+        gate: Arc::new(Gate::new(crate::sink::journey::NAME, j.rate_limit_share)),
+        buffer: buffer.clone(),
+        dead: Arc::new(DeadLetters::open(&config.buffer.data_dir)?),
+        clock,
+        metrics: metrics.sink.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let reader = buffer.reader()?;
+    tracing::info!(
+        sink = crate::sink::journey::NAME,
+        configuration_id = %j.configuration_id,
+        concurrency = j.concurrency,
+        max_events = j.max_events,
+        "delivering to Genesys Cloud"
+    );
+    Ok(Dispatcher::spawn(ctx, reader, &config.normalize.custom_attributes))
 }
 
 /// A started conduit.
@@ -89,6 +168,15 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
                 .map_err(|e| AppError::Join(e.to_string()))??,
         )
     };
+    let clock = Arc::new(AcceptClock::new());
+    let dispatcher = match &config.sinks.journey {
+        Some(j) if j.enabled => Some(start_journey(&config, j, &buffer, &metrics, clock.clone(), &shutdown)?),
+        _ => {
+            tracing::warn!("no destination is enabled: events stay in the buffer");
+            None
+        }
+    };
+    let destinations: Vec<Arc<Gate>> = dispatcher.iter().map(|d| d.gate.clone()).collect();
     let push = if config.sources.http.enabled {
         let token = config
             .sources
@@ -101,7 +189,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         Some(Arc::new(HttpSource {
             cfg: config.sources.http.clone(),
             token,
-            ingest: Arc::new(Ingest::new(normalizer, buffer.clone())),
+            ingest: Arc::new(Ingest::new(normalizer, buffer.clone()).with_clock(clock.clone())),
             metrics: metrics.source.clone(),
             enabled: config.enabled,
             shutdown: shutdown.clone(),
@@ -116,6 +204,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         persist: config.buffer.persist,
         buffer: buffer.clone(),
         metrics: metrics.clone(),
+        destinations,
     });
     let addr = config.listen_addr()?;
     let (listener, bound) = server::bind(addr)
@@ -136,6 +225,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let buf = buffer.clone();
     let task = tokio::spawn(async move {
         let served = server::serve(listener, router, sd).await;
+        if let Some(d) = dispatcher {
+            d.wait().await;
+        }
         let closed = buf.close().await;
         tracing::info!(backlog = buf.stats().backlog_records, "stopped");
         served.map_err(AppError::Serve)?;

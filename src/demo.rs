@@ -1,1 +1,316 @@
-//! placeholder
+//! `cic-conduit demo`: the whole pipeline on one machine, with no outside service.
+//!
+//! It starts the Genesys Cloud simulator on loopback, runs `setup` against it, starts the
+//! conduit on a temporary data dir, and pushes generated CIC interaction changes
+//! ([`crate::sim::traffic`]) through the HTTP push source for the chosen time, showing a live
+//! progress line. Then it stops generating, waits for the backlog to drain, and prints a
+//! summary: delivered, duplicates, dead-lettered, accept-to-confirm latency, 429s. The exit
+//! status is 0 only when every accepted event was confirmed.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use prometheus::Histogram;
+use prometheus::core::Metric;
+
+use crate::config;
+use crate::shutdown::Shutdown;
+use crate::sim::cloud::{CloudSim, FaultUpdate, SimConfig};
+use crate::sim::traffic::{Change, Traffic};
+
+const PUSH_TOKEN: &str = "demo-push-token";
+
+/// `demo` options.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// How long to generate traffic, seconds.
+    #[arg(long, default_value_t = 30)]
+    pub duration: u64,
+    /// Interaction changes generated per second.
+    #[arg(long, default_value_t = 150.0)]
+    pub rate: f64,
+    /// The simulated organization's rate limit (requests a minute per OAuth client).
+    #[arg(long, default_value_t = 300)]
+    pub requests_per_minute: u64,
+    /// Fraction of cloud requests failing with a 5xx.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_fraction: f64,
+    /// Fraction of entities the cloud returns as unprocessed (retryable).
+    #[arg(long, default_value_t = 0.0)]
+    pub reject_fraction: f64,
+    /// Longest wait for the backlog to drain after generating stops, seconds.
+    #[arg(long, default_value_t = 120)]
+    pub drain_timeout: u64,
+    /// Keep the data directory (printed at the end) instead of deleting it.
+    #[arg(long)]
+    pub keep_data: bool,
+    /// No live progress line (for logs and CI).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Estimates quantile `q` of a histogram by linear interpolation within its buckets.
+pub fn quantile(h: &Histogram, q: f64) -> Option<f64> {
+    let m = h.metric();
+    let hist = m.get_histogram();
+    let total = hist.get_sample_count();
+    if total == 0 {
+        return None;
+    }
+    let rank = q * total as f64;
+    let (mut prev_bound, mut prev_count) = (0.0, 0u64);
+    for b in hist.get_bucket() {
+        let (bound, count) = (b.upper_bound(), b.cumulative_count());
+        if count as f64 >= rank {
+            let in_bucket = (count - prev_count) as f64;
+            let frac = if in_bucket > 0.0 {
+                (rank - prev_count as f64) / in_bucket
+            } else {
+                1.0
+            };
+            return Some(prev_bound + (bound - prev_bound) * frac.clamp(0.0, 1.0));
+        }
+        (prev_bound, prev_count) = (bound, count);
+    }
+    Some(prev_bound)
+}
+
+/// The sum of a counter over all its label values.
+pub fn sum(c: &prometheus::IntCounterVec) -> u64 {
+    use prometheus::core::Collector;
+    c.collect()
+        .iter()
+        .flat_map(|f| f.get_metric())
+        .map(|m| m.get_counter().value() as u64)
+        .sum()
+}
+
+fn push_body(changes: &[Change]) -> Vec<u8> {
+    let items: Vec<serde_json::Value> = changes
+        .iter()
+        .map(|c| {
+            let attrs: serde_json::Map<String, serde_json::Value> = c
+                .attributes
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), serde_json::Value::String(v.clone())))
+                .collect();
+            serde_json::json!({"interactionId": c.interaction_id, "attributes": attrs})
+        })
+        .collect();
+    serde_json::to_vec(&items).expect("json")
+}
+
+fn demo_config(data_dir: &std::path::Path, sim: std::net::SocketAddr, configuration_id: &str) -> String {
+    format!(
+        r#"
+cic_server = "cic-demo"
+[server]
+listen = "127.0.0.1:0"
+[log]
+level = "warn"
+[organization]
+short_name = "demo"
+region = "us-east-1"
+api_base_url = "http://{sim}"
+login_base_url = "http://{sim}"
+client_id = "sim-client"
+client_secret = "sim-secret"
+[buffer]
+data_dir = '{dir}'
+[normalize]
+default_country_code = "1"
+[sources.http]
+token = "{PUSH_TOKEN}"
+[sinks.journey]
+configuration_id = "{configuration_id}"
+external_source_id = "cic-demo"
+"#,
+        dir = data_dir.display()
+    )
+}
+
+/// Runs the demo.
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let shutdown = Shutdown::new();
+    let sim = CloudSim::new(SimConfig {
+        requests_per_minute: args.requests_per_minute,
+        ..SimConfig::default()
+    });
+    sim.set_faults(&FaultUpdate {
+        error_fraction: Some(args.error_fraction),
+        reject_fraction: Some(args.reject_fraction),
+        retryable_fraction: Some(1.0),
+        ..FaultUpdate::default()
+    });
+    let sim_addr = sim.spawn("127.0.0.1:0".parse()?, shutdown.clone()).await?;
+    let data_dir = std::env::temp_dir().join(format!(
+        "cic-conduit-demo-{}-{}",
+        std::process::id(),
+        crate::timefmt::now_ms()
+    ));
+    std::fs::create_dir_all(&data_dir)?;
+    // Set-up runs against the simulator exactly as against an organization.
+    let pre = config::load_str(&demo_config(&data_dir, sim_addr, "pending"), std::iter::empty())?;
+    crate::telemetry::init(&pre.log);
+    let setup = crate::cli::setup(&pre, crate::sink::setup::DEFAULT_CONFIGURATION_NAME, "PureConnect").await?;
+    let cfg = config::load_str(
+        &demo_config(&data_dir, sim_addr, &setup.configuration_id),
+        std::iter::empty(),
+    )?;
+    let running = crate::app::start(cfg).await.context("starting the conduit")?;
+    let metrics = running.metrics.clone();
+    let buffer = running.buffer.clone();
+    eprintln!(
+        "cic-conduit demo: Genesys Cloud simulator on http://{sim_addr} ({} requests/min), conduit on http://{}, data in {}",
+        args.requests_per_minute,
+        running.addr,
+        data_dir.display()
+    );
+    eprintln!(
+        "generating {} interaction changes/s for {} s ...",
+        args.rate, args.duration
+    );
+
+    let generated = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let stop_gen = Shutdown::new();
+    let generator = {
+        let (generated, refused, stop) = (generated.clone(), refused.clone(), stop_gen.clone());
+        let url = format!("http://{}/v1/interactions", running.addr);
+        let rate = args.rate;
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let start = crate::timefmt::now_ms();
+            let mut traffic = Traffic::new(start as u64, rate / Traffic::CHANGES_PER_INTERACTION, 0.1, start);
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            let mut changes = Vec::new();
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.wait() => return,
+                }
+                changes.clear();
+                traffic.advance(crate::timefmt::now_ms(), &mut changes);
+                if changes.is_empty() {
+                    continue;
+                }
+                let body = push_body(&changes);
+                // A refused push (503 when full) is retried with the same changes.
+                loop {
+                    let r = http
+                        .post(&url)
+                        .bearer_auth(PUSH_TOKEN)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match r {
+                        Ok(resp) if resp.status().as_u16() == 202 => {
+                            generated.fetch_add(changes.len() as u64, Ordering::Relaxed);
+                            break;
+                        }
+                        _ => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                                _ = stop.wait() => return,
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    };
+
+    let delivered =
+        |m: &crate::metrics::Metrics| m.sink.delivered.with_label_values(&[crate::sink::journey::NAME]).get();
+    let started = Instant::now();
+    let gen_end = started + Duration::from_secs(args.duration);
+    let mut drain_end = None;
+    let mut last_delivered = 0;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let now = Instant::now();
+        let d = delivered(&metrics);
+        let backlog = buffer.stats().backlog_records;
+        if !args.quiet {
+            eprint!(
+                "\r[{:>4}s] generated {:>7}  accepted {:>7}  delivered {:>7}  backlog {:>6}  rate {:>5}/s   ",
+                started.elapsed().as_secs(),
+                generated.load(Ordering::Relaxed),
+                metrics.buffer.appended.get(),
+                d,
+                backlog,
+                d - last_delivered
+            );
+            let _ = std::io::stderr().flush();
+        }
+        last_delivered = d;
+        if drain_end.is_none() && now >= gen_end {
+            stop_gen.trigger();
+            drain_end = Some(now + Duration::from_secs(args.drain_timeout));
+            if !args.quiet {
+                eprintln!();
+                eprintln!("generating stopped; draining the backlog ...");
+            }
+        }
+        if let Some(end) = drain_end
+            && (backlog == 0 || now >= end)
+        {
+            break;
+        }
+    }
+    let _ = generator.await;
+    if !args.quiet {
+        eprintln!();
+    }
+    let accepted = metrics.buffer.appended.get();
+    let backlog = buffer.stats().backlog_records;
+    running.stop().await?;
+    let report = sim.report();
+    shutdown.trigger();
+    let dead = sum(&metrics.sink.dead_lettered);
+    let received_429 = metrics
+        .sink
+        .requests
+        .with_label_values(&[crate::sink::journey::NAME, "429"])
+        .get();
+    let p50 = quantile(&metrics.sink.accept_to_confirm, 0.5);
+    let p99 = quantile(&metrics.sink.accept_to_confirm, 0.99);
+    let fmt = |v: Option<f64>| v.map(|s| format!("{:.0} ms", s * 1000.0)).unwrap_or_else(|| "-".into());
+    println!("summary");
+    println!("  interaction changes pushed   {}", generated.load(Ordering::Relaxed));
+    println!("  events accepted              {accepted}");
+    println!("  events delivered (unique)    {}", report.unique_ids);
+    println!("  duplicates                   {}", report.duplicates);
+    println!("  dead-lettered                {dead}");
+    println!("  left in the buffer           {backlog}");
+    println!("  accept-to-confirm            p50 {}  p99 {}", fmt(p50), fmt(p99));
+    println!(
+        "  requests                     {}  (429s received: {received_429})",
+        report.event_requests + report.rate_limited
+    );
+    let ok = backlog == 0 && report.unique_ids + dead >= accepted;
+    if args.keep_data {
+        println!("  data kept in                 {}", data_dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+    if ok {
+        println!("OK: every accepted event was confirmed by Genesys Cloud");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "NOT OK: {} accepted events were not confirmed",
+            accepted.saturating_sub(report.unique_ids + dead)
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,9 +1,10 @@
 //! The integration-health document served at `GET /health`.
 //!
 //! One JSON object an operator (or a load balancer) reads at a glance: whether ingesting is
-//! switched on, and the buffer's state and backlog. Never contains a secret. The HTTP status is
-//! 200 while the conduit can accept work (or is deliberately disabled) and 503 when the buffer
-//! has failed.
+//! switched on, the buffer's state and backlog, and each destination's state (ok, retrying,
+//! paused until, auth failing) with its last error and correlation id. Never contains a secret.
+//! `status` is `degraded` while a destination is not ok. The HTTP status is 200 while the
+//! conduit can accept work (or is deliberately disabled) and 503 when the buffer has failed.
 
 use std::time::Instant;
 
@@ -11,11 +12,12 @@ use serde::Serialize;
 
 use crate::buffer::BufferStats;
 use crate::config::PersistPolicy;
+use crate::dispatch::gate::{DestState, DestinationHealth};
 
 /// The whole document.
 #[derive(Debug, Serialize)]
 pub struct Health {
-    /// `ok`, `disabled` or `failing`.
+    /// `ok`, `degraded`, `disabled` or `failing`.
     pub status: &'static str,
     /// The Interaction Administrator switch.
     pub enabled: bool,
@@ -27,6 +29,8 @@ pub struct Health {
     pub uptime_secs: u64,
     /// The buffer.
     pub buffer: BufferHealth,
+    /// Each destination (empty when none is enabled).
+    pub destinations: Vec<DestinationHealth>,
 }
 
 /// The buffer's part.
@@ -50,7 +54,14 @@ pub struct BufferHealth {
 
 impl Health {
     /// Builds the document.
-    pub fn build(enabled: bool, cic_server: &str, started: Instant, persist: PersistPolicy, b: BufferStats) -> Self {
+    pub fn build(
+        enabled: bool,
+        cic_server: &str,
+        started: Instant,
+        persist: PersistPolicy,
+        b: BufferStats,
+        destinations: Vec<DestinationHealth>,
+    ) -> Self {
         let used_percent = if b.max_bytes == 0 {
             0.0
         } else {
@@ -67,6 +78,8 @@ impl Health {
             "failing"
         } else if !enabled {
             "disabled"
+        } else if destinations.iter().any(|d| d.state != DestState::Ok) {
+            "degraded"
         } else {
             "ok"
         };
@@ -85,6 +98,7 @@ impl Health {
                 used_percent,
                 segments: b.segments,
             },
+            destinations,
         }
     }
 

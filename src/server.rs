@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::buffer::Buffer;
 use crate::config::PersistPolicy;
+use crate::dispatch::gate::Gate;
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -35,10 +36,13 @@ pub struct Status {
     pub buffer: Arc<dyn Buffer>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The destinations' gates.
+    pub destinations: Vec<Arc<Gate>>,
 }
 
 async fn health(State(s): State<Arc<Status>>) -> Response {
-    let h = Health::build(s.enabled, &s.cic_server, s.started, s.persist, s.buffer.stats());
+    let dest = s.destinations.iter().map(|g| g.health()).collect();
+    let h = Health::build(s.enabled, &s.cic_server, s.started, s.persist, s.buffer.stats(), dest);
     let code = if h.is_up() {
         StatusCode::OK
     } else {

@@ -23,7 +23,7 @@ pub struct Location {
 }
 
 impl Location {
-    fn data_dir(&self) -> anyhow::Result<PathBuf> {
+    pub fn data_dir(&self) -> anyhow::Result<PathBuf> {
         match (&self.data_dir, &self.config) {
             (Some(d), _) => Ok(d.clone()),
             (None, Some(c)) => Ok(config::load_file(c)?.buffer.data_dir),

@@ -1,6 +1,8 @@
 //! The `cic-conduit` command line. `anyhow` lives here, at the binary's edge, and nowhere else.
 
 mod buffer_cmd;
+mod dead_letter_cmd;
+mod sim_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +37,32 @@ enum Command {
     Buffer {
         #[command(subcommand)]
         command: buffer_cmd::BufferCommand,
+    },
+    /// List or replay the events Genesys Cloud refused for good.
+    DeadLetter {
+        #[command(subcommand)]
+        command: dead_letter_cmd::DeadLetterCommand,
+    },
+    /// Create (once) the external-events schema and configuration in the organization and print
+    /// their ids. Running it again changes nothing.
+    Setup {
+        /// The config file (its [organization] section, with client_id and client_secret).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Name of the external-events configuration.
+        #[arg(long, default_value = crate::sink::setup::DEFAULT_CONFIGURATION_NAME)]
+        name: String,
+        /// The configuration's `source`.
+        #[arg(long, default_value = "PureConnect")]
+        source: String,
+    },
+    /// Run the whole pipeline on this machine: a simulated Genesys Cloud, the conduit on a
+    /// temporary data dir, and generated CIC interactions; then report what was delivered.
+    Demo(crate::demo::DemoArgs),
+    /// Run a simulator of an outside service.
+    Sim {
+        #[command(subcommand)]
+        command: sim_cmd::SimCommand,
     },
 }
 
@@ -95,5 +123,62 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Buffer { command } => buffer_cmd::run(command),
+        Command::DeadLetter { command } => dead_letter_cmd::run(command),
+        Command::Sim { command } => sim_cmd::run(command),
+        Command::Demo(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(crate::demo::run(args))
+        }
+        Command::Setup { config, name, source } => {
+            let cfg = config::load_file(&config)?;
+            crate::telemetry::init(&cfg.log);
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let r = rt.block_on(setup(&cfg, &name, &source))?;
+            println!(
+                "schema         {} ({})",
+                r.schema_id,
+                if r.schema_created { "created" } else { "already there" }
+            );
+            println!(
+                "configuration  {} ({})",
+                r.configuration_id,
+                if r.configuration_created {
+                    "created"
+                } else {
+                    "already there"
+                }
+            );
+            if r.schema_differs {
+                eprintln!(
+                    "warning: the organization's schema differs from the one this version derives (custom attributes changed?); events may be refused until it is updated"
+                );
+            }
+            println!(
+                "\nAdd to the config:\n\n[sinks.journey]\nconfiguration_id = \"{}\"",
+                r.configuration_id
+            );
+            println!("external_source_id = \"<your external source id>\"");
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Runs `setup` against the configured organization.
+pub async fn setup(cfg: &config::Config, name: &str, source: &str) -> anyhow::Result<crate::sink::setup::SetupResult> {
+    let http = crate::app::http_client(std::time::Duration::from_secs(30))?;
+    let metrics = crate::metrics::Metrics::new();
+    let tokens = crate::app::token_source(cfg, http.clone(), &metrics)?;
+    let external_source = cfg
+        .sinks
+        .journey
+        .as_ref()
+        .map(|j| j.external_source_id.clone())
+        .unwrap_or_default();
+    let mapper = crate::sink::journey::Mapper::new(&cfg.normalize.custom_attributes, &external_source);
+    let s = crate::sink::setup::Setup {
+        http,
+        api_base: cfg.organization.api_base(),
+        tokens,
+    };
+    Ok(s.run(&mapper, name, source).await?)
 }

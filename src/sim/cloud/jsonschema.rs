@@ -41,7 +41,7 @@ pub fn check_schema(schema: &Value) -> Result<(), Vec<String>> {
                     errors.push(format!("properties.{name}.type must be one of {}", TYPES.join(", ")));
                 }
                 if let Some(e) = p.get("enum")
-                    && !e.as_array().is_some_and(|a| !a.is_empty())
+                    && e.as_array().is_none_or(|a| a.is_empty())
                 {
                     errors.push(format!("properties.{name}.enum must be a non-empty array"));
                 }

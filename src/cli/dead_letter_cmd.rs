@@ -1,0 +1,129 @@
+//! `cic-conduit dead-letter list|replay`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use super::buffer_cmd::Location;
+use crate::buffer::{Appended, Buffer, DiskBuffer};
+use crate::config::BufferConfig;
+use crate::dispatch::deadletter;
+use crate::metrics::Metrics;
+use crate::timefmt;
+
+/// Dead-letter tools.
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// The dead-letter files, with their record counts; `--verbose` lists every record.
+    List {
+        #[command(flatten)]
+        at: Location,
+        /// Every record: sequence number, event id, reason, status, correlation id, message.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Re-queues dead letters into the buffer (the conduit must be stopped), then moves each
+    /// replayed file to `dead-letter/replayed/`.
+    Replay {
+        #[command(flatten)]
+        at: Location,
+        /// Only this file (default: every file).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+}
+
+/// Runs a dead-letter command.
+pub fn run(cmd: DeadLetterCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DeadLetterCommand::List { at, verbose } => {
+            let dir = at.data_dir()?;
+            let files = deadletter::list(&dir)?;
+            if files.is_empty() {
+                println!("no dead letters under {}", deadletter::dir_of(&dir).display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut total = 0;
+            for f in &files {
+                total += f.records;
+                println!(
+                    "{}  {} records{}",
+                    f.path.display(),
+                    f.records,
+                    f.damage.as_ref().map(|d| format!("  ({d})")).unwrap_or_default()
+                );
+                if verbose {
+                    let (letters, _) = deadletter::read_file(&f.path)?;
+                    for d in letters {
+                        println!(
+                            "  seq {}  event {}  {}  reason {}  status {}  correlation {}  {}",
+                            d.seq,
+                            d.event.as_ref().map(|e| e.event_id.as_str()).unwrap_or("(undecodable)"),
+                            timefmt::format_timestamp_ms(d.at_ms),
+                            d.reason,
+                            d.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                            d.correlation_id.as_deref().unwrap_or("-"),
+                            d.message
+                        );
+                    }
+                }
+            }
+            println!("{total} dead letters in {} files", files.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        DeadLetterCommand::Replay { at, file } => {
+            let dir = at.data_dir()?;
+            let files: Vec<PathBuf> = match file {
+                Some(f) => vec![f],
+                None => deadletter::list(&dir)?.into_iter().map(|f| f.path).collect(),
+            };
+            if files.is_empty() {
+                println!("nothing to replay");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(replay(&dir, &files))
+        }
+    }
+}
+
+async fn replay(dir: &std::path::Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let metrics = Metrics::new();
+    let cfg = BufferConfig::with_dir(dir);
+    let buffer: Arc<DiskBuffer> = Arc::new(
+        DiskBuffer::open(&cfg, metrics.buffer.clone())
+            .context("cannot open the buffer (stop the conduit before replaying)")?,
+    );
+    let mut total = 0;
+    for path in files {
+        let (letters, damage) = deadletter::read_file(path)?;
+        if let Some(d) = damage {
+            eprintln!(
+                "warning: {}: {d}; replaying the {} records before it",
+                path.display(),
+                letters.len()
+            );
+        }
+        let records: Vec<Vec<u8>> = letters.iter().map(|d| d.payload.to_vec()).collect();
+        let n = records.len();
+        if n > 0 {
+            match buffer.append(records).await? {
+                Appended::Stored { .. } => {}
+                Appended::Dropped { count } => anyhow::bail!("the buffer is full: {count} records not replayed"),
+            }
+        }
+        let moved = deadletter::mark_replayed(path)?;
+        println!(
+            "{}: {n} records re-queued; file moved to {}",
+            path.display(),
+            moved.display()
+        );
+        total += n;
+    }
+    buffer.close().await?;
+    println!("{total} dead letters re-queued; the conduit delivers them at its next start");
+    Ok(ExitCode::SUCCESS)
+}
