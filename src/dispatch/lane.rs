@@ -34,6 +34,21 @@ use crate::sink::journey::{SendError, Unprocessed};
 pub async fn run(ctx: std::sync::Arc<Context>, mut rx: mpsc::Receiver<Item>) {
     let mut batcher = Batcher::new(ctx.cfg.max_events, ctx.cfg.max_bytes, ctx.cfg.max_age());
     loop {
+        // Take everything already queued first: items that waited behind a slow request must
+        // fill the next batch, not each leave alone because their age ran out meanwhile.
+        loop {
+            match rx.try_recv() {
+                Ok(item) => {
+                    if let Some(full) = batcher.push(item)
+                        && !deliver(&ctx, full).await
+                    {
+                        return;
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
+            }
+        }
         let deadline = batcher.deadline();
         tokio::select! {
             item = rx.recv() => {

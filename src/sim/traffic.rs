@@ -241,7 +241,8 @@ mod tests {
             .iter()
             .filter(|c| c.attributes.iter().any(|(k, _)| *k == "Eic_TerminationTime"))
             .count() as f64;
-        assert!(ends > 0.8 * started, "{ends} of {started} ended");
+        // Scaled lives last up to about 40 s: those that arrived in the last 40 s may still run.
+        assert!(ends > 0.6 * started, "{ends} of {started} ended");
         let emails = out
             .iter()
             .filter(|c| {

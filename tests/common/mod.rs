@@ -70,9 +70,15 @@ pub fn events_in(data_dir: &Path) -> Vec<cic_conduit::event::InteractionEvent> {
 /// Starts the real binary with `run --config`, and returns it with the address it listens on
 /// (read from its JSON log, which must be configured). Its log keeps being drained.
 pub fn spawn_conduit(bin: &str, config: &Path) -> (Child, String) {
+    spawn_conduit_env(bin, config, &[])
+}
+
+/// [`spawn_conduit`] with extra environment variables.
+pub fn spawn_conduit_env(bin: &str, config: &Path, env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(bin)
         .args(["run", "--config"])
         .arg(config)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
