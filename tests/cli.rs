@@ -15,12 +15,17 @@ fn the_example_config_is_accepted() {
             concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cic-conduit.toml"),
         ])
         .env("CIC_CONDUIT_PUSH_TOKEN", "s3cret-value")
+        .env("CIC_CONDUIT_CLIENT_SECRET", "oauth-s3cret")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("config OK"));
-    assert!(!stdout.contains("s3cret-value"), "a secret was printed");
+    assert!(stdout.contains("journey sink   configuration"));
+    assert!(
+        !stdout.contains("s3cret-value") && !stdout.contains("oauth-s3cret"),
+        "a secret was printed"
+    );
 }
 
 #[test]

@@ -26,6 +26,20 @@ struct Rig {
     _sim_stop: Shutdown,
     dir: tempfile::TempDir,
     config: PathBuf,
+    /// Conduits started, stopped on drop so a failing test leaves no process behind.
+    pids: std::sync::Mutex<Vec<u32>>,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        for pid in self.pids.lock().unwrap().drain(..) {
+            // Only a conduit still running (a reaped pid may have been reused).
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains("cic-conduit") {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+        }
+    }
 }
 
 impl Rig {
@@ -41,6 +55,7 @@ impl Rig {
             _sim_stop: stop,
             dir,
             config,
+            pids: Default::default(),
         };
         std::fs::write(&rig.config, rig.text(None, "")).unwrap();
         let id = setup(&rig.config);
@@ -70,7 +85,9 @@ impl Rig {
     }
 
     fn spawn(&self) -> (Child, String) {
-        spawn_conduit_env(BIN, &self.config, &[("TEST_SIM_SECRET", "sim-secret")])
+        let (child, addr) = spawn_conduit_env(BIN, &self.config, &[("TEST_SIM_SECRET", "sim-secret")]);
+        self.pids.lock().unwrap().push(child.id());
+        (child, addr)
     }
 }
 

@@ -95,6 +95,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(t) = &cfg.sources.http.token {
                 t.resolve("sources.http.token")?;
             }
+            if let Some(t) = &cfg.organization.client_secret {
+                t.resolve("organization.client_secret")?;
+            }
             println!("config OK: {}", config.display());
             println!("  enabled        {}", cfg.enabled);
             println!("  cic_server     {}", cfg.cic_server);
@@ -120,6 +123,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "disabled"
                 }
             );
+            match &cfg.sinks.journey {
+                Some(j) if j.enabled => println!(
+                    "  journey sink   configuration {} (batches of {}, max age {} ms, {} in flight, client {})",
+                    j.configuration_id,
+                    j.max_events,
+                    j.max_age_ms,
+                    j.concurrency,
+                    cfg.organization.client_id.as_deref().unwrap_or("-")
+                ),
+                _ => println!("  journey sink   disabled: events stay in the buffer"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Buffer { command } => buffer_cmd::run(command),

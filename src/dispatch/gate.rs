@@ -66,6 +66,8 @@ struct Inner {
     next_send: Instant,
     paused_until: Option<Instant>,
     in_flight: u64,
+    /// Requests waiting for their turn.
+    waiting: u64,
     state: DestState,
     last_success: Option<SystemTime>,
     last_error: Option<LastError>,
@@ -112,6 +114,7 @@ impl Gate {
                 next_send: now(),
                 paused_until: None,
                 in_flight: 0,
+                waiting: 0,
                 state: DestState::Ok,
                 last_success: None,
                 last_error: None,
@@ -125,6 +128,15 @@ impl Gate {
 
     /// Waits for a pause to end and for this request's turn; `None` when shutting down first.
     pub async fn turn(&self, shutdown: &Shutdown) -> Option<Turn<'_>> {
+        struct Waiting<'a>(&'a Gate);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                let mut g = self.0.lock();
+                g.waiting = g.waiting.saturating_sub(1);
+            }
+        }
+        self.lock().waiting += 1;
+        let _waiting = Waiting(self);
         loop {
             let wait_until = {
                 let mut g = self.lock();
@@ -148,6 +160,20 @@ impl Gate {
         }
     }
 
+    /// The earliest moment the next request may go (the end of a pause, or the next paced turn).
+    pub fn ready_at(&self) -> Instant {
+        let g = self.lock();
+        g.paused_until.unwrap_or(g.next_send).max(g.next_send)
+    }
+
+    /// Whether a request may go now with nobody else waiting for the turn: a batch that is only
+    /// due by age goes then, and otherwise leaves the turn to full batches and keeps filling.
+    pub fn idle_turn_free(&self) -> bool {
+        let g = self.lock();
+        let ready = g.paused_until.unwrap_or(g.next_send).max(g.next_send);
+        g.waiting == 0 && ready <= now()
+    }
+
     /// Records the rate-limit headers of an answer received now.
     pub fn observe(&self, rl: RateLimit) {
         self.lock().pacer.observe(rl, now());
@@ -165,10 +191,13 @@ impl Gate {
         }
     }
 
-    /// A request succeeded.
+    /// A request succeeded (a pause another request caused still stands).
     pub fn succeeded(&self) {
         let mut g = self.lock();
-        g.state = DestState::Ok;
+        let paused = g.paused_until.is_some_and(|t| t > now());
+        if !paused {
+            g.state = DestState::Ok;
+        }
         g.last_success = Some(SystemTime::now());
     }
 

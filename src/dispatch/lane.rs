@@ -1,7 +1,9 @@
 //! A lane: one request in flight at a time, for the interactions hashed to it.
 //!
 //! The lane batches its items ([`Batcher`]) and delivers each batch to completion before the
-//! next — so an interaction's events reach the cloud in order. Delivering a batch means: wait for
+//! next — so an interaction's events reach the cloud in order. A batch that is due by age but
+//! cannot go yet (the destination is paused or paced, or full batches of other lanes are waiting
+//! for the turn) keeps filling until it can: a rate-limited drain sends whole batches. Delivering a batch means: wait for
 //! a turn at the [`super::gate::Gate`], send, then act on the classified answer:
 //!
 //! - delivered: acknowledge everything the cloud processed; entities returned in
@@ -19,7 +21,7 @@
 //! buffer and is sent again after the restart (at-least-once, same event ids).
 
 use std::collections::VecDeque;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use backon::BackoffBuilder;
 use tokio::sync::mpsc;
@@ -30,18 +32,26 @@ use super::gate::DestState;
 use crate::sink::classify::{Outcome, Verdict, classify};
 use crate::sink::journey::{SendError, Unprocessed};
 
+/// Adds an item; delivers the batch it completes. False when stopped by shutdown.
+async fn add(ctx: &Context, batcher: &mut Batcher, item: Item) -> bool {
+    match batcher.push(item, Instant::now()) {
+        Some(full) => deliver(ctx, full).await,
+        None => true,
+    }
+}
+
 /// Runs a lane until its channel closes or shutdown.
 pub async fn run(ctx: std::sync::Arc<Context>, mut rx: mpsc::Receiver<Item>) {
     let mut batcher = Batcher::new(ctx.cfg.max_events, ctx.cfg.max_bytes, ctx.cfg.max_age());
+    // When a batch due by age deferred to others, the next look at the gate.
+    let mut recheck: Option<Instant> = None;
     loop {
         // Take everything already queued first: items that waited behind a slow request must
         // fill the next batch, not each leave alone because their age ran out meanwhile.
         loop {
             match rx.try_recv() {
                 Ok(item) => {
-                    if let Some(full) = batcher.push(item)
-                        && !deliver(&ctx, full).await
-                    {
+                    if !add(&ctx, &mut batcher, item).await {
                         return;
                     }
                 }
@@ -49,19 +59,25 @@ pub async fn run(ctx: std::sync::Arc<Context>, mut rx: mpsc::Receiver<Item>) {
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             }
         }
-        let deadline = batcher.deadline();
+        // A batch due by age waits for the gate too, filling meanwhile.
+        let deadline = batcher
+            .deadline()
+            .map(|d| d.max(ctx.gate.ready_at()).max(recheck.unwrap_or(d)));
         tokio::select! {
             item = rx.recv() => {
                 let Some(item) = item else { return };
-                if let Some(full) = batcher.push(item)
-                    && !deliver(&ctx, full).await
-                {
+                if !add(&ctx, &mut batcher, item).await {
                     return;
                 }
             }
             _ = sleep_until_opt(deadline) => {
-                let batch = batcher.take();
-                if !deliver(&ctx, batch).await {
+                if !ctx.gate.idle_turn_free() {
+                    // Full batches are waiting for the turn, or another lane took it.
+                    recheck = Some(Instant::now() + RECHECK);
+                    continue;
+                }
+                recheck = None;
+                if !deliver(&ctx, batcher.take()).await {
                     return;
                 }
             }
@@ -70,7 +86,10 @@ pub async fn run(ctx: std::sync::Arc<Context>, mut rx: mpsc::Receiver<Item>) {
     }
 }
 
-async fn sleep_until_opt(t: Option<std::time::Instant>) {
+/// How often a batch due by age looks at the gate again while it defers to full batches.
+const RECHECK: Duration = Duration::from_millis(10);
+
+async fn sleep_until_opt(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,
@@ -369,7 +388,6 @@ mod tests {
             seq: 0,
             payload: bytes::Bytes::new(),
             json: bytes::Bytes::from_static(j.as_bytes()),
-            read_at: std::time::Instant::now(),
             attempts: 0,
         };
         let body = body_of(&[item("{\"id\":\"a\"}"), item("{\"id\":\"b\"}")]);

@@ -171,7 +171,9 @@ impl Dispatcher {
         let mut txs = Vec::with_capacity(lanes);
         let mut handles = Vec::with_capacity(lanes);
         for _ in 0..lanes {
-            let (tx, rx) = mpsc::channel(ctx.cfg.max_events * 2);
+            // Room for a few batches per lane, so that a lane waiting for its turn never leaves
+            // the others short of items (the reader blocks only on the lane that is full).
+            let (tx, rx) = mpsc::channel(ctx.cfg.max_events * 4);
             txs.push(tx);
             handles.push(tokio::spawn(lane::run(ctx.clone(), rx)));
         }
@@ -216,12 +218,10 @@ async fn read_loop(ctx: &Context, mut reader: Box<dyn BufferReader>, mapper: &Ma
             _ = ctx.shutdown.wait() => return,
         };
         for rec in records {
-            let read_at = Instant::now();
             let mut item = Item {
                 seq: rec.seq,
                 payload: rec.payload,
                 json: Bytes::new(),
-                read_at,
                 attempts: 0,
             };
             let ev = match codec.decode(&item.payload) {

@@ -370,20 +370,19 @@ fn events(sim: &CloudSim, config_id: &str, headers: &HeaderMap, body: &Bytes) ->
             }));
             continue;
         }
-        let id = e["id"].as_str().unwrap_or_default().to_string();
-        if inner.seen.insert(id.clone()) {
+        let attr = |k: &str| e["attributes"][k].as_str().map(str::to_string);
+        let new = inner.accept(Received {
+            id: e["id"].as_str().unwrap_or_default().to_string(),
+            date_created: e["dateCreated"].as_str().unwrap_or_default().to_string(),
+            call_id_key: attr("callIdKey"),
+            event_type: attr("eventType"),
+        });
+        if new {
             inner.report.unique_ids += 1;
         } else {
             inner.report.duplicates += 1;
         }
         inner.report.entities_accepted += 1;
-        let attr = |k: &str| e["attributes"][k].as_str().map(str::to_string);
-        inner.received.push(Received {
-            id,
-            date_created: e["dateCreated"].as_str().unwrap_or_default().to_string(),
-            call_id_key: attr("callIdKey"),
-            event_type: attr("eventType"),
-        });
     }
     drop(inner);
     (

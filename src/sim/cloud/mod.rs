@@ -10,7 +10,7 @@
 //! Under `/sim/` (no authentication; bind the simulator to loopback) it adds what a test or an
 //! operator needs: `GET /sim/report` (what it saw — including requests that came back before the
 //! `Retry-After` they were given had passed), `GET /sim/events?offset=N` (accepted entities in
-//! arrival order), `POST /sim/faults` and `POST /sim/revoke-tokens`.
+//! arrival order, the last million; duplicates are recognised among the last four million ids), `POST /sim/faults` and `POST /sim/revoke-tokens`.
 
 pub mod faults;
 mod journey;
@@ -18,7 +18,7 @@ pub mod jsonschema;
 mod limits;
 mod oauth;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -129,8 +129,42 @@ struct Inner {
     faults: Faults,
     schemas: Vec<serde_json::Value>,
     configurations: Vec<serde_json::Value>,
-    seen: HashSet<String>,
-    received: Vec<Received>,
+    /// Hashes of the accepted ids, oldest first in `seen_order` (bounded by [`MAX_IDS`]).
+    seen: HashSet<u64>,
+    seen_order: VecDeque<u64>,
+    /// Accepted entities, the last [`MAX_RECEIVED`]; `received_base` were let go before them.
+    received: VecDeque<Received>,
+    received_base: usize,
+}
+
+/// Ids remembered for duplicate detection (a 64-bit hash each).
+pub const MAX_IDS: usize = 4_000_000;
+/// Accepted entities kept for `GET /sim/events`.
+pub const MAX_RECEIVED: usize = 1_000_000;
+
+impl Inner {
+    /// Records an accepted entity; true when its id is new.
+    fn accept(&mut self, r: Received) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        r.id.hash(&mut h);
+        let key = h.finish();
+        let new = self.seen.insert(key);
+        if new {
+            self.seen_order.push_back(key);
+            if self.seen_order.len() > MAX_IDS
+                && let Some(old) = self.seen_order.pop_front()
+            {
+                self.seen.remove(&old);
+            }
+        }
+        self.received.push_back(r);
+        if self.received.len() > MAX_RECEIVED {
+            self.received.pop_front();
+            self.received_base += 1;
+        }
+        new
+    }
 }
 
 /// The simulator's state, shared by its handlers.
@@ -158,7 +192,9 @@ impl CloudSim {
                 schemas: Vec::new(),
                 configurations: Vec::new(),
                 seen: HashSet::new(),
-                received: Vec::new(),
+                seen_order: VecDeque::new(),
+                received: VecDeque::new(),
+                received_base: 0,
             }),
             cfg,
             next_id: AtomicU64::new(1),
@@ -206,7 +242,8 @@ impl CloudSim {
     /// Accepted entities from `offset` on, in arrival order.
     pub fn received(&self, offset: usize) -> Vec<Received> {
         let inner = self.lock();
-        inner.received.get(offset..).unwrap_or_default().to_vec()
+        let skip = offset.saturating_sub(inner.received_base);
+        inner.received.iter().skip(skip).cloned().collect()
     }
 
     /// The routes.

@@ -1,0 +1,351 @@
+//! Delivery to Genesys Cloud, end to end: the real `cic-conduit` binary delivering to the
+//! Genesys Cloud simulator over loopback.
+//!
+//! `cargo bench --bench delivery -- [drain] [steady] [idle]` (all three when none is named):
+//! - `drain`: a backlog of `--events` (200,000) accepted while no sink was configured, then
+//!   delivered at `--rpm` (300) requests a minute in batches of 100. Target: at least 95% of the
+//!   ceiling (rpm × 100 events a minute) with under 1% of requests answered 429.
+//! - `steady`: `--rate` (1,000) events a second for `--secs` (30) against a healthy cloud (rate
+//!   limit raised to 6,000 a minute). Targets: p99 accept-to-confirm under 1.5 s, the conduit
+//!   under 5% of one core.
+//! - `idle`: resident memory of a started conduit with nothing to do. Target: under 30 MiB.
+//!
+//! Without `--bench` (under `cargo test`) each scenario runs briefly as a smoke test.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cic_conduit::shutdown::Shutdown;
+use cic_conduit::sim::cloud::{CloudSim, SimConfig};
+use common::{TOKEN, client, item, spawn_conduit_env};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 =
+        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+struct Bench {
+    sim: Arc<CloudSim>,
+    sim_addr: std::net::SocketAddr,
+    _stop: Shutdown,
+    dir: tempfile::TempDir,
+}
+
+impl Bench {
+    async fn new(rpm: u64) -> Bench {
+        let sim = CloudSim::new(SimConfig {
+            requests_per_minute: rpm,
+            ..SimConfig::default()
+        });
+        let stop = Shutdown::new();
+        let sim_addr = sim.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
+        Bench {
+            sim,
+            sim_addr,
+            _stop: stop,
+            dir: tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+        }
+    }
+
+    /// A config; with `sink` the journey sink is configured (after `setup`).
+    fn config(&self, name: &str, sink: bool) -> PathBuf {
+        let path = self.dir.path().join(name);
+        let mut text = format!(
+            r#"cic_server = "bench"
+[server]
+listen = "127.0.0.1:0"
+[log]
+format = "json"
+level = "warn,cic_conduit::app=info"
+[organization]
+short_name = "bench"
+region = "us-east-1"
+api_base_url = "http://{a}"
+login_base_url = "http://{a}"
+client_id = "sim-client"
+client_secret = "sim-secret"
+[buffer]
+data_dir = "{d}"
+max_bytes = 21474836480
+[normalize]
+max_tracked_interactions = 2000000
+forget_ended_after_secs = 5
+[sources.http]
+token = "{TOKEN}"
+max_body_bytes = 4194304
+"#,
+            a = self.sim_addr,
+            d = self.dir.path().join("data").display()
+        );
+        std::fs::write(&path, &text).unwrap();
+        if sink {
+            let id = setup(&path);
+            text.push_str(&format!(
+                "[sinks.journey]\nconfiguration_id = \"{id}\"\nexternal_source_id = \"bench\"\n"
+            ));
+            std::fs::write(&path, &text).unwrap();
+        }
+        path
+    }
+}
+
+fn setup(config: &Path) -> String {
+    let out = Command::new(BIN)
+        .args(["setup", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("configuration  "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string()
+}
+
+fn stop(child: &mut Child) {
+    common::terminate(child);
+    assert!(child.wait().unwrap().success());
+}
+
+/// Pushes `items` new interactions offered (two events each), in requests of 500.
+async fn push_offers(addr: &str, prefix: u64, items: u64) -> u64 {
+    let c = client();
+    let mut events = 0;
+    let mut i = 0;
+    while i < items {
+        let n = (items - i).min(500);
+        let body: Vec<serde_json::Value> = (i..i + n).map(|k| item(&format!("{prefix}{k:08}"), "O")).collect();
+        let resp = c
+            .post(format!("http://{addr}/v1/interactions"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 202);
+        let v: serde_json::Value = resp.json().await.unwrap();
+        events += v["events"].as_u64().unwrap();
+        i += n;
+    }
+    events
+}
+
+async fn drain(full: bool) {
+    let events_wanted = arg("--events", if full { 200_000 } else { 2_000 });
+    let rpm = arg("--rpm", if full { 300 } else { 3_000 });
+    let b = Bench::new(rpm).await;
+    // Fill the buffer with no sink configured.
+    let (mut child, addr) = spawn_conduit_env(BIN, &b.config("fill.toml", false), &[]);
+    let accepted = push_offers(&addr, 10, events_wanted / 2).await;
+    stop(&mut child);
+    let start = Instant::now();
+    let (mut child, addr) = spawn_conduit_env(BIN, &b.config("drain.toml", true), &[]);
+    let cpu0 = cpu_secs(child.id());
+    loop {
+        let r = b.sim.report();
+        if r.unique_ids >= accepted {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(3600), "drain stalled: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_secs(child.id()) - cpu0;
+    let m = client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    if std::env::var_os("DRAIN_DEBUG").is_some() {
+        for l in m.lines().filter(|l| l.starts_with("conduit_sink_batch_events_bucket")) {
+            println!("{l}");
+        }
+    }
+    stop(&mut child);
+    let sum = metric(&m, "conduit_sink_batch_events_sum{sink=\"journey\"}");
+    let count = metric(&m, "conduit_sink_batch_events_count{sink=\"journey\"}");
+    let r = b.sim.report();
+    let ceiling = rpm as f64 * 100.0 / 60.0;
+    let rate = accepted as f64 / secs;
+    let rl = r.rate_limited as f64 / r.api_requests.max(1) as f64;
+    println!(
+        "drain: {accepted} events in {secs:.1} s = {rate:.1} events/s; ceiling {ceiling:.1}/s ({rpm} requests/min x 100): {:.3} of the ceiling (target >= 0.95)",
+        rate / ceiling
+    );
+    println!(
+        "drain: {} requests of {:.1} events on average, {} answered 429 = {:.4} (target < 0.01); duplicates {}; conduit CPU {:.2} s = {:.3} of one core",
+        r.api_requests,
+        sum / count.max(1.0),
+        r.rate_limited,
+        rl,
+        r.duplicates,
+        cpu,
+        cpu / secs
+    );
+    assert_eq!(r.duplicates, 0);
+}
+
+fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Quantile `q` from a Prometheus histogram in the text exposition, interpolating in buckets.
+fn quantile(text: &str, name: &str, q: f64) -> f64 {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&prefix)?;
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last().map(|b| b.1).unwrap_or(0.0);
+    let rank = q * total;
+    let (mut pb, mut pc) = (0.0, 0.0);
+    for (le, c) in buckets {
+        if c >= rank {
+            if le.is_infinite() {
+                return pb;
+            }
+            let f = if c > pc { (rank - pc) / (c - pc) } else { 1.0 };
+            return pb + (le - pb) * f;
+        }
+        (pb, pc) = (le, c);
+    }
+    pb
+}
+
+async fn steady(full: bool) {
+    let rate = arg("--rate", if full { 1_000 } else { 200 });
+    let secs = arg("--secs", if full { 30 } else { 3 });
+    let b = Bench::new(6_000).await;
+    let (mut child, addr) = spawn_conduit_env(BIN, &b.config("steady.toml", true), &[]);
+    let pid = child.id();
+    // Warm up (token, first headers), then measure.
+    push_offers(&addr, 20, 10).await;
+    let sim = b.sim.clone();
+    while sim.report().unique_ids < 20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cpu0 = cpu_secs(pid);
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let per_tick = (rate / 20).max(1); // items per 100 ms, two events each
+    let mut accepted = 20;
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(secs) {
+        tick.tick().await;
+        accepted += push_offers(&addr, 30 + n, per_tick).await;
+        n += 1;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_secs(pid) - cpu0;
+    while sim.report().unique_ids < accepted {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let m = client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    stop(&mut child);
+    let name = "conduit_pipeline_accept_to_confirm_seconds";
+    let (p50, p99) = (quantile(&m, name, 0.5), quantile(&m, name, 0.99));
+    println!(
+        "steady: {:.0} events/s for {elapsed:.1} s; accept-to-confirm p50 {:.0} ms, p99 {:.0} ms = {:.2} of the 1.5 s target",
+        (accepted - 20) as f64 / elapsed,
+        p50 * 1000.0,
+        p99 * 1000.0,
+        p99 / 1.5
+    );
+    println!(
+        "steady: conduit CPU {cpu:.2} s over {elapsed:.1} s = {:.3} of one core (target < 0.05); requests {}, 429s {}",
+        cpu / elapsed,
+        sim.report().api_requests,
+        sim.report().rate_limited
+    );
+}
+
+async fn idle(full: bool) {
+    let b = Bench::new(300).await;
+    let (mut child, addr) = spawn_conduit_env(BIN, &b.config("idle.toml", true), &[]);
+    // One event through the whole path, so every part (token, HTTP client, lanes) is live.
+    push_offers(&addr, 40, 1).await;
+    while b.sim.report().unique_ids < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(if full { 5 } else { 1 })).await;
+    let rss = rss_mib(child.id());
+    stop(&mut child);
+    println!(
+        "idle: resident memory {rss:.1} MiB = {:.2} of the 30 MiB limit",
+        rss / 30.0
+    );
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let named: Vec<String> = std::env::args()
+        .filter(|a| ["drain", "steady", "idle"].contains(&a.as_str()))
+        .collect();
+    let all = named.is_empty();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        if all || named.iter().any(|a| a == "idle") {
+            idle(full).await;
+        }
+        if all || named.iter().any(|a| a == "steady") {
+            steady(full).await;
+        }
+        if all || named.iter().any(|a| a == "drain") {
+            drain(full).await;
+        }
+    });
+}
