@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use cic_conduit::shutdown::Shutdown;
 use cic_conduit::sim::cloud::{CloudSim, SimConfig};
-use common::{TOKEN, client, item, spawn_conduit_env};
+use common::{TOKEN, item, spawn_conduit_env};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
 
@@ -142,22 +142,12 @@ fn stop(child: &mut Child) {
 
 /// Pushes `items` new interactions offered (two events each), in requests of 500.
 async fn push_offers(addr: &str, prefix: u64, items: u64) -> u64 {
-    let c = client();
     let mut events = 0;
     let mut i = 0;
     while i < items {
         let n = (items - i).min(500);
         let body: Vec<serde_json::Value> = (i..i + n).map(|k| item(&format!("{prefix}{k:08}"), "O")).collect();
-        let resp = c
-            .post(format!("http://{addr}/v1/interactions"))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 202);
-        let v: serde_json::Value = resp.json().await.unwrap();
-        events += v["events"].as_u64().unwrap();
+        events += common::push_items(addr, &body).await;
         i += n;
     }
     events
@@ -184,14 +174,7 @@ async fn drain(full: bool) {
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu = cpu_secs(child.id()) - cpu0;
-    let m = client()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = common::get_text(&format!("http://{addr}/metrics")).await;
     if std::env::var_os("DRAIN_DEBUG").is_some() {
         for l in m.lines().filter(|l| l.starts_with("conduit_sink_batch_events_bucket")) {
             println!("{l}");
@@ -283,14 +266,7 @@ async fn steady(full: bool) {
     while sim.report().unique_ids < accepted {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let m = client()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = common::get_text(&format!("http://{addr}/metrics")).await;
     stop(&mut child);
     let name = "conduit_pipeline_accept_to_confirm_seconds";
     let (p50, p99) = (quantile(&m, name, 0.5), quantile(&m, name, 0.99));

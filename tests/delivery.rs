@@ -84,6 +84,19 @@ impl Rig {
         }
     }
 
+    /// Starts a conduit, delivers `n` interaction lifecycles through it, and waits until the
+    /// simulator has them all; returns the conduit, its address and the events delivered.
+    async fn start_delivering(&self, prefix: &str, n: usize) -> (Child, String, u64) {
+        let (child, addr) = self.spawn();
+        let events = push_lifecycles(&addr, prefix, n).await;
+        let sim = self.sim.clone();
+        wait_for(Duration::from_secs(20), "first delivery", || {
+            sim.report().unique_ids == events
+        })
+        .await;
+        (child, addr, events)
+    }
+
     fn spawn(&self) -> (Child, String) {
         let (child, addr) = spawn_conduit_env(BIN, &self.config, &[("TEST_SIM_SECRET", "sim-secret")]);
         self.pids.lock().unwrap().push(child.id());
@@ -108,19 +121,7 @@ fn setup(config: &Path) -> String {
         .to_string()
 }
 
-/// Pushes `items`; returns the events accepted.
-async fn push(addr: &str, items: &[Value]) -> u64 {
-    let resp = client()
-        .post(format!("http://{addr}/v1/interactions"))
-        .bearer_auth(TOKEN)
-        .json(&items)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 202);
-    let v: Value = resp.json().await.unwrap();
-    v["events"].as_u64().unwrap()
-}
+use common::push_items as push;
 
 /// Interactions `prefix0..n`, each offered, connected, then disconnected: three requests.
 async fn push_lifecycles(addr: &str, prefix: &str, n: usize) -> u64 {
@@ -142,25 +143,11 @@ async fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 async fn health(addr: &str) -> Value {
-    client()
-        .get(format!("http://{addr}/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    serde_json::from_str(&get_text(&format!("http://{addr}/health")).await).unwrap()
 }
 
 async fn metrics(addr: &str) -> String {
-    client()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    get_text(&format!("http://{addr}/metrics")).await
 }
 
 fn metric(text: &str, name_and_labels: &str) -> f64 {
@@ -237,13 +224,8 @@ async fn every_event_is_delivered_once_valid_and_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sixty_second_outage_loses_nothing() {
     let rig = Rig::new(SimConfig::default(), "").await;
-    let (mut child, addr) = rig.spawn();
-    let before = push_lifecycles(&addr, "21", 30).await;
+    let (mut child, addr, before) = rig.start_delivering("21", 30).await;
     let sim = rig.sim.clone();
-    wait_for(Duration::from_secs(20), "first delivery", || {
-        sim.report().unique_ids == before
-    })
-    .await;
     rig.sim.set_faults(&FaultUpdate {
         outage_secs: Some(60.0),
         ..Default::default()
@@ -283,13 +265,8 @@ async fn a_sixty_second_outage_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_is_waited_out_never_retried_early() {
     let rig = Rig::new(SimConfig::default(), "max_events = 5\nmax_age_ms = 50").await;
-    let (mut child, addr) = rig.spawn();
-    let first = push_lifecycles(&addr, "31", 10).await;
+    let (mut child, addr, first) = rig.start_delivering("31", 10).await;
     let sim = rig.sim.clone();
-    wait_for(Duration::from_secs(20), "first delivery", || {
-        sim.report().unique_ids == first
-    })
-    .await;
     // The organization's allowance drops below what this window already used: every lane
     // gets a 429 with the seconds left in the window as Retry-After.
     rig.sim.set_faults(&FaultUpdate {

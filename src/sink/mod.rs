@@ -8,3 +8,13 @@ pub mod journey;
 pub mod oauth;
 pub mod ratelimit;
 pub mod setup;
+
+/// The `ININ-Correlation-Id` of a Genesys Cloud answer (empty when absent): logged with every
+/// failure, and what Genesys support asks for.
+pub fn correlation_id(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get("inin-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}

@@ -140,12 +140,7 @@ impl TokenSource {
             .await
             .map_err(|e| OAuthError::Transport(e.without_url().to_string()))?;
         let status = resp.status().as_u16();
-        let correlation_id = resp
-            .headers()
-            .get("inin-correlation-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let correlation_id = super::correlation_id(resp.headers());
         if status == 400 || status == 401 || status == 403 {
             let body: serde_json::Value = resp.json().await.unwrap_or_default();
             let error = body["error"].as_str().unwrap_or("unknown").to_string();

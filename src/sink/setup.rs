@@ -75,12 +75,7 @@ impl Setup {
             .await
             .map_err(|e| SetupError::Transport(format!("{what}: {}", e.without_url())))?;
         let status = resp.status().as_u16();
-        let correlation_id = resp
-            .headers()
-            .get("inin-correlation-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let correlation_id = super::correlation_id(resp.headers());
         let body: Value = resp.json().await.unwrap_or_default();
         if !(200..300).contains(&status) {
             return Err(SetupError::Api {

@@ -104,3 +104,22 @@ pub fn terminate(child: &Child) {
         .unwrap();
     assert!(status.success());
 }
+
+/// Pushes `items` to a conduit at `addr`, expecting 202; returns the events accepted.
+pub async fn push_items(addr: &str, items: &[serde_json::Value]) -> u64 {
+    let resp = client()
+        .post(format!("http://{addr}/v1/interactions"))
+        .bearer_auth(TOKEN)
+        .json(&items)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    v["events"].as_u64().unwrap()
+}
+
+/// The body of `GET url`.
+pub async fn get_text(url: &str) -> String {
+    client().get(url).send().await.unwrap().text().await.unwrap()
+}

@@ -152,7 +152,7 @@ impl JourneySink {
         let h = resp.headers();
         let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let retry_after = header("retry-after");
-        let correlation_id = header("inin-correlation-id").unwrap_or_default();
+        let correlation_id = super::correlation_id(h);
         let rate = RateLimit::from_headers(|n| h.get(n).and_then(|v| v.to_str().ok()));
         let bytes = resp.bytes().await.map_err(|e| {
             if e.is_timeout() {
