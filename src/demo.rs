@@ -31,7 +31,8 @@ pub struct DemoArgs {
     /// How long to generate traffic, seconds.
     #[arg(long, default_value_t = 30)]
     pub duration: u64,
-    /// Interaction changes generated per second.
+    /// Interaction changes generated per second, in the long run (the first seconds ramp up:
+    /// the interactions arriving have yet to go through their states).
     #[arg(long, default_value_t = 150.0)]
     pub rate: f64,
     /// The simulated organization's rate limit (requests a minute per OAuth client).
