@@ -1,4 +1,4 @@
-//! `cic-conduit sim cloud`: the Genesys Cloud simulator as a process.
+//! `cic-conduit sim cloud|cic`: the simulators as processes.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -15,6 +15,43 @@ pub enum SimCommand {
     /// Serve a simulated Genesys Cloud organization (OAuth, journey external events, rate
     /// limits, faults) until SIGTERM or Ctrl-C. Bind it to loopback: `/sim/*` needs no token.
     Cloud(CloudArgs),
+    /// Serve a simulated CIC server's ICWS API (login, sessions, queue subscriptions, messages)
+    /// with generated interaction traffic, until SIGTERM or Ctrl-C.
+    Cic(CicArgs),
+}
+
+/// `sim cic` options.
+#[derive(Debug, Args)]
+pub struct CicArgs {
+    /// Address to listen on (ICWS's HTTP port is 8018).
+    #[arg(long, default_value = "127.0.0.1:8018")]
+    listen: SocketAddr,
+    /// This server's name.
+    #[arg(long, default_value = "cic-sim")]
+    server: String,
+    /// The user that may log in.
+    #[arg(long, default_value = "PureCloudAdmin")]
+    user: String,
+    /// Its password.
+    #[arg(
+        long,
+        env = "CIC_CONDUIT_SIM_CIC_PASSWORD",
+        default_value = "sim-password",
+        hide_env_values = true
+    )]
+    password: String,
+    /// Interaction changes generated per second (0: none).
+    #[arg(long, default_value_t = 50.0)]
+    rate: f64,
+    /// Interaction durations are multiplied by this (1: real time).
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    /// The hosts of the switchover pair, in order (default: this server alone).
+    #[arg(long, value_delimiter = ',')]
+    pair: Vec<String>,
+    /// Start as the backup of the pair (logins get 503).
+    #[arg(long)]
+    backup: bool,
 }
 
 /// `sim cloud` options.
@@ -56,7 +93,44 @@ pub struct CloudArgs {
 
 /// Runs a simulator.
 pub fn run(cmd: SimCommand) -> anyhow::Result<ExitCode> {
-    let SimCommand::Cloud(a) = cmd;
+    match cmd {
+        SimCommand::Cloud(a) => run_cloud(a),
+        SimCommand::Cic(a) => run_cic(a),
+    }
+}
+
+fn run_cic(a: CicArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let mut signals = OsSignals::install()?;
+        let pair = if a.pair.is_empty() {
+            vec![a.server.clone()]
+        } else {
+            a.pair.clone()
+        };
+        let sim = crate::sim::cic::CicSim::new(crate::sim::cic::CicSimConfig {
+            server: a.server.clone(),
+            users: vec![(a.user.clone(), a.password.clone())],
+            pair,
+            backup: a.backup,
+        });
+        let shutdown = Shutdown::new();
+        let addr = sim.spawn(a.listen, shutdown.clone()).await?;
+        if a.rate > 0.0 {
+            tokio::spawn(sim.clone().run_traffic(a.rate, a.time_scale, shutdown.clone()));
+        }
+        println!(
+            "CIC (ICWS) simulator {} listening on http://{addr}/icws (user {})",
+            a.server, a.user
+        );
+        signals.recv().await;
+        shutdown.trigger();
+        println!("{}", serde_json::to_string_pretty(&sim.report())?);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn run_cloud(a: CloudArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let mut signals = OsSignals::install()?;

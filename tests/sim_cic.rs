@@ -1,0 +1,248 @@
+//! The CIC (ICWS) simulator, driven over loopback as an ICWS client drives CIC: login, session
+//! checks, queue subscriptions with their full-then-delta messages, polling, logout, backup.
+
+use std::sync::Arc;
+
+use cic_conduit::shutdown::Shutdown;
+use cic_conduit::sim::cic::{CicSim, CicSimConfig};
+use cic_conduit::sim::traffic::Change;
+use serde_json::{Value, json};
+
+const CT: &str = "application/vnd.inin.icws+JSON;charset=utf-8";
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    sid: String,
+    csrf: String,
+    cookie: String,
+}
+
+async fn start(cfg: CicSimConfig) -> (Arc<CicSim>, String, Shutdown) {
+    let sim = CicSim::new(cfg);
+    let sd = Shutdown::new();
+    let addr = sim.spawn("127.0.0.1:0".parse().unwrap(), sd.clone()).await.unwrap();
+    (sim, format!("http://{addr}"), sd)
+}
+
+async fn login_raw(base: &str, user: &str, password: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}/icws/connection?include=features,version"))
+        .header("content-type", CT)
+        .header("accept-language", "en-us")
+        .body(
+            json!({"__type": "urn:inin.com:connection:icAuthConnectionRequestSettings",
+                   "applicationName": "test", "userID": user, "password": password})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn login(base: &str) -> Client {
+    let resp = login_raw(base, "PureCloudAdmin", "sim-password").await;
+    assert_eq!(resp.status().as_u16(), 201);
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["features"][0], json!({"featureId": "messaging", "version": 2}));
+    assert!(v["alternateHostList"].is_array());
+    Client {
+        http: reqwest::Client::new(),
+        base: base.to_string(),
+        sid: v["sessionId"].as_str().unwrap().to_string(),
+        csrf: v["csrfToken"].as_str().unwrap().to_string(),
+        cookie,
+    }
+}
+
+impl Client {
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}/icws/{}{path}", self.base, self.sid))
+            .header("ININ-ICWS-CSRF-Token", &self.csrf)
+            .header("cookie", &self.cookie)
+            .header("content-type", CT)
+    }
+
+    async fn subscribe(&self, sub: &str, workgroup: &str, attrs: &[&str]) -> u16 {
+        self.req(reqwest::Method::PUT, &format!("/messaging/subscriptions/queues/{sub}"))
+            .body(json!({"queueIds": [{"queueType": 2, "queueName": workgroup}], "attributeNames": attrs}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn poll(&self) -> Vec<Value> {
+        let resp = self
+            .req(reqwest::Method::GET, "/messaging/messages")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.json().await.unwrap()
+    }
+}
+
+fn change(id: &str, attrs: &[(&'static str, &str)]) -> Change {
+    Change {
+        interaction_id: id.to_string(),
+        attributes: attrs.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+    }
+}
+
+#[tokio::test]
+async fn login_and_session_checks_are_strict() {
+    let (sim, base, _sd) = start(CicSimConfig::default()).await;
+    let bad = login_raw(&base, "PureCloudAdmin", "wrong").await;
+    assert_eq!(bad.status().as_u16(), 400);
+    let v: Value = bad.json().await.unwrap();
+    assert_eq!(v["errorId"], "error.request.connection.authenticationFailure");
+    let c = login(&base).await;
+    assert_eq!(c.poll().await, Vec::<Value>::new());
+    // Without the CSRF header, without the cookie, or for another session: 401.
+    let no_csrf = c
+        .http
+        .get(format!("{}/icws/{}/messaging/messages", base, c.sid))
+        .header("cookie", &c.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_csrf.status().as_u16(), 401);
+    let no_cookie = c
+        .http
+        .get(format!("{}/icws/{}/messaging/messages", base, c.sid))
+        .header("ININ-ICWS-CSRF-Token", &c.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_cookie.status().as_u16(), 401);
+    let status = c
+        .req(reqwest::Method::GET, "/connection/switchover-status")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status().as_u16(), 200);
+    let out = c.req(reqwest::Method::DELETE, "/connection").send().await.unwrap();
+    assert_eq!(out.status().as_u16(), 204);
+    let after = c.req(reqwest::Method::GET, "/messaging/messages").send().await.unwrap();
+    assert_eq!(after.status().as_u16(), 401, "a logged-out session is gone");
+    let r = sim.report();
+    assert_eq!((r.logins, r.logins_refused, r.unauthorized), (1, 1, 3));
+}
+
+#[tokio::test]
+async fn a_subscription_gets_the_full_contents_then_only_deltas() {
+    let (sim, base, _sd) = start(CicSimConfig::default()).await;
+    sim.apply(&[
+        change(
+            "1000000001",
+            &[
+                ("Eic_State", "A"),
+                ("Eic_WorkgroupName", "Support"),
+                ("Eic_RemoteAddress", "+13175551234"),
+            ],
+        ),
+        change("1000000002", &[("Eic_State", "O"), ("Eic_WorkgroupName", "Sales")]),
+    ]);
+    let c = login(&base).await;
+    assert_eq!(c.subscribe("s1", "Support", &["eic_state", "Eic_UserName"]).await, 200);
+    let first = c.poll().await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["isDelta"], false);
+    assert_eq!(first[0]["subscriptionId"], "s1");
+    assert_eq!(
+        first[0]["interactionsAdded"],
+        json!([{"interactionId": "1000000001", "attributes": {"eic_state": "A"}}]),
+        "only the subscribed queue, only the subscribed attributes, under the subscriber's names"
+    );
+    // A change: only what changed. Another workgroup's interaction: nothing.
+    sim.apply(&[
+        change(
+            "1000000001",
+            &[
+                ("Eic_State", "C"),
+                ("EIC_USERNAME", "jdoe"),
+                ("Eic_RemoteAddress", "+13175551234"),
+            ],
+        ),
+        change("1000000002", &[("Eic_State", "C")]),
+    ]);
+    let delta = c.poll().await;
+    assert_eq!(delta.len(), 1);
+    assert_eq!(delta[0]["isDelta"], true);
+    assert_eq!(
+        delta[0]["interactionsChanged"],
+        json!([{"interactionId": "1000000001", "attributes": {"eic_state": "C", "Eic_UserName": "jdoe"}}])
+    );
+    // A new interaction in the queue is added whole; an ended one changes, then leaves.
+    sim.apply(&[
+        change("1000000003", &[("Eic_State", "O"), ("Eic_WorkgroupName", "Support")]),
+        change("1000000001", &[("Eic_State", "I")]),
+    ]);
+    let m = c.poll().await;
+    assert_eq!(m[0]["interactionsAdded"][0]["interactionId"], "1000000003");
+    assert_eq!(
+        m[0]["interactionsChanged"],
+        json!([{"interactionId": "1000000001", "attributes": {"eic_state": "I"}}])
+    );
+    assert_eq!(m[0]["interactionsRemoved"], json!(["1000000001"]));
+    // A transfer out of the queue removes it.
+    sim.apply(&[change("1000000003", &[("Eic_WorkgroupName", "Sales")])]);
+    assert_eq!(c.poll().await[0]["interactionsRemoved"], json!(["1000000003"]));
+    // Re-subscribing starts again with the full contents.
+    assert_eq!(c.subscribe("s1", "Sales", &["Eic_State"]).await, 200);
+    let again = c.poll().await;
+    assert_eq!(again[0]["isDelta"], false);
+    assert_eq!(again[0]["interactionsAdded"].as_array().unwrap().len(), 2);
+    // Bad subscriptions are refused with a reason.
+    assert_eq!(c.subscribe("s2", "Support", &[]).await, 400);
+}
+
+#[tokio::test]
+async fn the_backup_of_a_pair_refuses_logins_with_the_pair() {
+    let (sim, base, _sd) = start(CicSimConfig {
+        pair: vec!["cic-a".into(), "cic-b".into()],
+        backup: true,
+        ..CicSimConfig::default()
+    })
+    .await;
+    let resp = login_raw(&base, "PureCloudAdmin", "sim-password").await;
+    assert_eq!(resp.status().as_u16(), 503);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["alternateHostList"], json!(["cic-a", "cic-b"]));
+    sim.set_backup(false);
+    let c = login(&base).await;
+    sim.drop_sessions();
+    let gone = c.req(reqwest::Method::GET, "/messaging/messages").send().await.unwrap();
+    assert_eq!(gone.status().as_u16(), 401, "dropped sessions must log in again");
+}
+
+#[tokio::test]
+async fn generated_traffic_reaches_subscribers() {
+    let (sim, base, sd) = start(CicSimConfig::default()).await;
+    let c = login(&base).await;
+    for wg in ["Support", "Sales", "Billing", "Retention", "Technical"] {
+        assert_eq!(c.subscribe(wg, wg, &["Eic_State", "Eic_CallIdKey"]).await, 200);
+    }
+    tokio::spawn(sim.clone().run_traffic(200.0, 0.05, sd.clone()));
+    let mut added = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while added < 50 {
+        assert!(std::time::Instant::now() < deadline, "no traffic arrived");
+        for m in c.poll().await {
+            added += m["interactionsAdded"].as_array().map_or(0, |a| a.len());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(sim.report().changes > 0);
+    sd.trigger();
+}
