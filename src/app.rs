@@ -23,6 +23,7 @@ use crate::sink::journey::JourneySink;
 use crate::sink::oauth::{Credentials, TokenSource};
 use crate::source::Ingest;
 use crate::source::http::HttpSource;
+use crate::source::icws::IcwsSource;
 
 /// Why the conduit could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +178,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         }
     };
     let destinations: Vec<Arc<Gate>> = dispatcher.iter().map(|d| d.gate.clone()).collect();
+    // One normalizer for every source: they describe the same CIC server's interactions.
+    let normalizer = Normalizer::new(&config.cic_server, &config.normalize, metrics.normalize.clone());
+    let ingest = Arc::new(Ingest::new(normalizer, buffer.clone()).with_clock(clock.clone()));
     let push = if config.sources.http.enabled {
         let token = config
             .sources
@@ -185,15 +189,33 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             .as_ref()
             .ok_or_else(|| ConfigError::invalid("sources.http.token", "required"))?
             .resolve("sources.http.token")?;
-        let normalizer = Normalizer::new(&config.cic_server, &config.normalize, metrics.normalize.clone());
         Some(Arc::new(HttpSource {
             cfg: config.sources.http.clone(),
             token,
-            ingest: Arc::new(Ingest::new(normalizer, buffer.clone()).with_clock(clock.clone())),
+            ingest: ingest.clone(),
             metrics: metrics.source.clone(),
             enabled: config.enabled,
             shutdown: shutdown.clone(),
         }))
+    } else {
+        None
+    };
+    let icws = if config.sources.icws.enabled && config.enabled {
+        let cfg = config.sources.icws.clone();
+        let password = cfg
+            .password
+            .as_ref()
+            .ok_or_else(|| ConfigError::invalid("sources.icws.password", "required"))?
+            .resolve("sources.icws.password")?;
+        let source = IcwsSource {
+            cfg,
+            password,
+            http: http_client(std::time::Duration::from_secs(30))?,
+            ingest: ingest.clone(),
+            metrics: metrics.icws.clone(),
+            shutdown: shutdown.clone(),
+        };
+        Some(tokio::spawn(source.run()))
     } else {
         None
     };
@@ -225,6 +247,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let buf = buffer.clone();
     let task = tokio::spawn(async move {
         let served = server::serve(listener, router, sd).await;
+        if let Some(i) = icws {
+            let _ = i.await;
+        }
         if let Some(d) = dispatcher {
             d.wait().await;
         }

@@ -26,6 +26,21 @@ pub struct Metrics {
     pub oauth_refreshes: IntCounter,
     /// Sinks and the dispatcher.
     pub sink: SinkMetrics,
+    /// The ICWS source.
+    pub icws: IcwsMetrics,
+}
+
+/// ICWS source metrics.
+#[derive(Clone)]
+pub struct IcwsMetrics {
+    /// `conduit_icws_connected`: 1 while a session is up.
+    pub connected: IntGauge,
+    /// `conduit_icws_reconnects_total{reason}`.
+    pub reconnects: IntCounterVec,
+    /// `conduit_icws_messages_total{type}`: `queue_contents`, `connection_state`, `other`, `malformed`.
+    pub messages: IntCounterVec,
+    /// `conduit_icws_malformed_entries_total`: interaction entries skipped as malformed.
+    pub malformed: IntCounter,
 }
 
 /// Sink and dispatcher metrics.
@@ -297,6 +312,26 @@ impl Metrics {
                 ],
             ),
         };
+        let icws = IcwsMetrics {
+            connected: gauge(&r, "conduit_icws_connected", "1 while an ICWS session is up."),
+            reconnects: counter_vec(
+                &r,
+                "conduit_icws_reconnects_total",
+                "ICWS logins after a lost session or a failed attempt, by reason.",
+                &["reason"],
+            ),
+            messages: counter_vec(
+                &r,
+                "conduit_icws_messages_total",
+                "ICWS messages received, by type.",
+                &["type"],
+            ),
+            malformed: counter(
+                &r,
+                "conduit_icws_malformed_entries_total",
+                "ICWS interaction entries skipped as malformed.",
+            ),
+        };
         let build =
             IntCounterVec::new(Opts::new("conduit_build_info", "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique metric");
@@ -309,6 +344,7 @@ impl Metrics {
             buffer,
             oauth_refreshes,
             sink,
+            icws,
         }
     }
 

@@ -344,6 +344,71 @@ pub struct SourcesConfig {
     /// The HTTP push endpoint.
     #[serde(default)]
     pub http: HttpSourceConfig,
+    /// The CIC server's ICWS API.
+    #[serde(default)]
+    pub icws: IcwsSourceConfig,
+}
+
+/// The ICWS source: reads interactions from the CIC server itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IcwsSourceConfig {
+    /// Read from ICWS.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Base URLs of the CIC server (and its switchover partner), e.g. `https://cic01:8019`.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// The CIC user to log in as.
+    #[serde(default = "default_icws_user")]
+    pub user: String,
+    /// Its password: a string, `{ env = "VAR" }` or `{ file = "PATH" }`.
+    #[serde(default)]
+    pub password: Option<SecretSource>,
+    /// Workgroup queues to read.
+    #[serde(default)]
+    pub workgroups: Vec<String>,
+    /// User queues to read (CIC user names).
+    #[serde(default)]
+    pub user_queues: Vec<String>,
+    /// Pause between message polls (ms); the next poll goes only after the previous answer.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Longest wait between login attempts (ms).
+    #[serde(default = "default_reconnect_max_ms")]
+    pub reconnect_max_ms: u64,
+    /// The `applicationName` given at login (shown in CIC's session list).
+    #[serde(default = "default_application_name")]
+    pub application_name: String,
+}
+
+impl Default for IcwsSourceConfig {
+    fn default() -> Self {
+        IcwsSourceConfig {
+            enabled: false,
+            hosts: Vec::new(),
+            user: default_icws_user(),
+            password: None,
+            workgroups: Vec::new(),
+            user_queues: Vec::new(),
+            poll_interval_ms: default_poll_interval_ms(),
+            reconnect_max_ms: default_reconnect_max_ms(),
+            application_name: default_application_name(),
+        }
+    }
+}
+
+fn default_icws_user() -> String {
+    "PureCloudAdmin".into()
+}
+fn default_poll_interval_ms() -> u64 {
+    1000
+}
+fn default_reconnect_max_ms() -> u64 {
+    30_000
+}
+fn default_application_name() -> String {
+    "cic-conduit".into()
 }
 
 /// The HTTP push endpoint, `POST /v1/interactions`.

@@ -117,6 +117,49 @@ impl Config {
         if let Some(j) = &self.sinks.journey {
             self.validate_journey(j)?;
         }
+        let i = &self.sources.icws;
+        if i.enabled {
+            if i.hosts.is_empty() {
+                return Err(ConfigError::invalid(
+                    "sources.icws.hosts",
+                    "required while sources.icws.enabled = true, e.g. [\"https://cic01:8019\"]",
+                ));
+            }
+            if let Some(h) = i
+                .hosts
+                .iter()
+                .find(|h| !(h.starts_with("https://") || h.starts_with("http://")))
+            {
+                return Err(ConfigError::invalid(
+                    "sources.icws.hosts",
+                    format!("`{h}` must start with https:// or http://"),
+                ));
+            }
+            if i.password.is_none() {
+                return Err(ConfigError::invalid(
+                    "sources.icws.password",
+                    "required while sources.icws.enabled = true: { env = \"VAR\" } or { file = \"PATH\" }",
+                ));
+            }
+            if i.workgroups.is_empty() && i.user_queues.is_empty() {
+                return Err(ConfigError::invalid(
+                    "sources.icws.workgroups",
+                    "name at least one workgroup (or sources.icws.user_queues) to read",
+                ));
+            }
+            if !(100..=60_000).contains(&i.poll_interval_ms) {
+                return Err(ConfigError::invalid(
+                    "sources.icws.poll_interval_ms",
+                    "must be 100 to 60000",
+                ));
+            }
+            if !(1000..=3_600_000).contains(&i.reconnect_max_ms) {
+                return Err(ConfigError::invalid(
+                    "sources.icws.reconnect_max_ms",
+                    "must be 1000 to 3600000",
+                ));
+            }
+        }
         Ok(())
     }
 

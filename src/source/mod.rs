@@ -6,6 +6,7 @@
 //! is rolled back, so the sender's retry yields the same events with the same ids.
 
 pub mod http;
+pub mod icws;
 pub mod push;
 
 use std::sync::{Arc, Mutex};

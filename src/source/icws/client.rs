@@ -1,0 +1,259 @@
+//! The ICWS calls the source makes: login, queue subscription, message poll, logout.
+//!
+//! A [`Session`] carries what every call after login needs: the session id in the path, the
+//! `ININ-ICWS-CSRF-Token` header and the cookie (name and value kept opaque). The password is
+//! held as a [`Secret`] and appears in no error or log.
+
+use serde_json::{Value, json};
+
+use crate::config::Secret;
+
+/// The content type ICWS expects.
+pub const CONTENT_TYPE: &str = "application/vnd.inin.icws+JSON;charset=utf-8";
+
+/// Why an ICWS call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IcwsError {
+    /// 401: the session is gone; log in again.
+    #[error("the ICWS session is no longer valid (401)")]
+    Unauthorized,
+    /// 503 to a login: this server is the backup; try the hosts of the pair.
+    #[error("{host} is not the primary of its switchover pair (503); alternates: {alternates:?}")]
+    NotPrimary {
+        /// The host asked.
+        host: String,
+        /// `alternateHostList`.
+        alternates: Vec<String>,
+    },
+    /// Another refusal, with ICWS's `errorId` and message.
+    #[error("ICWS answered HTTP {status}: {error_id}: {message}")]
+    Refused {
+        /// Status.
+        status: u16,
+        /// `errorId`.
+        error_id: String,
+        /// `message`.
+        message: String,
+    },
+    /// No answer.
+    #[error("cannot reach ICWS at {host}: {message}")]
+    Transport {
+        /// The host.
+        host: String,
+        /// What failed.
+        message: String,
+    },
+    /// An answer that is not what ICWS sends.
+    #[error("unexpected ICWS answer: {0}")]
+    BadAnswer(String),
+}
+
+impl IcwsError {
+    /// Short reason for `conduit_icws_reconnects_total{reason}`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IcwsError::Unauthorized => "unauthorized",
+            IcwsError::NotPrimary { .. } => "not_primary",
+            IcwsError::Refused { .. } => "refused",
+            IcwsError::Transport { .. } => "transport",
+            IcwsError::BadAnswer(_) => "bad_answer",
+        }
+    }
+}
+
+/// A logged-in session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `scheme://host:port` of the server.
+    pub base: String,
+    /// `sessionId`.
+    pub id: String,
+    csrf: Secret,
+    cookie: Secret,
+    /// The hosts of the switchover pair, from the login answer.
+    pub alternates: Vec<String>,
+    /// The server's name.
+    pub ic_server: String,
+    /// The `messaging` feature's version (2 or more: server-sent events are available).
+    pub messaging_version: u64,
+}
+
+/// `base` with its host replaced by `host` (same scheme and port), for `alternateHostList`.
+pub fn with_host(base: &str, host: &str) -> String {
+    let (scheme, rest) = base.split_once("://").unwrap_or(("https", base));
+    let port = rest
+        .rsplit_once(':')
+        .map(|(_, p)| p.trim_end_matches('/'))
+        .filter(|p| p.chars().all(|c| c.is_ascii_digit()));
+    match port {
+        Some(p) if !host.contains(':') => format!("{scheme}://{host}:{p}"),
+        _ => format!("{scheme}://{host}"),
+    }
+}
+
+fn host_of(base: &str) -> String {
+    base.split_once("://").map_or(base, |(_, r)| r).to_string()
+}
+
+async fn refusal(resp: reqwest::Response) -> IcwsError {
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap_or_default();
+    IcwsError::Refused {
+        status,
+        error_id: v["errorId"].as_str().unwrap_or("").to_string(),
+        message: v["message"].as_str().unwrap_or("").to_string(),
+    }
+}
+
+fn transport(base: &str, e: reqwest::Error) -> IcwsError {
+    IcwsError::Transport {
+        host: host_of(base),
+        message: e.without_url().to_string(),
+    }
+}
+
+/// Logs in at `base` as `user`.
+pub async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    application: &str,
+    user: &str,
+    password: &Secret,
+) -> Result<Session, IcwsError> {
+    let body = json!({
+        "__type": "urn:inin.com:connection:icAuthConnectionRequestSettings",
+        "applicationName": application,
+        "userID": user,
+        "password": password.expose(),
+    });
+    let resp = http
+        .post(format!("{base}/icws/connection?include=features,version"))
+        .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+        .header(reqwest::header::ACCEPT_LANGUAGE, "en-us")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| transport(base, e))?;
+    let status = resp.status().as_u16();
+    if status == 503 {
+        let v: Value = resp.json().await.unwrap_or_default();
+        let alternates = v["alternateHostList"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|h| h.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        return Err(IcwsError::NotPrimary {
+            host: host_of(base),
+            alternates,
+        });
+    }
+    if status != 201 && status != 200 {
+        return Err(refusal(resp).await);
+    }
+    let cookie = resp
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let v: Value = resp
+        .json()
+        .await
+        .map_err(|e| IcwsError::BadAnswer(e.without_url().to_string()))?;
+    let field = |k: &str| v[k].as_str().map(str::to_string);
+    let (Some(id), Some(csrf)) = (field("sessionId"), field("csrfToken")) else {
+        return Err(IcwsError::BadAnswer(
+            "the login answer lacks sessionId or csrfToken".into(),
+        ));
+    };
+    let messaging_version = v["features"]
+        .as_array()
+        .and_then(|f| f.iter().find(|x| x["featureId"] == "messaging"))
+        .and_then(|x| x["version"].as_u64())
+        .unwrap_or(1);
+    Ok(Session {
+        base: base.to_string(),
+        id,
+        csrf: Secret::new(csrf),
+        cookie: Secret::new(cookie),
+        alternates: v["alternateHostList"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|h| h.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
+        ic_server: field("icServer").unwrap_or_default(),
+        messaging_version,
+    })
+}
+
+impl Session {
+    fn req(&self, http: &reqwest::Client, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        http.request(method, format!("{}/icws/{}{path}", self.base, self.id))
+            .header("ININ-ICWS-CSRF-Token", self.csrf.expose())
+            .header(reqwest::header::COOKIE, self.cookie.expose())
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .header(reqwest::header::ACCEPT_LANGUAGE, "en-us")
+    }
+
+    async fn check(&self, resp: Result<reqwest::Response, reqwest::Error>) -> Result<reqwest::Response, IcwsError> {
+        let resp = resp.map_err(|e| transport(&self.base, e))?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(resp),
+            401 => Err(IcwsError::Unauthorized),
+            _ => Err(refusal(resp).await),
+        }
+    }
+
+    /// Subscribes to queues `(queueType, queueName)` with `attributes`.
+    pub async fn subscribe_queues(
+        &self,
+        http: &reqwest::Client,
+        subscription: &str,
+        queues: &[(u8, String)],
+        attributes: &[&str],
+    ) -> Result<(), IcwsError> {
+        let body = json!({
+            "queueIds": queues.iter().map(|(t, n)| json!({"queueType": t, "queueName": n})).collect::<Vec<_>>(),
+            "attributeNames": attributes,
+        });
+        let path = format!("/messaging/subscriptions/queues/{subscription}");
+        let resp = self
+            .req(http, reqwest::Method::PUT, &path)
+            .body(body.to_string())
+            .send()
+            .await;
+        self.check(resp).await.map(|_| ())
+    }
+
+    /// The pending messages (removed from the server's queue).
+    pub async fn poll(&self, http: &reqwest::Client) -> Result<Vec<Value>, IcwsError> {
+        let resp = self.req(http, reqwest::Method::GET, "/messaging/messages").send().await;
+        let resp = self.check(resp).await?;
+        let bytes = resp.bytes().await.map_err(|e| transport(&self.base, e))?;
+        if bytes.len() > super::messages::MAX_MESSAGE_BYTES * 4 {
+            return Err(IcwsError::BadAnswer(format!("a poll answer of {} bytes", bytes.len())));
+        }
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| IcwsError::BadAnswer(e.to_string()))?;
+        match v {
+            Value::Array(a) => Ok(a),
+            _ => Err(IcwsError::BadAnswer("the messages answer is not an array".into())),
+        }
+    }
+
+    /// Logs out (best effort).
+    pub async fn logout(&self, http: &reqwest::Client) {
+        let _ = self.req(http, reqwest::Method::DELETE, "/connection").send().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alternate_hosts_keep_scheme_and_port() {
+        assert_eq!(with_host("https://cic01:8019", "cic02"), "https://cic02:8019");
+        assert_eq!(with_host("http://127.0.0.1:8018", "127.0.0.2"), "http://127.0.0.2:8018");
+        assert_eq!(with_host("https://cic01", "cic02"), "https://cic02");
+        assert_eq!(with_host("http://a:1", "b:2"), "http://b:2");
+    }
+}

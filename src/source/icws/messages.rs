@@ -1,0 +1,178 @@
+//! ICWS messages → observations, as a pure function that never panics on what it is given.
+//!
+//! `urn:inin.com:queues:queueContentsMessage`: every entry of `interactionsAdded` and
+//! `interactionsChanged` becomes one [`Observation`] with the attributes it carries (a full
+//! snapshot or only what changed — the normalizer merges either). Attribute values must be
+//! strings; anything else makes the entry malformed. `connectionStateChangeMessage` with the
+//! connection down asks for a new login. Other message types are counted and ignored.
+
+use serde_json::Value;
+
+use crate::normalize::Observation;
+
+/// The largest message accepted (bytes of its JSON); an absurd one is refused whole.
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// What one message meant.
+#[derive(Debug, Default, PartialEq)]
+pub struct Parsed {
+    /// Observations, in message order.
+    pub observations: Vec<Observation>,
+    /// Entries skipped as malformed, with why.
+    pub malformed: Vec<String>,
+    /// The server says the connection is down: log in again.
+    pub connection_down: bool,
+    /// Whether the message was a full snapshot (`isDelta: false`).
+    pub snapshot: bool,
+    /// The message type's short name for metrics (`queue_contents`, `connection_state`, `other`,
+    /// `malformed`).
+    pub kind: &'static str,
+}
+
+fn entry(e: &Value, observed_at_ms: i64, out: &mut Parsed) {
+    let Some(id) = e.get("interactionId").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
+        out.malformed.push("an interaction entry without interactionId".into());
+        return;
+    };
+    let mut attributes = Vec::new();
+    if let Some(attrs) = e.get("attributes") {
+        let Some(map) = attrs.as_object() else {
+            out.malformed
+                .push(format!("interaction {id}: attributes is not an object"));
+            return;
+        };
+        for (k, v) in map {
+            match v.as_str() {
+                Some(s) => attributes.push((k.clone(), s.to_string())),
+                None => {
+                    out.malformed
+                        .push(format!("interaction {id}: attribute {k} is not a string"));
+                    return;
+                }
+            }
+        }
+    }
+    out.observations.push(Observation {
+        interaction_id: id.to_string(),
+        attributes,
+        observed_at_ms: Some(observed_at_ms),
+    });
+}
+
+/// Interprets one message received at `observed_at_ms`.
+pub fn parse(msg: &Value, observed_at_ms: i64) -> Parsed {
+    let mut out = Parsed {
+        kind: "other",
+        ..Parsed::default()
+    };
+    let Some(ty) = msg.get("__type").and_then(Value::as_str) else {
+        out.kind = "malformed";
+        out.malformed.push("a message without __type".into());
+        return out;
+    };
+    match ty {
+        "urn:inin.com:queues:queueContentsMessage" => {
+            out.kind = "queue_contents";
+            out.snapshot = msg.get("isDelta").and_then(Value::as_bool) == Some(false);
+            for key in ["interactionsAdded", "interactionsChanged"] {
+                match msg.get(key) {
+                    None | Some(Value::Null) => {}
+                    Some(Value::Array(entries)) => {
+                        for e in entries {
+                            entry(e, observed_at_ms, &mut out);
+                        }
+                    }
+                    Some(_) => out.malformed.push(format!("{key} is not an array")),
+                }
+            }
+        }
+        "urn:inin.com:connection:connectionStateChangeMessage" => {
+            out.kind = "connection_state";
+            let state = msg.get("newConnectionState").and_then(Value::as_str).unwrap_or("");
+            out.connection_down = state.eq_ignore_ascii_case("down") || state == "0";
+        }
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn queue_contents_become_observations() {
+        let m = json!({"__type": "urn:inin.com:queues:queueContentsMessage", "isDelta": true,
+            "interactionsAdded": [{"interactionId": "1", "attributes": {"Eic_State": "O"}}],
+            "interactionsChanged": [{"interactionId": "2", "attributes": {"eic_state": "C"}},
+                                    {"interactionId": "3", "attributes": {"Eic_State": 5}}],
+            "interactionsRemoved": ["4"]});
+        let p = parse(&m, 7);
+        assert_eq!(p.kind, "queue_contents");
+        assert!(!p.snapshot);
+        assert_eq!(p.observations.len(), 2);
+        assert_eq!(
+            p.observations[1].attributes,
+            vec![("eic_state".to_string(), "C".to_string())]
+        );
+        assert_eq!(p.observations[0].observed_at_ms, Some(7));
+        assert_eq!(
+            p.malformed,
+            vec!["interaction 3: attribute Eic_State is not a string".to_string()]
+        );
+        let down =
+            json!({"__type": "urn:inin.com:connection:connectionStateChangeMessage", "newConnectionState": "down"});
+        assert!(parse(&down, 0).connection_down);
+        assert_eq!(parse(&json!({"isDelta": true}), 0).kind, "malformed");
+        assert_eq!(parse(&json!({"__type": "urn:other"}), 0).kind, "other");
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            ".{0,12}".prop_map(Value::String),
+            Just(json!("urn:inin.com:queues:queueContentsMessage")),
+            Just(json!("interactionsAdded")),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("__type".to_string()),
+                        Just("interactionsAdded".to_string()),
+                        Just("interactionsChanged".to_string()),
+                        Just("interactionId".to_string()),
+                        Just("attributes".to_string()),
+                        Just("isDelta".to_string()),
+                        "[a-zA-Z_]{1,8}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_json_never_panics(v in arb_json()) {
+            let p = parse(&v, 1);
+            for o in &p.observations {
+                prop_assert!(!o.interaction_id.is_empty());
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+                let _ = parse(&v, 1);
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The ICWS source: reads interaction changes straight from the CIC server, logged in as the
+//! configured user (PureCloudAdmin by default), the way the vendor's bridge does.
+//!
+//! It logs in at the first configured host that accepts (following a backup's
+//! `alternateHostList`, and remembering the pair's hosts from a successful login), subscribes to
+//! the configured workgroup and user queues with the attributes the normalizer needs, and polls
+//! for messages — the next poll only after the previous answer, `poll_interval_ms` apart. Every
+//! message's interaction entries go through the shared [`Ingest`] (normalizer → buffer); a batch
+//! the buffer cannot take yet is retried until it is stored, because ICWS has already handed
+//! those messages over. After a 401, a connection-down message or a failed call it logs in again
+//! with capped, jittered backoff; the `isDelta:false` snapshot after re-subscribing yields no
+//! event for a change already emitted (the normalizer's state and deterministic ids see to that)
+//! and does yield what changed while disconnected.
+
+pub mod client;
+pub mod messages;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{IcwsSourceConfig, Secret};
+use crate::dispatch::lane::Backoff;
+use crate::metrics::IcwsMetrics;
+use crate::normalize::Observation;
+use crate::shutdown::Shutdown;
+use crate::source::Ingest;
+use client::{IcwsError, Session};
+
+/// The attributes subscribed: everything the normalizer maps.
+pub const ATTRIBUTES: [&str; 14] = [
+    "Eic_CallId",
+    "Eic_CallIdKey",
+    "Eic_State",
+    "Eic_CallDirection",
+    "Eic_ObjectType",
+    "Eic_RemoteAddress",
+    "Eic_RemoteName",
+    "Eic_RemoteTnRaw",
+    "Eic_LocalAddress",
+    "Eic_WorkgroupName",
+    "Eic_UserName",
+    "Eic_InitiationTime",
+    "Eic_TerminationTime",
+    "Eic_ConnectDurationTime",
+];
+
+/// The source.
+pub struct IcwsSource {
+    /// Its settings.
+    pub cfg: IcwsSourceConfig,
+    /// The resolved password.
+    pub password: Secret,
+    /// HTTP client (TLS verified).
+    pub http: reqwest::Client,
+    /// Where observations go.
+    pub ingest: Arc<Ingest>,
+    /// Metrics.
+    pub metrics: IcwsMetrics,
+    /// Stop signal.
+    pub shutdown: Shutdown,
+}
+
+impl IcwsSource {
+    /// Runs until shutdown.
+    pub async fn run(self) {
+        let mut hosts: Vec<String> = self.cfg.hosts.clone();
+        let mut backoff = self.backoff();
+        while !self.shutdown.is_triggered() {
+            match self.connect(&mut hosts).await {
+                Ok(session) => {
+                    backoff = self.backoff();
+                    self.metrics.connected.set(1);
+                    tracing::info!(host = %session.base, ic_server = %session.ic_server, "ICWS session started");
+                    let reason = self.serve(&session).await;
+                    self.metrics.connected.set(0);
+                    match reason {
+                        None => {
+                            session.logout(&self.http).await;
+                            return;
+                        }
+                        Some(reason) => {
+                            self.metrics.reconnects.with_label_values(&[reason]).inc();
+                            tracing::warn!(host = %session.base, reason, "ICWS session lost; logging in again");
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.metrics.reconnects.with_label_values(&[e.reason()]).inc();
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot log in to ICWS");
+                    if !self.pause(delay).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff::new(
+            Duration::from_millis(500),
+            Duration::from_millis(self.cfg.reconnect_max_ms),
+        )
+    }
+
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.shutdown.wait() => false,
+        }
+    }
+
+    /// Logs in at the first host that accepts; a backup's alternates are tried too and
+    /// remembered, as are the pair's hosts from a successful login.
+    async fn connect(&self, hosts: &mut Vec<String>) -> Result<Session, IcwsError> {
+        let mut last = None;
+        let mut tried = 0;
+        let mut i = 0;
+        while i < hosts.len() && tried < 8 {
+            let base = hosts[i].clone();
+            tried += 1;
+            match client::login(
+                &self.http,
+                &base,
+                &self.cfg.application_name,
+                &self.cfg.user,
+                &self.password,
+            )
+            .await
+            {
+                Ok(s) => {
+                    for alt in &s.alternates {
+                        let url = client::with_host(&base, alt);
+                        if !hosts.contains(&url) {
+                            hosts.push(url);
+                        }
+                    }
+                    return Ok(s);
+                }
+                Err(IcwsError::NotPrimary { host, alternates }) => {
+                    for alt in &alternates {
+                        let url = client::with_host(&base, alt);
+                        if !hosts.contains(&url) {
+                            hosts.push(url);
+                        }
+                    }
+                    last = Some(IcwsError::NotPrimary { host, alternates });
+                }
+                Err(e) => last = Some(e),
+            }
+            i += 1;
+        }
+        Err(last.unwrap_or_else(|| IcwsError::BadAnswer("no ICWS host configured".into())))
+    }
+
+    /// Subscribes and polls until the session ends; `None` on shutdown, else why it ended.
+    async fn serve(&self, s: &Session) -> Option<&'static str> {
+        let mut queues: Vec<(u8, String)> = self.cfg.workgroups.iter().map(|w| (2, w.clone())).collect();
+        queues.extend(self.cfg.user_queues.iter().map(|u| (1, u.clone())));
+        if let Err(e) = s
+            .subscribe_queues(&self.http, "cic-conduit", &queues, &ATTRIBUTES)
+            .await
+        {
+            tracing::error!(error = %e, "cannot subscribe to the ICWS queues");
+            return Some(e.reason());
+        }
+        let interval = Duration::from_millis(self.cfg.poll_interval_ms);
+        loop {
+            let polled = tokio::select! {
+                r = s.poll(&self.http) => r,
+                _ = self.shutdown.wait() => return None,
+            };
+            let msgs = match polled {
+                Ok(m) => m,
+                Err(e) => return Some(e.reason()),
+            };
+            let now = crate::timefmt::now_ms();
+            let mut batch: Vec<Observation> = Vec::new();
+            for m in &msgs {
+                let p = messages::parse(m, now);
+                self.metrics.messages.with_label_values(&[p.kind]).inc();
+                for why in &p.malformed {
+                    self.metrics.malformed.inc();
+                    tracing::warn!(session = %s.id, why = %why, "malformed ICWS message entry skipped");
+                }
+                if p.connection_down {
+                    self.store(batch).await;
+                    return Some("connection_down");
+                }
+                batch.extend(p.observations);
+            }
+            if !batch.is_empty() && !self.store(batch).await {
+                return None;
+            }
+            if !self.pause(interval).await {
+                return None;
+            }
+        }
+    }
+
+    /// Stores observations, retrying while the buffer cannot take them; false on shutdown.
+    async fn store(&self, batch: Vec<Observation>) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        loop {
+            match self.ingest.ingest(&batch).await {
+                Ok(_) => return true,
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, observations = batch.len(), "buffer cannot take ICWS changes yet; retrying");
+                    if !self.pause(Duration::from_millis(500)).await {
+                        return false;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, observations = batch.len(), "ICWS changes could not be stored");
+                    return true;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The ICWS source end to end: CIC simulator → the real `cic-conduit` binary → Genesys Cloud
+//! simulator, through session loss and a gap in which interactions changed.
+#![cfg(unix)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cic_conduit::shutdown::Shutdown;
+use cic_conduit::sim::cic::{CicSim, CicSimConfig};
+use cic_conduit::sim::cloud::{CloudSim, SimConfig};
+use cic_conduit::sim::traffic::Change;
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
+
+async fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn changes(n: usize, attrs: &[(&'static str, &str)]) -> Vec<Change> {
+    (0..n)
+        .map(|i| {
+            let id = format!("20000000{i:02}");
+            let mut a: Vec<(&'static str, String)> = attrs.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            if attrs.iter().any(|(k, _)| *k == "Eic_WorkgroupName") {
+                a.push(("Eic_CallIdKey", format!("{id}20240409")));
+                a.push(("Eic_RemoteAddress", format!("+1317555{i:04}")));
+            }
+            Change {
+                interaction_id: id,
+                attributes: a,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactions_flow_from_cic_to_the_cloud_across_lost_sessions() {
+    let stop = Shutdown::new();
+    let cic = CicSim::new(CicSimConfig {
+        pair: vec!["127.0.0.1".into()],
+        ..CicSimConfig::default()
+    });
+    let cic_addr = cic.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
+    let cloud = CloudSim::new(SimConfig::default());
+    let cloud_addr = cloud.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    let base = config_text(&dir.path().join("data"), "", "")
+        .replace(
+            "api_base_url = \"http://127.0.0.1:9\"\nlogin_base_url = \"http://127.0.0.1:9\"\n",
+            &format!(
+                "api_base_url = \"http://{cloud_addr}\"\nlogin_base_url = \"http://{cloud_addr}\"\nclient_id = \"sim-client\"\nclient_secret = \"sim-secret\"\n"
+            ),
+        )
+        .replace("[sources.http]", "[sources.http]\nenabled = false");
+    std::fs::write(&config, &base).unwrap();
+    let out = Command::new(BIN)
+        .args(["setup", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("configuration  ")?
+                .split_whitespace()
+                .next()
+                .map(str::to_string)
+        })
+        .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{base}\n[sources.icws]\nenabled = true\nhosts = [\"http://{cic_addr}\"]\npassword = {{ env = \"TEST_CIC_PASSWORD\" }}\nworkgroups = [\"Support\"]\npoll_interval_ms = 100\nreconnect_max_ms = 1000\n[sinks.journey]\nconfiguration_id = \"{id}\"\nexternal_source_id = \"cic\"\nmax_age_ms = 100\n"
+        ),
+    )
+    .unwrap();
+    let (mut child, addr) = spawn_conduit_env(BIN, &config, &[("TEST_CIC_PASSWORD", "sim-password")]);
+    let (c2, cl2) = (cic.clone(), cloud.clone());
+    wait_for(Duration::from_secs(20), "an ICWS login", || c2.report().logins == 1).await;
+
+    // Offered, then connected: started + queued, then connected.
+    let offer = [
+        ("Eic_State", "O"),
+        ("Eic_WorkgroupName", "Support"),
+        ("Eic_CallDirection", "I"),
+        ("Eic_ObjectType", "Call"),
+    ];
+    cic.apply(&changes(10, &offer));
+    wait_for(Duration::from_secs(20), "offers delivered", || {
+        cl2.report().unique_ids == 20
+    })
+    .await;
+    cic.apply(&changes(10, &[("Eic_State", "C"), ("Eic_UserName", "jdoe")]));
+    wait_for(Duration::from_secs(20), "connects delivered", || {
+        cl2.report().unique_ids == 30
+    })
+    .await;
+
+    // CIC drops the session and refuses logins for a while; meanwhile the calls go on hold.
+    cic.set_backup(true);
+    cic.drop_sessions();
+    wait_for(Duration::from_secs(20), "a refused login", || {
+        c2.report().logins_refused > 0
+    })
+    .await;
+    cic.apply(&changes(10, &[("Eic_State", "H")]));
+    cic.set_backup(false);
+    wait_for(Duration::from_secs(20), "a new login", || c2.report().logins == 2).await;
+    // The snapshot after re-subscribing repeats nothing already sent, and brings the holds.
+    wait_for(Duration::from_secs(20), "holds delivered", || {
+        cl2.report().unique_ids == 40
+    })
+    .await;
+    cic.apply(&changes(10, &[("Eic_State", "I")]));
+    wait_for(Duration::from_secs(20), "ends delivered", || {
+        cl2.report().unique_ids == 50
+    })
+    .await;
+    let r = cloud.report();
+    assert_eq!(
+        r.duplicates, 0,
+        "the snapshot after the reconnect created no duplicate: {r:?}"
+    );
+    let m = get_text(&format!("http://{addr}/metrics")).await;
+    assert!(m.contains("conduit_icws_connected 1"), "{m}");
+    assert!(
+        m.contains("conduit_icws_reconnects_total{reason=\"unauthorized\"}"),
+        "{m}"
+    );
+    assert!(m.contains("conduit_icws_messages_total{type=\"queue_contents\"}"));
+    terminate(&child);
+    assert!(child.wait().unwrap().success());
+    stop.trigger();
+}
