@@ -1,16 +1,14 @@
 //! `cic-conduit demo`: the whole pipeline on one machine, with no outside service.
 //!
-//! It starts the Genesys Cloud simulator on loopback, runs `setup` against it, starts the
-//! conduit on a temporary data dir, and pushes generated CIC interaction changes
-//! ([`crate::sim::traffic`]) through the HTTP push source for the chosen time, showing a live
-//! progress line. Then it stops generating, waits for the backlog to drain, and prints a
+//! It starts the Genesys Cloud simulator and the CIC (ICWS) simulator on loopback, runs `setup`
+//! against the cloud, starts the conduit on a temporary data dir reading the CIC simulator over
+//! ICWS, and lets the CIC simulator generate interaction traffic ([`crate::sim::traffic`]) for
+//! the chosen time, showing a live progress line. Then it stops generating, waits for the backlog to drain, and prints a
 //! summary: delivered, duplicates, dead-lettered, accept-to-confirm latency, 429s. The exit
 //! status is 0 only when every accepted event was confirmed.
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -20,10 +18,12 @@ use prometheus::core::Metric;
 
 use crate::config;
 use crate::shutdown::Shutdown;
+use crate::sim::cic::{CicSim, CicSimConfig};
 use crate::sim::cloud::{CloudSim, FaultUpdate, SimConfig};
-use crate::sim::traffic::{Change, Traffic};
+use crate::sim::traffic::WORKGROUPS;
 
 const PUSH_TOKEN: &str = "demo-push-token";
+const CIC_PASSWORD: &str = "demo-cic-password";
 
 /// `demo` options.
 #[derive(Debug, Clone, Args)]
@@ -91,22 +91,13 @@ pub fn sum(c: &prometheus::IntCounterVec) -> u64 {
         .sum()
 }
 
-fn push_body(changes: &[Change]) -> Vec<u8> {
-    let items: Vec<serde_json::Value> = changes
-        .iter()
-        .map(|c| {
-            let attrs: serde_json::Map<String, serde_json::Value> = c
-                .attributes
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), serde_json::Value::String(v.clone())))
-                .collect();
-            serde_json::json!({"interactionId": c.interaction_id, "attributes": attrs})
-        })
-        .collect();
-    serde_json::to_vec(&items).expect("json")
-}
-
-fn demo_config(data_dir: &std::path::Path, sim: std::net::SocketAddr, configuration_id: &str) -> String {
+fn demo_config(
+    data_dir: &std::path::Path,
+    sim: std::net::SocketAddr,
+    cic: std::net::SocketAddr,
+    configuration_id: &str,
+) -> String {
+    let workgroups: Vec<String> = WORKGROUPS.iter().map(|w| format!("\"{w}\"")).collect();
     format!(
         r#"
 cic_server = "cic-demo"
@@ -127,11 +118,17 @@ data_dir = '{dir}'
 default_country_code = "1"
 [sources.http]
 token = "{PUSH_TOKEN}"
+[sources.icws]
+enabled = true
+hosts = ["http://{cic}"]
+password = "{CIC_PASSWORD}"
+workgroups = [{workgroups}]
 [sinks.journey]
 configuration_id = "{configuration_id}"
 external_source_id = "cic-demo"
 "#,
-        dir = data_dir.display()
+        dir = data_dir.display(),
+        workgroups = workgroups.join(", ")
     )
 }
 
@@ -149,6 +146,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ..FaultUpdate::default()
     });
     let sim_addr = sim.spawn("127.0.0.1:0".parse()?, shutdown.clone()).await?;
+    let cic = CicSim::new(CicSimConfig {
+        server: "cic-demo".into(),
+        users: vec![("PureCloudAdmin".into(), CIC_PASSWORD.into())],
+        pair: vec!["127.0.0.1".into()],
+        backup: false,
+    });
+    let cic_addr = cic.spawn("127.0.0.1:0".parse()?, shutdown.clone()).await?;
     let data_dir = std::env::temp_dir().join(format!(
         "cic-conduit-demo-{}-{}",
         std::process::id(),
@@ -156,18 +160,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     ));
     std::fs::create_dir_all(&data_dir)?;
     // Set-up runs against the simulator exactly as against an organization.
-    let pre = config::load_str(&demo_config(&data_dir, sim_addr, "pending"), std::iter::empty())?;
+    let pre = config::load_str(
+        &demo_config(&data_dir, sim_addr, cic_addr, "pending"),
+        std::iter::empty(),
+    )?;
     crate::telemetry::init(&pre.log);
     let setup = crate::cli::setup(&pre, crate::sink::setup::DEFAULT_CONFIGURATION_NAME, "PureConnect").await?;
     let cfg = config::load_str(
-        &demo_config(&data_dir, sim_addr, &setup.configuration_id),
+        &demo_config(&data_dir, sim_addr, cic_addr, &setup.configuration_id),
         std::iter::empty(),
     )?;
     let running = crate::app::start(cfg).await.context("starting the conduit")?;
     let metrics = running.metrics.clone();
     let buffer = running.buffer.clone();
     eprintln!(
-        "cic-conduit demo: Genesys Cloud simulator on http://{sim_addr} ({} requests/min), conduit on http://{}, data in {}",
+        "cic-conduit demo: CIC (ICWS) simulator on http://{cic_addr}/icws, Genesys Cloud simulator on http://{sim_addr} ({} requests/min), conduit on http://{}, data in {}",
         args.requests_per_minute,
         running.addr,
         data_dir.display()
@@ -177,56 +184,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         args.rate, args.duration
     );
 
-    let generated = Arc::new(AtomicU64::new(0));
-    let refused = Arc::new(AtomicU64::new(0));
     let stop_gen = Shutdown::new();
-    let generator = {
-        let (generated, refused, stop) = (generated.clone(), refused.clone(), stop_gen.clone());
-        let url = format!("http://{}/v1/interactions", running.addr);
-        let rate = args.rate;
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let start = crate::timefmt::now_ms();
-            let mut traffic = Traffic::new(start as u64, rate / Traffic::CHANGES_PER_INTERACTION, 0.1, start);
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            let mut changes = Vec::new();
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.wait() => return,
-                }
-                changes.clear();
-                traffic.advance(crate::timefmt::now_ms(), &mut changes);
-                if changes.is_empty() {
-                    continue;
-                }
-                let body = push_body(&changes);
-                // A refused push (503 when full) is retried with the same changes.
-                loop {
-                    let r = http
-                        .post(&url)
-                        .bearer_auth(PUSH_TOKEN)
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await;
-                    match r {
-                        Ok(resp) if resp.status().as_u16() == 202 => {
-                            generated.fetch_add(changes.len() as u64, Ordering::Relaxed);
-                            break;
-                        }
-                        _ => {
-                            refused.fetch_add(1, Ordering::Relaxed);
-                            tokio::select! {
-                                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                                _ = stop.wait() => return,
-                            }
-                        }
-                    }
-                }
-            }
-        })
-    };
+    let generator = tokio::spawn(cic.clone().run_traffic(args.rate, 0.1, stop_gen.clone()));
+    let generated = || cic.report().changes;
 
     let delivered =
         |m: &crate::metrics::Metrics| m.sink.delivered.with_label_values(&[crate::sink::journey::NAME]).get();
@@ -245,7 +205,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             eprint!(
                 "\r[{:>4}s] generated {:>7}  accepted {:>7}  delivered {:>7}  backlog {:>6}  rate {:>5}/s   ",
                 started.elapsed().as_secs(),
-                generated.load(Ordering::Relaxed),
+                generated(),
                 metrics.buffer.appended.get(),
                 d,
                 backlog,
@@ -287,7 +247,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let p99 = quantile(&metrics.sink.accept_to_confirm, 0.99);
     let fmt = |v: Option<f64>| v.map(|s| format!("{:.0} ms", s * 1000.0)).unwrap_or_else(|| "-".into());
     println!("summary");
-    println!("  interaction changes pushed   {}", generated.load(Ordering::Relaxed));
+    println!("  interaction changes in CIC   {}", generated());
     println!("  events accepted              {accepted}");
     println!("  events delivered (unique)    {}", report.unique_ids);
     println!("  duplicates                   {}", report.duplicates);

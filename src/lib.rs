@@ -8,14 +8,14 @@
 //! | module | owns |
 //! |---|---|
 //! | [`config`] | the TOML file, `CONDUIT_` environment overrides, secrets, validation into the structs the code runs on |
-//! | [`source`] | inputs: the HTTP push endpoint (`POST /v1/interactions`) and its body parser |
+//! | [`source`] | inputs: the ICWS source (reads CIC itself) and the HTTP push endpoint (`POST /v1/interactions`) |
 //! | [`normalize`] | per-interaction state; ICWS `Eic_*` attribute maps in, [`event::InteractionEvent`]s out |
 //! | [`event`] | the canonical event model, its Avro schema (`schemas/`), deterministic ids, the codec |
 //! | [`buffer`] | the durability boundary: the [`buffer::Buffer`] trait and the embedded segmented disk log |
 //! | [`dispatch`] | buffer → batches → sinks: lanes, pacing and pauses, retries, dead letters, acknowledgements |
 //! | [`sink`] | the Genesys Cloud destinations: journey external events, OAuth, classification, pacing, set-up |
 //! | [`sim`] | simulators of Genesys Cloud and of CIC's ICWS API, and a CIC traffic generator: product code for staging and tests |
-//! | [`demo`] | `cic-conduit demo`: simulator, conduit and a generator of CIC traffic in one process |
+//! | [`demo`] | `cic-conduit demo`: the CIC and Genesys Cloud simulators and the conduit between them, in one process |
 //! | [`server`] | the HTTP listener: push source, `/health`, `/metrics` |
 //! | [`metrics`] | every Prometheus metric name, in one place |
 //! | [`health`] | the integration-health document served at `/health` |

@@ -22,7 +22,8 @@ pub struct Change {
 
 /// Media types and their shares.
 const MEDIA: [(&str, u32); 4] = [("Call", 62), ("Chat", 15), ("Email Object", 13), ("Callback", 10)];
-const WORKGROUPS: [&str; 5] = ["Support", "Sales", "Billing", "Retention", "Technical"];
+/// The workgroups interactions are queued to.
+pub const WORKGROUPS: [&str; 5] = ["Support", "Sales", "Billing", "Retention", "Technical"];
 const AGENTS: [&str; 8] = [
     "jdoe", "asmith", "mgarcia", "lchen", "pkumar", "okafor", "bnovak", "tnguyen",
 ];
