@@ -23,7 +23,7 @@ use crate::sink::journey::JourneySink;
 use crate::sink::oauth::{Credentials, TokenSource};
 use crate::source::Ingest;
 use crate::source::http::HttpSource;
-use crate::source::icws::IcwsSource;
+use crate::source::icws::{IcwsSource, IcwsStatus};
 
 /// Why the conduit could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -200,7 +200,8 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     } else {
         None
     };
-    let icws = if config.sources.icws.enabled && config.enabled {
+    let icws_status = (config.sources.icws.enabled && config.enabled).then(|| Arc::new(IcwsStatus::default()));
+    let icws = if let Some(status) = &icws_status {
         let cfg = config.sources.icws.clone();
         let password = cfg
             .password
@@ -214,6 +215,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             ingest: ingest.clone(),
             metrics: metrics.icws.clone(),
             shutdown: shutdown.clone(),
+            status: status.clone(),
         };
         Some(tokio::spawn(source.run()))
     } else {
@@ -227,6 +229,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         buffer: buffer.clone(),
         metrics: metrics.clone(),
         destinations,
+        icws: icws_status,
     });
     let addr = config.listen_addr()?;
     let (listener, bound) = server::bind(addr)

@@ -1,10 +1,12 @@
 //! The integration-health document served at `GET /health`.
 //!
 //! One JSON object an operator (or a load balancer) reads at a glance: whether ingesting is
-//! switched on, the buffer's state and backlog, and each destination's state (ok, retrying,
-//! paused until, auth failing) with its last error and correlation id. Never contains a secret.
-//! `status` is `degraded` while a destination is not ok. The HTTP status is 200 while the
-//! conduit can accept work (or is deliberately disabled) and 503 when the buffer has failed.
+//! switched on, the buffer's state and backlog, each destination's state (ok, retrying, paused
+//! until, auth failing) with its last error and correlation id, and the ICWS source's CIC
+//! connection (host, server, pair, session age, last message, last error). Never contains a
+//! secret. `status` is `degraded` while a destination is not ok or the ICWS source has no
+//! session. The HTTP status is 200 while the conduit can accept work (or is deliberately
+//! disabled) and 503 when the buffer has failed.
 
 use std::time::Instant;
 
@@ -31,6 +33,9 @@ pub struct Health {
     pub buffer: BufferHealth,
     /// Each destination (empty when none is enabled).
     pub destinations: Vec<DestinationHealth>,
+    /// The CIC connection of the ICWS source, when it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cic: Option<crate::source::icws::IcwsHealth>,
 }
 
 /// The buffer's part.
@@ -99,6 +104,7 @@ impl Health {
                 segments: b.segments,
             },
             destinations,
+            cic: None,
         }
     }
 

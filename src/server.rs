@@ -38,11 +38,17 @@ pub struct Status {
     pub metrics: Arc<Metrics>,
     /// The destinations' gates.
     pub destinations: Vec<Arc<Gate>>,
+    /// The ICWS source's connection, when it runs.
+    pub icws: Option<Arc<crate::source::icws::IcwsStatus>>,
 }
 
 async fn health(State(s): State<Arc<Status>>) -> Response {
     let dest = s.destinations.iter().map(|g| g.health()).collect();
-    let h = Health::build(s.enabled, &s.cic_server, s.started, s.persist, s.buffer.stats(), dest);
+    let mut h = Health::build(s.enabled, &s.cic_server, s.started, s.persist, s.buffer.stats(), dest);
+    h.cic = s.icws.as_ref().map(|i| i.health());
+    if h.cic.as_ref().is_some_and(|c| !c.connected) && h.status == "ok" {
+        h.status = "degraded";
+    }
     let code = if h.is_up() {
         StatusCode::OK
     } else {

@@ -44,6 +44,62 @@ pub const ATTRIBUTES: [&str; 14] = [
     "Eic_ConnectDurationTime",
 ];
 
+/// The CIC connection as `/health` shows it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct IcwsHealth {
+    /// Whether a session is up.
+    pub connected: bool,
+    /// The server of the session (or the last one tried).
+    pub host: Option<String>,
+    /// `icServer` from the login answer.
+    pub ic_server: Option<String>,
+    /// The hosts of the switchover pair known so far.
+    pub pair: Vec<String>,
+    /// Seconds since the session started.
+    pub session_age_secs: Option<u64>,
+    /// Seconds since the last message arrived.
+    pub last_message_secs_ago: Option<u64>,
+    /// The last failure (never a secret).
+    pub last_error: Option<String>,
+}
+
+/// Shared between the source and `/health`.
+#[derive(Debug, Default)]
+pub struct IcwsStatus {
+    inner: std::sync::Mutex<StatusInner>,
+}
+
+#[derive(Debug, Default)]
+struct StatusInner {
+    connected: bool,
+    host: Option<String>,
+    ic_server: Option<String>,
+    pair: Vec<String>,
+    since: Option<std::time::Instant>,
+    last_message: Option<std::time::Instant>,
+    last_error: Option<String>,
+}
+
+impl IcwsStatus {
+    fn update(&self, f: impl FnOnce(&mut StatusInner)) {
+        f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// The `/health` view.
+    pub fn health(&self) -> IcwsHealth {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        IcwsHealth {
+            connected: g.connected,
+            host: g.host.clone(),
+            ic_server: g.ic_server.clone(),
+            pair: g.pair.clone(),
+            session_age_secs: g.since.filter(|_| g.connected).map(|t| t.elapsed().as_secs()),
+            last_message_secs_ago: g.last_message.map(|t| t.elapsed().as_secs()),
+            last_error: g.last_error.clone(),
+        }
+    }
+}
+
 /// The source.
 pub struct IcwsSource {
     /// Its settings.
@@ -58,6 +114,8 @@ pub struct IcwsSource {
     pub metrics: IcwsMetrics,
     /// Stop signal.
     pub shutdown: Shutdown,
+    /// What `/health` shows.
+    pub status: Arc<IcwsStatus>,
 }
 
 impl IcwsSource {
@@ -70,9 +128,20 @@ impl IcwsSource {
                 Ok(session) => {
                     backoff = self.backoff();
                     self.metrics.connected.set(1);
+                    self.status.update(|st| {
+                        st.connected = true;
+                        st.host = Some(session.base.clone());
+                        st.ic_server = Some(session.ic_server.clone());
+                        st.pair = hosts.clone();
+                        st.since = Some(std::time::Instant::now());
+                    });
                     tracing::info!(host = %session.base, ic_server = %session.ic_server, "ICWS session started");
                     let reason = self.serve(&session).await;
                     self.metrics.connected.set(0);
+                    self.status.update(|st| {
+                        st.connected = false;
+                        st.last_error = reason.map(|r| format!("session lost: {r}"));
+                    });
                     match reason {
                         None => {
                             session.logout(&self.http).await;
@@ -86,6 +155,7 @@ impl IcwsSource {
                 }
                 Err(e) => {
                     self.metrics.reconnects.with_label_values(&[e.reason()]).inc();
+                    self.status.update(|st| st.last_error = Some(e.to_string()));
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot log in to ICWS");
                     if !self.pause(delay).await {
@@ -175,6 +245,10 @@ impl IcwsSource {
                 Err(e) => return Some(e.reason()),
             };
             let now = crate::timefmt::now_ms();
+            if !msgs.is_empty() {
+                self.status
+                    .update(|st| st.last_message = Some(std::time::Instant::now()));
+            }
             let mut batch: Vec<Observation> = Vec::new();
             for m in &msgs {
                 let p = messages::parse(m, now);
