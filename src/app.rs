@@ -69,6 +69,16 @@ pub fn http_client(request_timeout: std::time::Duration) -> Result<reqwest::Clie
         .map_err(|e| AppError::Http(e.to_string()))
 }
 
+/// The ICWS client: TLS verified, connect timeout; per-call timeouts are set on each call, since
+/// the event stream stays open.
+fn icws_client() -> Result<reqwest::Client, AppError> {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("cic-conduit/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| AppError::Http(e.to_string()))
+}
+
 /// The shared token source of the configured organization.
 pub fn token_source(config: &Config, http: reqwest::Client, metrics: &Metrics) -> Result<Arc<TokenSource>, AppError> {
     let org = &config.organization;
@@ -211,7 +221,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         let source = IcwsSource {
             cfg,
             password,
-            http: http_client(std::time::Duration::from_secs(30))?,
+            http: icws_client()?,
             ingest: ingest.clone(),
             metrics: metrics.icws.clone(),
             shutdown: shutdown.clone(),

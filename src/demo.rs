@@ -3,9 +3,10 @@
 //! It starts the Genesys Cloud simulator and the CIC (ICWS) simulator on loopback, runs `setup`
 //! against the cloud, starts the conduit on a temporary data dir reading the CIC simulator over
 //! ICWS, and lets the CIC simulator generate interaction traffic ([`crate::sim::traffic`]) for
-//! the chosen time, showing a live progress line. Then it stops generating, waits for the backlog to drain, and prints a
-//! summary: delivered, duplicates, dead-lettered, accept-to-confirm latency, 429s. The exit
-//! status is 0 only when every accepted event was confirmed.
+//! the chosen time, showing a live progress line. Then it stops generating, waits for the
+//! backlog to drain, and prints a summary: delivered, duplicates, dead-lettered,
+//! accept-to-confirm latency, 429s. The exit status is 0 only when every accepted event was
+//! confirmed.
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -41,7 +41,18 @@ fn changes(n: usize, attrs: &[(&'static str, &str)]) -> Vec<Change> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interactions_flow_from_cic_to_the_cloud_across_lost_sessions() {
+async fn interactions_flow_over_the_event_stream_across_lost_sessions() {
+    scenario(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactions_flow_by_polling_across_lost_sessions() {
+    scenario(false).await;
+}
+
+/// CIC simulator → conduit (event stream or polling) → cloud simulator, with a session lost
+/// while the calls went on hold.
+async fn scenario(event_stream: bool) {
     let stop = Shutdown::new();
     let cic = CicSim::new(CicSimConfig {
         pair: vec!["127.0.0.1".into()],
@@ -79,7 +90,7 @@ async fn interactions_flow_from_cic_to_the_cloud_across_lost_sessions() {
     std::fs::write(
         &config,
         format!(
-            "{base}\n[sources.icws]\nenabled = true\nhosts = [\"http://{cic_addr}\"]\npassword = {{ env = \"TEST_CIC_PASSWORD\" }}\nworkgroups = [\"Support\"]\npoll_interval_ms = 100\nreconnect_max_ms = 1000\n[sinks.journey]\nconfiguration_id = \"{id}\"\nexternal_source_id = \"cic\"\nmax_age_ms = 100\n"
+            "{base}\n[sources.icws]\nenabled = true\nhosts = [\"http://{cic_addr}\"]\npassword = {{ env = \"TEST_CIC_PASSWORD\" }}\nworkgroups = [\"Support\"]\npoll_interval_ms = 100\nreconnect_max_ms = 1000\nevent_stream = {event_stream}\n[sinks.journey]\nconfiguration_id = \"{id}\"\nexternal_source_id = \"cic\"\nmax_age_ms = 100\n"
         ),
     )
     .unwrap();
@@ -130,13 +141,37 @@ async fn interactions_flow_from_cic_to_the_cloud_across_lost_sessions() {
         r.duplicates, 0,
         "the snapshot after the reconnect created no duplicate: {r:?}"
     );
+    let h: serde_json::Value = serde_json::from_str(&get_text(&format!("http://{addr}/health")).await).unwrap();
+    assert_eq!(h["cic"]["connected"], true, "{h}");
+    assert_eq!(h["cic"]["ic_server"], "cic-sim");
+    assert!(
+        h["cic"]["host"]
+            .as_str()
+            .unwrap()
+            .contains(&cic_addr.port().to_string())
+    );
+    assert!(h["cic"]["session_age_secs"].is_u64());
+    assert!(
+        h["cic"]["last_error"].as_str().is_some_and(|e| e.contains("503")),
+        "{h}"
+    );
+    assert!(!h.to_string().contains("sim-password"));
     let m = get_text(&format!("http://{addr}/metrics")).await;
     assert!(m.contains("conduit_icws_connected 1"), "{m}");
+    // A dropped session: the next poll gets 401; the event stream simply ends.
+    let lost = if event_stream { "stream_ended" } else { "unauthorized" };
     assert!(
-        m.contains("conduit_icws_reconnects_total{reason=\"unauthorized\"}"),
+        m.contains(&format!("conduit_icws_reconnects_total{{reason=\"{lost}\"}}")),
+        "{m}"
+    );
+    assert!(
+        m.contains("conduit_icws_reconnects_total{reason=\"not_primary\"}"),
         "{m}"
     );
     assert!(m.contains("conduit_icws_messages_total{type=\"queue_contents\"}"));
+    // Polling answers every poll; the stream sends only when there is something.
+    let polls = cic.report().polls;
+    assert!(if event_stream { polls == 0 } else { polls > 5 }, "{polls} polls");
     terminate(&child);
     assert!(child.wait().unwrap().success());
     stop.trigger();

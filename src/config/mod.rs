@@ -371,6 +371,10 @@ pub struct IcwsSourceConfig {
     /// User queues to read (CIC user names).
     #[serde(default)]
     pub user_queues: Vec<String>,
+    /// Read messages as server-sent events when the server offers them (messaging feature
+    /// version 2 or more); false: always poll.
+    #[serde(default = "default_true")]
+    pub event_stream: bool,
     /// Pause between message polls (ms); the next poll goes only after the previous answer.
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
@@ -391,6 +395,7 @@ impl Default for IcwsSourceConfig {
             password: None,
             workgroups: Vec::new(),
             user_queues: Vec::new(),
+            event_stream: true,
             poll_interval_ms: default_poll_interval_ms(),
             reconnect_max_ms: default_reconnect_max_ms(),
             application_name: default_application_name(),

@@ -3,8 +3,9 @@
 //! The lane batches its items ([`Batcher`]) and delivers each batch to completion before the
 //! next — so an interaction's events reach the cloud in order. A batch that is due by age but
 //! cannot go yet (the destination is paused or paced, or full batches of other lanes are waiting
-//! for the turn) keeps filling until it can: a rate-limited drain sends whole batches. Delivering a batch means: wait for
-//! a turn at the [`super::gate::Gate`], send, then act on the classified answer:
+//! for the turn) keeps filling until it can: a rate-limited drain sends whole batches.
+//! Delivering a batch means: wait for a turn at the [`super::gate::Gate`], send, then act on the
+//! classified answer:
 //!
 //! - delivered: acknowledge everything the cloud processed; entities returned in
 //!   `unprocessedEntities` as retryable are sent again (up to `max_entity_attempts`), the others

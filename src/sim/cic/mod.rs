@@ -13,7 +13,10 @@
 //!   `isDelta:false`; later ones only what changed (`interactionsAdded`, `interactionsChanged`
 //!   with only the changed attributes, `interactionsRemoved`). Only subscribed attributes are
 //!   sent, under the names the subscriber used; names match case-insensitively.
-//! - `GET /icws/{sessionId}/messaging/messages`: the pending messages, removed from the queue.
+//! - `GET /icws/{sessionId}/messaging/messages`: the pending messages, removed from the queue;
+//!   with `Accept: text/event-stream`, a server-sent-events stream instead: each event's `data:`
+//!   one message, `:ping` comment lines while idle, and the end of the stream when the session
+//!   is dropped.
 //! - `GET .../connection/switchover-status`, `DELETE .../connection`.
 //!
 //! Interactions change through [`CicSim::apply`] — a scenario, a test, or the built-in traffic
@@ -120,6 +123,9 @@ impl Interaction {
     }
 }
 
+/// How often an idle event stream sends a `:ping` comment.
+pub const SSE_PING: Duration = Duration::from_secs(5);
+
 struct Inner {
     sessions: HashMap<String, Session>,
     interactions: BTreeMap<String, Interaction>,
@@ -131,6 +137,8 @@ struct Inner {
 pub struct CicSim {
     cfg: CicSimConfig,
     inner: Mutex<Inner>,
+    /// Woken whenever messages are queued or sessions dropped (for event streams).
+    queued: tokio::sync::Notify,
     next_id: AtomicU64,
     seed: u64,
 }
@@ -167,6 +175,7 @@ impl CicSim {
                 backup: cfg.backup,
             }),
             cfg,
+            queued: tokio::sync::Notify::new(),
             next_id: AtomicU64::new(1),
             seed,
         })
@@ -191,6 +200,7 @@ impl CicSim {
     /// Drops every session (as a CIC restart or a switchover does): their next call gets 401.
     pub fn drop_sessions(&self) {
         self.lock().sessions.clear();
+        self.queued.notify_waiters();
     }
 
     /// Makes this server the backup (logins get 503) or the primary of its pair.
@@ -280,6 +290,8 @@ impl CicSim {
                 report.messages_dropped += 1;
             }
         }
+        drop(inner);
+        self.queued.notify_waiters();
     }
 
     /// Runs the built-in traffic generator at `changes_per_sec` until `shutdown`.
@@ -486,6 +498,13 @@ async fn switchover_status(State(sim): State<Arc<CicSim>>, Path(sid): Path<Strin
 }
 
 async fn messages(State(sim): State<Arc<CicSim>>, Path(sid): Path<String>, headers: HeaderMap) -> Response {
+    let sse = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    if sse {
+        return event_stream(sim, sid, headers);
+    }
     let mut inner = sim.lock();
     let pending: Vec<Value> = match sim.session(&mut inner, &sid, &headers) {
         Ok(s) => s.pending.drain(..).collect(),
@@ -494,6 +513,63 @@ async fn messages(State(sim): State<Arc<CicSim>>, Path(sid): Path<String>, heade
     inner.report.polls += 1;
     inner.report.messages += pending.len() as u64;
     axum::Json(pending).into_response()
+}
+
+/// The session's messages as server-sent events, until the session is gone.
+fn event_stream(sim: Arc<CicSim>, sid: String, headers: HeaderMap) -> Response {
+    if let Err(resp) = sim.session(&mut sim.lock(), &sid, &headers) {
+        return *resp;
+    }
+    // Each step yields the text of what is pending (events, or a ping after a quiet while), or
+    // ends the stream once the session is gone.
+    let stream = futures_util::stream::unfold((sim, sid), |(sim, sid)| async move {
+        loop {
+            // None: the session is gone; Some(None): woken, look again; Some(Some(text)): send.
+            let step: Option<Option<Bytes>> = {
+                let notified = sim.queued.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let pending: Option<Vec<Value>> = {
+                    let mut inner = sim.lock();
+                    let drained = inner
+                        .sessions
+                        .get_mut(&sid)
+                        .map(|s| s.pending.drain(..).collect::<Vec<_>>());
+                    if let Some(d) = &drained {
+                        inner.report.messages += d.len() as u64;
+                    }
+                    drained
+                };
+                match pending {
+                    None => None,
+                    Some(p) if !p.is_empty() => {
+                        let mut text = String::new();
+                        for m in p {
+                            text.push_str("data: ");
+                            text.push_str(&m.to_string());
+                            text.push_str("\n\n");
+                        }
+                        Some(Some(Bytes::from(text)))
+                    }
+                    Some(_) => tokio::select! {
+                        _ = notified => Some(None),
+                        _ = tokio::time::sleep(SSE_PING) => Some(Some(Bytes::from_static(b":ping\n\n"))),
+                    },
+                }
+            };
+            match step {
+                None => return None,
+                Some(Some(text)) => return Some((Ok::<_, std::io::Error>(text), (sim, sid))),
+                Some(None) => continue,
+            }
+        }
+    });
+    let mut resp = Response::new(axum::body::Body::from_stream(stream));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
 }
 
 async fn subscribe(

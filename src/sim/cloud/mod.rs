@@ -10,7 +10,8 @@
 //! Under `/sim/` (no authentication; bind the simulator to loopback) it adds what a test or an
 //! operator needs: `GET /sim/report` (what it saw — including requests that came back before the
 //! `Retry-After` they were given had passed), `GET /sim/events?offset=N` (accepted entities in
-//! arrival order, the last million; duplicates are recognised among the last four million ids), `POST /sim/faults` and `POST /sim/revoke-tokens`.
+//! arrival order, the last million; duplicates are recognised among the last four million ids),
+//! `POST /sim/faults` and `POST /sim/revoke-tokens`.
 
 pub mod faults;
 mod journey;

@@ -11,6 +11,9 @@ use crate::config::Secret;
 /// The content type ICWS expects.
 pub const CONTENT_TYPE: &str = "application/vnd.inin.icws+JSON;charset=utf-8";
 
+/// Time allowed for one call (the event stream has its own idle limit instead).
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why an ICWS call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IcwsError {
@@ -130,6 +133,7 @@ pub async fn login(
         .post(format!("{base}/icws/connection?include=features,version"))
         .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
         .header(reqwest::header::ACCEPT_LANGUAGE, "en-us")
+        .timeout(CALL_TIMEOUT)
         .body(body.to_string())
         .send()
         .await
@@ -218,15 +222,30 @@ impl Session {
         let path = format!("/messaging/subscriptions/queues/{subscription}");
         let resp = self
             .req(http, reqwest::Method::PUT, &path)
+            .timeout(CALL_TIMEOUT)
             .body(body.to_string())
             .send()
             .await;
         self.check(resp).await.map(|_| ())
     }
 
+    /// Opens the server-sent-events stream of messages (messaging feature version 2 or more).
+    pub async fn open_stream(&self, http: &reqwest::Client) -> Result<reqwest::Response, IcwsError> {
+        let resp = self
+            .req(http, reqwest::Method::GET, "/messaging/messages")
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .await;
+        self.check(resp).await
+    }
+
     /// The pending messages (removed from the server's queue).
     pub async fn poll(&self, http: &reqwest::Client) -> Result<Vec<Value>, IcwsError> {
-        let resp = self.req(http, reqwest::Method::GET, "/messaging/messages").send().await;
+        let resp = self
+            .req(http, reqwest::Method::GET, "/messaging/messages")
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await;
         let resp = self.check(resp).await?;
         let bytes = resp.bytes().await.map_err(|e| transport(&self.base, e))?;
         if bytes.len() > super::messages::MAX_MESSAGE_BYTES * 4 {

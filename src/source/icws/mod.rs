@@ -3,8 +3,11 @@
 //!
 //! It logs in at the first configured host that accepts (following a backup's
 //! `alternateHostList`, and remembering the pair's hosts from a successful login), subscribes to
-//! the configured workgroup and user queues with the attributes the normalizer needs, and polls
-//! for messages — the next poll only after the previous answer, `poll_interval_ms` apart. Every
+//! the configured workgroup and user queues with the attributes the normalizer needs, and reads
+//! messages from the server-sent-events stream when the server's `messaging` feature is version
+//! 2 or more (and `event_stream` is on), otherwise by polling — the next poll only after the
+//! previous answer, `poll_interval_ms` apart. A stream quiet for [`STREAM_IDLE`] (no message, no
+//! ping) counts as lost. Every
 //! message's interaction entries go through the shared [`Ingest`] (normalizer → buffer); a batch
 //! the buffer cannot take yet is retried until it is stored, because ICWS has already handed
 //! those messages over. After a 401, a connection-down message or a failed call it logs in again
@@ -25,6 +28,9 @@ use crate::normalize::Observation;
 use crate::shutdown::Shutdown;
 use crate::source::Ingest;
 use client::{IcwsError, Session};
+
+/// A stream with neither a message nor a ping for this long is taken as lost.
+pub const STREAM_IDLE: Duration = Duration::from_secs(60);
 
 /// The attributes subscribed: everything the normalizer maps.
 pub const ATTRIBUTES: [&str; 14] = [
@@ -98,6 +104,12 @@ impl IcwsStatus {
             last_error: g.last_error.clone(),
         }
     }
+}
+
+enum Handled {
+    Continue,
+    /// End the session: `None` on shutdown, else the reason.
+    Stop(Option<&'static str>),
 }
 
 /// The source.
@@ -234,6 +246,9 @@ impl IcwsSource {
             tracing::error!(error = %e, "cannot subscribe to the ICWS queues");
             return Some(e.reason());
         }
+        if self.cfg.event_stream && s.messaging_version >= 2 {
+            return self.stream(s).await;
+        }
         let interval = Duration::from_millis(self.cfg.poll_interval_ms);
         loop {
             let polled = tokio::select! {
@@ -244,32 +259,93 @@ impl IcwsSource {
                 Ok(m) => m,
                 Err(e) => return Some(e.reason()),
             };
-            let now = crate::timefmt::now_ms();
-            if !msgs.is_empty() {
-                self.status
-                    .update(|st| st.last_message = Some(std::time::Instant::now()));
-            }
-            let mut batch: Vec<Observation> = Vec::new();
-            for m in &msgs {
-                let p = messages::parse(m, now);
-                self.metrics.messages.with_label_values(&[p.kind]).inc();
-                for why in &p.malformed {
-                    self.metrics.malformed.inc();
-                    tracing::warn!(session = %s.id, why = %why, "malformed ICWS message entry skipped");
-                }
-                if p.connection_down {
-                    self.store(batch).await;
-                    return Some("connection_down");
-                }
-                batch.extend(p.observations);
-            }
-            if !batch.is_empty() && !self.store(batch).await {
-                return None;
+            match self.handle(s, &msgs).await {
+                Handled::Continue => {}
+                Handled::Stop(reason) => return reason,
             }
             if !self.pause(interval).await {
                 return None;
             }
         }
+    }
+
+    /// Reads the event stream until it ends; `None` on shutdown, else why it ended.
+    async fn stream(&self, s: &Session) -> Option<&'static str> {
+        let mut resp = match s.open_stream(&self.http).await {
+            Ok(r) => r,
+            Err(e) => return Some(e.reason()),
+        };
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            let chunk = tokio::select! {
+                c = tokio::time::timeout(STREAM_IDLE, resp.chunk()) => c,
+                _ = self.shutdown.wait() => return None,
+            };
+            let bytes = match chunk {
+                Err(_) => return Some("stream_idle"),
+                Ok(Err(_)) => return Some("transport"),
+                Ok(Ok(None)) => return Some("stream_ended"),
+                Ok(Ok(Some(b))) => b,
+            };
+            buf.extend_from_slice(&bytes);
+            let mut msgs = Vec::new();
+            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let event: Vec<u8> = buf.drain(..end + 2).collect();
+                let data: Vec<&[u8]> = event
+                    .split(|b| *b == b'\n')
+                    .filter_map(|line| line.strip_prefix(b"data:"))
+                    .map(|d| d.strip_prefix(b" ").unwrap_or(d))
+                    .collect();
+                if data.is_empty() {
+                    continue; // a comment (`:ping`) or an empty event
+                }
+                match serde_json::from_slice::<serde_json::Value>(&data.join(&b'\n')) {
+                    Ok(v) => msgs.push(v),
+                    Err(e) => {
+                        self.metrics.messages.with_label_values(&["malformed"]).inc();
+                        tracing::warn!(session = %s.id, error = %e, "an ICWS event is not JSON; skipped");
+                    }
+                }
+            }
+            if buf.len() > messages::MAX_MESSAGE_BYTES {
+                self.metrics.messages.with_label_values(&["malformed"]).inc();
+                tracing::warn!(session = %s.id, bytes = buf.len(), "an ICWS event exceeds the size limit; reconnecting");
+                return Some("oversized");
+            }
+            if let Handled::Stop(reason) = self.handle(s, &msgs).await {
+                return reason;
+            }
+        }
+    }
+
+    /// Stores what a group of messages says.
+    async fn handle(&self, s: &Session, msgs: &[serde_json::Value]) -> Handled {
+        if msgs.is_empty() {
+            return Handled::Continue;
+        }
+        self.status
+            .update(|st| st.last_message = Some(std::time::Instant::now()));
+        let now = crate::timefmt::now_ms();
+        let mut batch: Vec<Observation> = Vec::new();
+        for m in msgs {
+            let p = messages::parse(m, now);
+            self.metrics.messages.with_label_values(&[p.kind]).inc();
+            for why in &p.malformed {
+                self.metrics.malformed.inc();
+                tracing::warn!(session = %s.id, why = %why, "malformed ICWS message entry skipped");
+            }
+            if p.connection_down {
+                if !self.store(batch).await {
+                    return Handled::Stop(None);
+                }
+                return Handled::Stop(Some("connection_down"));
+            }
+            batch.extend(p.observations);
+        }
+        if !self.store(batch).await {
+            return Handled::Stop(None);
+        }
+        Handled::Continue
     }
 
     /// Stores observations, retrying while the buffer cannot take them; false on shutdown.
