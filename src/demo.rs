@@ -151,7 +151,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         server: "cic-demo".into(),
         users: vec![("PureCloudAdmin".into(), CIC_PASSWORD.into())],
         pair: vec!["127.0.0.1".into()],
-        backup: false,
+        ..CicSimConfig::default()
     });
     let cic_addr = cic.spawn("127.0.0.1:0".parse()?, shutdown.clone()).await?;
     let data_dir = std::env::temp_dir().join(format!(

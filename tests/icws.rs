@@ -24,20 +24,23 @@ async fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn changes(n: usize, attrs: &[(&'static str, &str)]) -> Vec<Change> {
-    (0..n)
-        .map(|i| {
-            let id = format!("20000000{i:02}");
-            let mut a: Vec<(&'static str, String)> = attrs.iter().map(|(k, v)| (*k, v.to_string())).collect();
-            if attrs.iter().any(|(k, _)| *k == "Eic_WorkgroupName") {
-                a.push(("Eic_CallIdKey", format!("{id}20240409")));
-                a.push(("Eic_RemoteAddress", format!("+1317555{i:04}")));
-            }
-            Change {
-                interaction_id: id,
-                attributes: a,
-            }
-        })
-        .collect()
+    changes_of(0..n, attrs)
+}
+
+fn changes_of(ids: std::ops::Range<usize>, attrs: &[(&'static str, &str)]) -> Vec<Change> {
+    ids.map(|i| {
+        let id = format!("20000000{i:02}");
+        let mut a: Vec<(&'static str, String)> = attrs.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        if attrs.iter().any(|(k, _)| *k == "Eic_WorkgroupName") {
+            a.push(("Eic_CallIdKey", format!("{id}20240409")));
+            a.push(("Eic_RemoteAddress", format!("+1317555{i:04}")));
+        }
+        Change {
+            interaction_id: id,
+            attributes: a,
+        }
+    })
+    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,26 +119,41 @@ async fn scenario(event_stream: bool) {
     })
     .await;
 
-    // CIC drops the session and refuses logins for a while; meanwhile the calls go on hold.
+    // CIC drops the session and refuses logins for a while; meanwhile five calls go on hold and
+    // five end.
     cic.set_backup(true);
     cic.drop_sessions();
     wait_for(Duration::from_secs(20), "a refused login", || {
         c2.report().logins_refused > 0
     })
     .await;
-    cic.apply(&changes(10, &[("Eic_State", "H")]));
+    cic.apply(&changes_of(0..5, &[("Eic_State", "H")]));
+    cic.apply(&changes_of(5..10, &[("Eic_State", "E")]));
     cic.set_backup(false);
     wait_for(Duration::from_secs(20), "a new login", || c2.report().logins == 2).await;
-    // The snapshot after re-subscribing repeats nothing already sent, and brings the holds.
-    wait_for(Duration::from_secs(20), "holds delivered", || {
+    // The snapshot after re-subscribing repeats nothing already sent, and brings the holds and
+    // the ends (a disconnected interaction lingers in its queue).
+    wait_for(Duration::from_secs(20), "holds and ends delivered", || {
         cl2.report().unique_ids == 40
     })
     .await;
-    cic.apply(&changes(10, &[("Eic_State", "I")]));
+    cic.apply(&changes_of(0..5, &[("Eic_State", "I")]));
     wait_for(Duration::from_secs(20), "ends delivered", || {
-        cl2.report().unique_ids == 50
+        cl2.report().unique_ids == 45
     })
     .await;
+    let kinds = |k: &str| {
+        cloud
+            .received(0)
+            .iter()
+            .filter(|r| r.event_type.as_deref() == Some(k))
+            .count()
+    };
+    assert_eq!(
+        (kinds("held"), kinds("ended")),
+        (5, 10),
+        "the gap's holds and ends arrived"
+    );
     let r = cloud.report();
     assert_eq!(
         r.duplicates, 0,

@@ -141,7 +141,11 @@ async fn login_and_session_checks_are_strict() {
 
 #[tokio::test]
 async fn a_subscription_gets_the_full_contents_then_only_deltas() {
-    let (sim, base, _sd) = start(CicSimConfig::default()).await;
+    let (sim, base, _sd) = start(CicSimConfig {
+        linger: std::time::Duration::ZERO,
+        ..CicSimConfig::default()
+    })
+    .await;
     sim.apply(&[
         change(
             "1000000001",
@@ -245,4 +249,42 @@ async fn generated_traffic_reaches_subscribers() {
     }
     assert!(sim.report().changes > 0);
     sd.trigger();
+}
+
+#[tokio::test]
+async fn disconnected_interactions_linger_then_leave() {
+    let (sim, base, _sd) = start(CicSimConfig {
+        linger: std::time::Duration::from_millis(50),
+        ..CicSimConfig::default()
+    })
+    .await;
+    let c = login(&base).await;
+    sim.apply(&[change(
+        "1000000009",
+        &[("Eic_State", "C"), ("Eic_WorkgroupName", "Support")],
+    )]);
+    assert_eq!(c.subscribe("s1", "Support", &["Eic_State"]).await, 200);
+    c.poll().await;
+    sim.apply(&[change("1000000009", &[("Eic_State", "E")])]);
+    let m = c.poll().await;
+    assert_eq!(m[0]["interactionsChanged"][0]["attributes"]["Eic_State"], "E");
+    assert_eq!(
+        m[0]["interactionsRemoved"],
+        json!([]),
+        "still in the queue while it lingers"
+    );
+    // A subscriber arriving now still sees how it ended.
+    assert_eq!(c.subscribe("s2", "Support", &["Eic_State"]).await, 200);
+    let snap = c.poll().await;
+    assert_eq!(snap[0]["interactionsAdded"][0]["attributes"]["Eic_State"], "E");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        sim.sweep();
+        let m = c.poll().await;
+        if m.iter().any(|m| m["interactionsRemoved"] == json!(["1000000009"])) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never removed");
+    }
+    assert_eq!(sim.interactions(), 0);
 }

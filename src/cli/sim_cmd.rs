@@ -113,6 +113,7 @@ fn run_cic(a: CicArgs) -> anyhow::Result<ExitCode> {
             users: vec![(a.user.clone(), a.password.clone())],
             pair,
             backup: a.backup,
+            ..crate::sim::cic::CicSimConfig::default()
         });
         let shutdown = Shutdown::new();
         let addr = sim.spawn(a.listen, shutdown.clone()).await?;

@@ -8,6 +8,8 @@
 //!   gets 503 with the pair's `alternateHostList`.
 //! - Every session call (`/icws/{sessionId}/...`) must carry the `ININ-ICWS-CSRF-Token` header
 //!   and the cookie of its session; otherwise 401, as for an unknown or dropped session.
+//! - Disconnected interactions linger in their queues (`linger`) before they are removed, as in
+//!   CIC, so a client reconnecting soon after sees how they ended.
 //! - `PUT`/`DELETE /icws/{sessionId}/messaging/subscriptions/queues/{subscriptionId}`: the first
 //!   message after a subscription starts holds the full contents of the subscribed queues with
 //!   `isDelta:false`; later ones only what changed (`interactionsAdded`, `interactionsChanged`
@@ -55,6 +57,9 @@ pub struct CicSimConfig {
     pub pair: Vec<String>,
     /// Whether this server is the backup of its pair (logins get 503).
     pub backup: bool,
+    /// How long a disconnected interaction stays in its queues before it is removed (as CIC
+    /// keeps it until it is cleared); zero: removed with the change that ends it.
+    pub linger: Duration,
 }
 
 impl Default for CicSimConfig {
@@ -64,6 +69,7 @@ impl Default for CicSimConfig {
             users: vec![("PureCloudAdmin".into(), "sim-password".into())],
             pair: vec!["cic-sim".into()],
             backup: false,
+            linger: Duration::from_secs(10),
         }
     }
 }
@@ -105,6 +111,8 @@ struct Session {
 #[derive(Default, Clone)]
 struct Interaction {
     attrs: BTreeMap<String, (String, String)>,
+    /// When it was disconnected (it lingers in its queues until removed).
+    ended_at: Option<std::time::Instant>,
 }
 
 impl Interaction {
@@ -214,8 +222,11 @@ impl CicSim {
     }
 
     /// Applies interaction changes, and queues the resulting deltas for every subscription that
-    /// sees them. An interaction that ends (state `I` or `E`) leaves its queues with this change.
+    /// sees them. An interaction that ends (state `I` or `E`) stays in its queues for `linger`,
+    /// then leaves them (at a later [`CicSim::apply`] or [`CicSim::sweep`]).
     pub fn apply(&self, changes: &[Change]) {
+        let now = std::time::Instant::now();
+        let linger = self.cfg.linger;
         let mut inner = self.lock();
         inner.report.changes += changes.len() as u64;
         // Per session and subscription: added, changed, removed.
@@ -227,6 +238,25 @@ impl CicSim {
             report,
             ..
         } = &mut *inner;
+        // Interactions whose linger is over leave their queues.
+        let expired: Vec<String> = interactions
+            .iter()
+            .filter(|(_, i)| i.ended_at.is_some_and(|t| now.duration_since(t) >= linger))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            let Some(gone) = interactions.remove(&id) else { continue };
+            for (sid, s) in sessions.iter() {
+                for (sub_id, sub) in &s.subs {
+                    if sub.queues.iter().any(|q| gone.in_queue(q)) {
+                        out.entry((sid.clone(), sub_id.clone()))
+                            .or_insert_with(|| (Vec::new(), Vec::new(), Vec::new()))
+                            .2
+                            .push(id.clone());
+                    }
+                }
+            }
+        }
         for c in changes {
             let before = interactions.get(&c.interaction_id).cloned();
             let mut after = before.clone().unwrap_or_default();
@@ -239,6 +269,11 @@ impl CicSim {
                 }
             }
             let ended = matches!(after.get("eic_state"), Some("I" | "E"));
+            if ended && after.ended_at.is_none() {
+                after.ended_at = Some(now);
+            }
+            // Removed with this very change only when nothing lingers.
+            let leaves = ended && linger.is_zero();
             for (sid, s) in sessions.iter() {
                 for (sub_id, sub) in &s.subs {
                     let was = before
@@ -252,7 +287,7 @@ impl CicSim {
                             "interactionId": c.interaction_id,
                             "attributes": attrs_json(&after, &sub.attrs, None),
                         }));
-                    } else if is || (was && ended) {
+                    } else if is || (was && leaves) {
                         let a = attrs_json(&after, &sub.attrs, Some(&changed));
                         if a.as_object().is_some_and(|m| !m.is_empty()) {
                             out.entry(key.clone()).or_insert_with(entry).1.push(json!({
@@ -260,7 +295,7 @@ impl CicSim {
                                 "attributes": a,
                             }));
                         }
-                        if ended || !is {
+                        if leaves || !is {
                             out.entry(key).or_insert_with(entry).2.push(c.interaction_id.clone());
                         }
                     } else if was {
@@ -268,7 +303,7 @@ impl CicSim {
                     }
                 }
             }
-            if ended {
+            if leaves {
                 interactions.remove(&c.interaction_id);
             } else {
                 interactions.insert(c.interaction_id.clone(), after);
@@ -294,6 +329,11 @@ impl CicSim {
         self.queued.notify_waiters();
     }
 
+    /// Removes the disconnected interactions whose linger is over.
+    pub fn sweep(&self) {
+        self.apply(&[]);
+    }
+
     /// Runs the built-in traffic generator at `changes_per_sec` until `shutdown`.
     pub async fn run_traffic(self: Arc<Self>, changes_per_sec: f64, time_scale: f64, shutdown: Shutdown) {
         let start = crate::timefmt::now_ms();
@@ -312,9 +352,7 @@ impl CicSim {
             }
             changes.clear();
             traffic.advance(crate::timefmt::now_ms(), &mut changes);
-            if !changes.is_empty() {
-                self.apply(&changes);
-            }
+            self.apply(&changes);
         }
     }
 
