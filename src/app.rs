@@ -226,6 +226,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             metrics: metrics.icws.clone(),
             shutdown: shutdown.clone(),
             status: status.clone(),
+            ha: config.ha.clone(),
         };
         Some(tokio::spawn(source.run()))
     } else {

@@ -41,6 +41,8 @@ pub struct IcwsMetrics {
     pub messages: IntCounterVec,
     /// `conduit_icws_malformed_entries_total`: interaction entries skipped as malformed.
     pub malformed: IntCounter,
+    /// `conduit_ha_role`: 1 while this conduit reads CIC (active), 0 while it stands by.
+    pub ha_role: IntGauge,
 }
 
 /// Sink and dispatcher metrics.
@@ -330,6 +332,11 @@ impl Metrics {
                 &r,
                 "conduit_icws_malformed_entries_total",
                 "ICWS interaction entries skipped as malformed.",
+            ),
+            ha_role: gauge(
+                &r,
+                "conduit_ha_role",
+                "1 while this conduit reads CIC (active), 0 while it stands by for its pair.",
             ),
         };
         let build =

@@ -46,8 +46,14 @@ async fn health(State(s): State<Arc<Status>>) -> Response {
     let dest = s.destinations.iter().map(|g| g.health()).collect();
     let mut h = Health::build(s.enabled, &s.cic_server, s.started, s.persist, s.buffer.stats(), dest);
     h.cic = s.icws.as_ref().map(|i| i.health());
-    if h.cic.as_ref().is_some_and(|c| !c.connected) && h.status == "ok" {
-        h.status = "degraded";
+    if let Some(c) = &h.cic
+        && h.status == "ok"
+    {
+        if c.role == "standby" {
+            h.status = "standby";
+        } else if !c.connected {
+            h.status = "degraded";
+        }
     }
     let code = if h.is_up() {
         StatusCode::OK

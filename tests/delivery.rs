@@ -106,19 +106,7 @@ impl Rig {
 
 /// `cic-conduit setup` against the simulator; returns the configuration id.
 fn setup(config: &Path) -> String {
-    let out = Command::new(BIN)
-        .args(["setup", "--config"])
-        .arg(config)
-        .env("TEST_SIM_SECRET", "sim-secret")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    text.lines()
-        .find_map(|l| l.strip_prefix("configuration  "))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("a configuration id")
-        .to_string()
+    setup_configuration(BIN, config, &[("TEST_SIM_SECRET", "sim-secret")])
 }
 
 use common::push_items as push;
@@ -131,15 +119,6 @@ async fn push_lifecycles(addr: &str, prefix: &str, n: usize) -> u64 {
         events += push(addr, &items).await;
     }
     events
-}
-
-/// Polls `cond` every 20 ms until it holds; panics with `what` after `limit`.
-async fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn health(addr: &str) -> Value {

@@ -5,7 +5,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cic_conduit::shutdown::Shutdown;
 use cic_conduit::sim::cic::{CicSim, CicSimConfig};
@@ -14,14 +14,6 @@ use cic_conduit::sim::traffic::Change;
 use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
-
-async fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 fn changes(n: usize, attrs: &[(&'static str, &str)]) -> Vec<Change> {
     changes_of(0..n, attrs)
@@ -93,7 +85,7 @@ async fn scenario(event_stream: bool) {
     std::fs::write(
         &config,
         format!(
-            "{base}\n[sources.icws]\nenabled = true\nhosts = [\"http://{cic_addr}\"]\npassword = {{ env = \"TEST_CIC_PASSWORD\" }}\nworkgroups = [\"Support\"]\npoll_interval_ms = 100\nreconnect_max_ms = 1000\nevent_stream = {event_stream}\n[sinks.journey]\nconfiguration_id = \"{id}\"\nexternal_source_id = \"cic\"\nmax_age_ms = 100\n"
+            "{base}\n[sources.icws]\nenabled = true\nhosts = [\"http://{cic_addr}\"]\npassword = {{ env = \"TEST_CIC_PASSWORD\" }}\nworkgroups = [\"Support\"]\npoll_interval_ms = 100\nreconnect_max_ms = 1000\nevent_stream = {event_stream}\n[ha]\nmode = \"follow-primary\"\n[sinks.journey]\nconfiguration_id = \"{id}\"\nexternal_source_id = \"cic\"\nmax_age_ms = 100\n"
         ),
     )
     .unwrap();

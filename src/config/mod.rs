@@ -98,6 +98,48 @@ pub struct Config {
     /// Destinations in Genesys Cloud.
     #[serde(default)]
     pub sinks: SinksConfig,
+    /// Switchover pairs: which conduit of a pair reads CIC.
+    #[serde(default)]
+    pub ha: HaConfig,
+}
+
+/// How a conduit beside one server of a CIC switchover pair behaves.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HaMode {
+    /// Read only while this conduit's own CIC server (the first of `sources.icws.hosts`) is the
+    /// primary; otherwise stand by (still draining the buffer).
+    LocalPrimary,
+    /// Read from whichever server of the pair is primary, over the network.
+    FollowPrimary,
+}
+
+/// Switchover pairs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaConfig {
+    /// `local-primary` (default) or `follow-primary`.
+    #[serde(default = "default_ha_mode")]
+    pub mode: HaMode,
+    /// While standing by, how often to look whether the own server became primary (ms).
+    #[serde(default = "default_standby_check_ms")]
+    pub standby_check_ms: u64,
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        HaConfig {
+            mode: default_ha_mode(),
+            standby_check_ms: default_standby_check_ms(),
+        }
+    }
+}
+
+fn default_ha_mode() -> HaMode {
+    HaMode::LocalPrimary
+}
+fn default_standby_check_ms() -> u64 {
+    5_000
 }
 
 fn default_true() -> bool {

@@ -117,6 +117,9 @@ impl Config {
         if let Some(j) = &self.sinks.journey {
             self.validate_journey(j)?;
         }
+        if !(100..=600_000).contains(&self.ha.standby_check_ms) {
+            return Err(ConfigError::invalid("ha.standby_check_ms", "must be 100 to 600000"));
+        }
         let i = &self.sources.icws;
         if i.enabled {
             if i.hosts.is_empty() {

@@ -123,3 +123,43 @@ pub async fn push_items(addr: &str, items: &[serde_json::Value]) -> u64 {
 pub async fn get_text(url: &str) -> String {
     client().get(url).send().await.unwrap().text().await.unwrap()
 }
+
+/// Polls `cond` every 20 ms until it holds; panics with `what` after `limit`.
+pub async fn wait_for(limit: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + limit;
+    while !cond() {
+        assert!(std::time::Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs `cic-conduit setup` with `config` (and `env`); returns the configuration id it printed.
+pub fn setup_configuration(bin: &str, config: &Path, env: &[(&str, &str)]) -> String {
+    let out = Command::new(bin)
+        .args(["setup", "--config"])
+        .arg(config)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("configuration  ")?
+                .split_whitespace()
+                .next()
+                .map(str::to_string)
+        })
+        .expect("a configuration id")
+}
+
+/// A conduit config on loopback delivering to a cloud simulator at `cloud`, with `extra`
+/// appended (sources, sinks, ha).
+pub fn cloud_config_text(data: &Path, cloud: std::net::SocketAddr, extra: &str) -> String {
+    config_text(data, "", "").replace(
+        "api_base_url = \"http://127.0.0.1:9\"\nlogin_base_url = \"http://127.0.0.1:9\"\n",
+        &format!(
+            "api_base_url = \"http://{cloud}\"\nlogin_base_url = \"http://{cloud}\"\nclient_id = \"sim-client\"\nclient_secret = \"sim-secret\"\n"
+        ),
+    ) + extra
+}

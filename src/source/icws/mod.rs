@@ -21,7 +21,7 @@ pub mod messages;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{IcwsSourceConfig, Secret};
+use crate::config::{HaConfig, HaMode, IcwsSourceConfig, Secret};
 use crate::dispatch::lane::Backoff;
 use crate::metrics::IcwsMetrics;
 use crate::normalize::Observation;
@@ -67,6 +67,8 @@ pub struct IcwsHealth {
     pub last_message_secs_ago: Option<u64>,
     /// The last failure (never a secret).
     pub last_error: Option<String>,
+    /// `active` (reading CIC) or `standby` (the own server is the backup of its pair).
+    pub role: &'static str,
 }
 
 /// Shared between the source and `/health`.
@@ -84,6 +86,7 @@ struct StatusInner {
     since: Option<std::time::Instant>,
     last_message: Option<std::time::Instant>,
     last_error: Option<String>,
+    standby: bool,
 }
 
 impl IcwsStatus {
@@ -102,7 +105,13 @@ impl IcwsStatus {
             session_age_secs: g.since.filter(|_| g.connected).map(|t| t.elapsed().as_secs()),
             last_message_secs_ago: g.last_message.map(|t| t.elapsed().as_secs()),
             last_error: g.last_error.clone(),
+            role: if g.standby { "standby" } else { "active" },
         }
+    }
+
+    /// Whether the conduit stands by for its pair.
+    pub fn is_standby(&self) -> bool {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).standby
     }
 }
 
@@ -128,6 +137,8 @@ pub struct IcwsSource {
     pub shutdown: Shutdown,
     /// What `/health` shows.
     pub status: Arc<IcwsStatus>,
+    /// Switchover-pair behaviour.
+    pub ha: HaConfig,
 }
 
 impl IcwsSource {
@@ -139,6 +150,7 @@ impl IcwsSource {
             match self.connect(&mut hosts).await {
                 Ok(session) => {
                     backoff = self.backoff();
+                    self.set_standby(false);
                     self.metrics.connected.set(1);
                     self.status.update(|st| {
                         st.connected = true;
@@ -165,6 +177,16 @@ impl IcwsSource {
                         }
                     }
                 }
+                Err(IcwsError::NotPrimary { host, .. }) if self.ha.mode == HaMode::LocalPrimary => {
+                    // The own server is the backup: stand by, and look again shortly.
+                    if !self.status.is_standby() {
+                        tracing::info!(host = %host, "own CIC server is the backup of its pair: standing by");
+                    }
+                    self.set_standby(true);
+                    if !self.pause(Duration::from_millis(self.ha.standby_check_ms)).await {
+                        return;
+                    }
+                }
                 Err(e) => {
                     self.metrics.reconnects.with_label_values(&[e.reason()]).inc();
                     self.status.update(|st| st.last_error = Some(e.to_string()));
@@ -176,6 +198,11 @@ impl IcwsSource {
                 }
             }
         }
+    }
+
+    fn set_standby(&self, standby: bool) {
+        self.metrics.ha_role.set(i64::from(!standby));
+        self.status.update(|st| st.standby = standby);
     }
 
     fn backoff(&self) -> Backoff {
@@ -198,7 +225,9 @@ impl IcwsSource {
         let mut last = None;
         let mut tried = 0;
         let mut i = 0;
-        while i < hosts.len() && tried < 8 {
+        // Local-primary reads only the own server (the first host).
+        let limit = if self.ha.mode == HaMode::LocalPrimary { 1 } else { 8 };
+        while i < hosts.len() && tried < limit {
             let base = hosts[i].clone();
             tried += 1;
             match client::login(
