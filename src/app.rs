@@ -69,14 +69,34 @@ pub fn http_client(request_timeout: std::time::Duration) -> Result<reqwest::Clie
         .map_err(|e| AppError::Http(e.to_string()))
 }
 
-/// The ICWS client: TLS verified, connect timeout; per-call timeouts are set on each call, since
-/// the event stream stays open.
-fn icws_client() -> Result<reqwest::Client, AppError> {
-    reqwest::Client::builder()
+/// The ICWS client: TLS verified (with `ca_file`'s certificates trusted too), connect timeout;
+/// per-call timeouts are set on each call, since the event stream stays open.
+pub fn icws_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, AppError> {
+    let mut b = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
-        .user_agent(concat!("cic-conduit/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| AppError::Http(e.to_string()))
+        .user_agent(concat!("cic-conduit/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            ConfigError::invalid("sources.icws.ca_file", format!("cannot read {}: {e}", path.display()))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            ConfigError::invalid(
+                "sources.icws.ca_file",
+                format!("{} is not PEM certificates: {e}", path.display()),
+            )
+        })?;
+        if certs.is_empty() {
+            return Err(ConfigError::invalid(
+                "sources.icws.ca_file",
+                format!("{} holds no certificate", path.display()),
+            )
+            .into());
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build().map_err(|e| AppError::Http(e.to_string()))
 }
 
 /// The shared token source of the configured organization.
@@ -218,10 +238,11 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             .as_ref()
             .ok_or_else(|| ConfigError::invalid("sources.icws.password", "required"))?
             .resolve("sources.icws.password")?;
+        let http = icws_client(cfg.ca_file.as_deref())?;
         let source = IcwsSource {
             cfg,
             password,
-            http: icws_client()?,
+            http,
             ingest: ingest.clone(),
             metrics: metrics.icws.clone(),
             shutdown: shutdown.clone(),

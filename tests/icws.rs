@@ -186,3 +186,15 @@ async fn scenario(event_stream: bool) {
     assert!(child.wait().unwrap().success());
     stop.trigger();
 }
+
+#[test]
+fn a_bad_ca_file_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("ca.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    for path in [junk, dir.path().join("missing.pem")] {
+        let err = cic_conduit::app::icws_client(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("sources.icws.ca_file"), "{err}");
+    }
+    assert!(cic_conduit::app::icws_client(None).is_ok());
+}

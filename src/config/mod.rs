@@ -426,6 +426,10 @@ pub struct IcwsSourceConfig {
     /// The `applicationName` given at login (shown in CIC's session list).
     #[serde(default = "default_application_name")]
     pub application_name: String,
+    /// A PEM file of CA certificates trusted besides the system's (for a CIC server whose
+    /// certificate comes from an in-house CA). Certificates are always verified.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for IcwsSourceConfig {
@@ -441,6 +445,7 @@ impl Default for IcwsSourceConfig {
             poll_interval_ms: default_poll_interval_ms(),
             reconnect_max_ms: default_reconnect_max_ms(),
             application_name: default_application_name(),
+            ca_file: None,
         }
     }
 }
