@@ -288,3 +288,68 @@ async fn disconnected_interactions_linger_then_leave() {
     }
     assert_eq!(sim.interactions(), 0);
 }
+
+#[tokio::test]
+async fn user_statuses_and_the_user_directory() {
+    let (sim, base, _sd) = start(CicSimConfig::default()).await;
+    sim.set_status("agent001", "Available", true, false);
+    let c = login(&base).await;
+    let put = c
+        .req(reqwest::Method::PUT, "/messaging/subscriptions/status/user-statuses")
+        .body(json!({"userIds": ["agent001", "agent002"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let first = c.poll().await;
+    assert_eq!(first[0]["__type"], "urn:inin.com:status:userStatusMessage");
+    assert_eq!(first[0]["isDelta"], false);
+    assert_eq!(first[0]["userStatusList"][0]["statusId"], "Available");
+    let changed = first[0]["userStatusList"][0]["statusChanged"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(changed.len() == 16 && changed.ends_with('Z'), "{changed}");
+    sim.set_status("agent002", "Away from desk", true, false);
+    sim.set_status("agent077", "Gone home", false, false);
+    let next = c.poll().await;
+    assert_eq!(next.len(), 1, "only subscribed users: {next:?}");
+    assert_eq!(next[0]["isDelta"], true);
+    assert_eq!(next[0]["userStatusList"][0]["userId"], "agent002");
+
+    // The directory, a page at a time.
+    let page = c
+        .req(
+            reqwest::Method::GET,
+            "/configuration/users?select=configurationId,personalInformationProperties",
+        )
+        .header("range", "items=0-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert_eq!(page.headers()["content-range"], "items 0-19/50");
+    let v: Value = page.json().await.unwrap();
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 20);
+    assert_eq!(items[1]["configurationId"]["id"], "agent001");
+    assert!(items[1]["personalInformationProperties"]["phoneNumberOfBusiness1"]["number"].is_string());
+    assert!(
+        items[9]["personalInformationProperties"]["emailAddress"].is_null(),
+        "some users lack an email"
+    );
+    let last = c
+        .req(reqwest::Method::GET, "/configuration/users")
+        .header("range", "items=40-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(last.headers()["content-range"], "items 40-49/50");
+    let bad = c
+        .req(reqwest::Method::GET, "/configuration/users")
+        .header("range", "rows=1-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+}

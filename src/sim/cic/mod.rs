@@ -19,6 +19,10 @@
 //!   with `Accept: text/event-stream`, a server-sent-events stream instead: each event's `data:`
 //!   one message, `:ping` comment lines while idle, and the end of the stream when the session
 //!   is dropped.
+//! - `PUT`/`DELETE .../messaging/subscriptions/status/user-statuses` (`{"userIds":[..]}`): a
+//!   `userStatusMessage` with the subscribed users' statuses (`isDelta:false`), then each change.
+//! - `GET .../configuration/users` with `Range: items=A-B`: a page of the user directory
+//!   (`configurationId`, `personalInformationProperties`), `Content-Range: items A-B/N`.
 //! - `GET .../connection/switchover-status`, `DELETE .../connection`.
 //!
 //! Interactions change through [`CicSim::apply`] — a scenario, a test, or the built-in traffic
@@ -60,6 +64,8 @@ pub struct CicSimConfig {
     /// How long a disconnected interaction stays in its queues before it is removed (as CIC
     /// keeps it until it is cleared); zero: removed with the change that ends it.
     pub linger: Duration,
+    /// Users in the generated directory (`configuration/users`).
+    pub directory_users: usize,
 }
 
 impl Default for CicSimConfig {
@@ -70,6 +76,7 @@ impl Default for CicSimConfig {
             pair: vec!["cic-sim".into()],
             backup: false,
             linger: Duration::from_secs(10),
+            directory_users: 50,
         }
     }
 }
@@ -104,7 +111,27 @@ struct Session {
     csrf: String,
     cookie: String,
     subs: HashMap<String, QueueSub>,
+    /// Users whose statuses this session subscribed to.
+    status_users: Vec<String>,
     pending: VecDeque<Value>,
+}
+
+/// A CIC user's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserStatus {
+    /// The user.
+    pub user_id: String,
+    /// The status, e.g. `Available`, `Away from desk`.
+    pub status_id: String,
+    /// When it changed, compact ISO-8601 as ICWS writes it.
+    pub status_changed: String,
+    /// Logged in to the client.
+    pub logged_in: bool,
+    /// On a call.
+    pub on_phone: bool,
+    /// Stations.
+    pub stations: Vec<String>,
 }
 
 /// One interaction: attributes by lower-cased name → (name, value).
@@ -137,6 +164,8 @@ pub const SSE_PING: Duration = Duration::from_secs(5);
 struct Inner {
     sessions: HashMap<String, Session>,
     interactions: BTreeMap<String, Interaction>,
+    statuses: BTreeMap<String, UserStatus>,
+    directory: Vec<Value>,
     report: CicReport,
     backup: bool,
 }
@@ -179,6 +208,8 @@ impl CicSim {
             inner: Mutex::new(Inner {
                 sessions: HashMap::new(),
                 interactions: BTreeMap::new(),
+                statuses: BTreeMap::new(),
+                directory: directory(cfg.directory_users),
                 report: CicReport::default(),
                 backup: cfg.backup,
             }),
@@ -329,6 +360,42 @@ impl CicSim {
         self.queued.notify_waiters();
     }
 
+    /// Sets a user's status and tells the sessions subscribed to that user.
+    pub fn set_status(&self, user: &str, status_id: &str, logged_in: bool, on_phone: bool) {
+        let status = UserStatus {
+            user_id: user.to_string(),
+            status_id: status_id.to_string(),
+            status_changed: crate::timefmt::format_timestamp_ms(crate::timefmt::now_ms())
+                .replace(['-', ':'], "")
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+                + "Z",
+            logged_in,
+            on_phone,
+            stations: if logged_in {
+                vec![format!("{user}-station")]
+            } else {
+                vec![]
+            },
+        };
+        let mut inner = self.lock();
+        inner.statuses.insert(user.to_string(), status.clone());
+        let msg = json!({
+            "__type": "urn:inin.com:status:userStatusMessage",
+            "isDelta": true,
+            "userStatusList": [status],
+        });
+        for s in inner.sessions.values_mut() {
+            if s.status_users.iter().any(|u| u == user) {
+                s.pending.push_back(msg.clone());
+            }
+        }
+        drop(inner);
+        self.queued.notify_waiters();
+    }
+
     /// Removes the disconnected interactions whose linger is over.
     pub fn sweep(&self) {
         self.apply(&[]);
@@ -367,6 +434,11 @@ impl CicSim {
                 "/icws/{sid}/messaging/subscriptions/queues/{sub}",
                 put(subscribe).delete(unsubscribe),
             )
+            .route(
+                "/icws/{sid}/messaging/subscriptions/status/user-statuses",
+                put(subscribe_statuses).delete(unsubscribe_statuses),
+            )
+            .route("/icws/{sid}/configuration/users", get(users))
             .route("/sim/report", get(report))
             .with_state(self.clone())
     }
@@ -491,6 +563,7 @@ async fn login(State(sim): State<Arc<CicSim>>, headers: HeaderMap, body: Bytes) 
                 csrf: csrf.clone(),
                 cookie: cookie.clone(),
                 subs: HashMap::new(),
+                status_users: Vec::new(),
                 pending: VecDeque::new(),
             },
         );
@@ -680,6 +753,110 @@ async fn unsubscribe(
         }
         Err(resp) => *resp,
     }
+}
+
+/// A generated directory of `n` users, as `configuration/users` returns them.
+fn directory(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let id = format!("agent{i:03}");
+            let mut personal = json!({
+                "emailAddress": format!("{id}@example.com"),
+                "phoneNumberOfBusiness1": {"number": format!("+1317555{:04}", 1000 + i), "extension": format!("{}", 2000 + i)},
+                "phoneNumberOfMobile": {"number": format!("+1317666{:04}", i), "extension": ""},
+            });
+            if i % 10 == 9 {
+                // Some users lack a business email: they are not synced.
+                personal.as_object_mut().expect("object").remove("emailAddress");
+            }
+            json!({
+                "configurationId": {"id": id, "displayName": if i % 7 == 6 { String::new() } else { format!("Agent {i:03}") }},
+                "personalInformationProperties": personal,
+            })
+        })
+        .collect()
+}
+
+async fn subscribe_statuses(
+    State(sim): State<Arc<CicSim>>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = match icws_json_body(&headers, &body) {
+        Ok(v) => v,
+        Err(resp) => return *resp,
+    };
+    let Some(users) = req["userIds"].as_array().filter(|a| !a.is_empty()) else {
+        return icws_error(
+            StatusCode::BAD_REQUEST,
+            "error.request.invalidRepresentation",
+            "userIds is required and must not be empty",
+        );
+    };
+    let users: Vec<String> = users.iter().filter_map(|u| u.as_str().map(str::to_string)).collect();
+    let mut inner = sim.lock();
+    let list: Vec<UserStatus> = users.iter().filter_map(|u| inner.statuses.get(u).cloned()).collect();
+    let s = match sim.session(&mut inner, &sid, &headers) {
+        Ok(s) => s,
+        Err(resp) => return *resp,
+    };
+    s.status_users = users;
+    s.pending.push_back(json!({
+        "__type": "urn:inin.com:status:userStatusMessage",
+        "isDelta": false,
+        "userStatusList": list,
+    }));
+    drop(inner);
+    sim.queued.notify_waiters();
+    StatusCode::OK.into_response()
+}
+
+async fn unsubscribe_statuses(State(sim): State<Arc<CicSim>>, Path(sid): Path<String>, headers: HeaderMap) -> Response {
+    let mut inner = sim.lock();
+    match sim.session(&mut inner, &sid, &headers) {
+        Ok(s) => {
+            s.status_users.clear();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(resp) => *resp,
+    }
+}
+
+/// `Range: items=A-B` → (A, B).
+fn item_range(headers: &HeaderMap) -> Option<(usize, usize)> {
+    let v = headers.get(header::RANGE)?.to_str().ok()?;
+    let (a, b) = v.trim().strip_prefix("items=")?.split_once('-')?;
+    let (a, b): (usize, usize) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a <= b).then_some((a, b))
+}
+
+async fn users(State(sim): State<Arc<CicSim>>, Path(sid): Path<String>, headers: HeaderMap) -> Response {
+    let mut inner = sim.lock();
+    if let Err(resp) = sim.session(&mut inner, &sid, &headers) {
+        return *resp;
+    }
+    let total = inner.directory.len();
+    let (a, b) = match headers.get(header::RANGE) {
+        None => (0, total.saturating_sub(1)),
+        Some(_) => match item_range(&headers) {
+            Some(r) => r,
+            None => {
+                return icws_error(
+                    StatusCode::BAD_REQUEST,
+                    "error.request.invalidRange",
+                    "Range must be items=A-B",
+                );
+            }
+        },
+    };
+    let page: Vec<Value> = inner.directory.iter().skip(a).take(b + 1 - a).cloned().collect();
+    let last = a + page.len().saturating_sub(1);
+    let mut resp = axum::Json(json!({"items": page})).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("items {a}-{last}/{total}")) {
+        resp.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    resp
 }
 
 async fn report(State(sim): State<Arc<CicSim>>) -> Response {
