@@ -18,19 +18,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
 
 fn changes(ids: std::ops::Range<usize>, attrs: &[(&'static str, &str)]) -> Vec<Change> {
-    ids.map(|i| {
-        let id = format!("30000000{i:02}");
-        let mut a: Vec<(&'static str, String)> = attrs.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        if attrs.iter().any(|(k, _)| *k == "Eic_WorkgroupName") {
-            a.push(("Eic_CallIdKey", format!("{id}20240409")));
-            a.push(("Eic_RemoteAddress", format!("+1317555{i:04}")));
-        }
-        Change {
-            interaction_id: id,
-            attributes: a,
-        }
-    })
-    .collect()
+    changes_of("30000000", ids, attrs)
 }
 
 async fn role(addr: &str) -> Value {

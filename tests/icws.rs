@@ -16,23 +16,7 @@ use common::*;
 const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
 
 fn changes(n: usize, attrs: &[(&'static str, &str)]) -> Vec<Change> {
-    changes_of(0..n, attrs)
-}
-
-fn changes_of(ids: std::ops::Range<usize>, attrs: &[(&'static str, &str)]) -> Vec<Change> {
-    ids.map(|i| {
-        let id = format!("20000000{i:02}");
-        let mut a: Vec<(&'static str, String)> = attrs.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        if attrs.iter().any(|(k, _)| *k == "Eic_WorkgroupName") {
-            a.push(("Eic_CallIdKey", format!("{id}20240409")));
-            a.push(("Eic_RemoteAddress", format!("+1317555{i:04}")));
-        }
-        Change {
-            interaction_id: id,
-            attributes: a,
-        }
-    })
-    .collect()
+    changes_of("20000000", 0..n, attrs)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,8 +103,8 @@ async fn scenario(event_stream: bool) {
         c2.report().logins_refused > 0
     })
     .await;
-    cic.apply(&changes_of(0..5, &[("Eic_State", "H")]));
-    cic.apply(&changes_of(5..10, &[("Eic_State", "E")]));
+    cic.apply(&changes_of("20000000", 0..5, &[("Eic_State", "H")]));
+    cic.apply(&changes_of("20000000", 5..10, &[("Eic_State", "E")]));
     cic.set_backup(false);
     wait_for(Duration::from_secs(20), "a new login", || c2.report().logins == 2).await;
     // The snapshot after re-subscribing repeats nothing already sent, and brings the holds and
@@ -129,7 +113,7 @@ async fn scenario(event_stream: bool) {
         cl2.report().unique_ids == 40
     })
     .await;
-    cic.apply(&changes_of(0..5, &[("Eic_State", "I")]));
+    cic.apply(&changes_of("20000000", 0..5, &[("Eic_State", "I")]));
     wait_for(Duration::from_secs(20), "ends delivered", || {
         cl2.report().unique_ids == 45
     })

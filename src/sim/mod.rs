@@ -5,5 +5,20 @@
 //! interaction load they (and `cic-conduit demo`) replay.
 
 pub mod cic;
+
+/// A seed for a simulator's opaque ids (tokens, sessions, correlation ids): the start time.
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7)
+}
+
+/// The `n`th opaque id of a simulator seeded with `seed`, in `space`: 32 hex digits.
+fn opaque_id(space: &str, seed: u64, n: u64) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{space}:{seed}:{n}").as_bytes())
+        .simple()
+        .to_string()
+}
 pub mod cloud;
 pub mod traffic;

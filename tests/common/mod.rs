@@ -163,3 +163,25 @@ pub fn cloud_config_text(data: &Path, cloud: std::net::SocketAddr, extra: &str) 
         ),
     ) + extra
 }
+
+/// Interaction changes for ids `<prefix><i:02>` over `ids`; when they name a workgroup (a new
+/// interaction), also its call id key and a phone number.
+pub fn changes_of(
+    prefix: &str,
+    ids: std::ops::Range<usize>,
+    attrs: &[(&'static str, &str)],
+) -> Vec<cic_conduit::sim::traffic::Change> {
+    ids.map(|i| {
+        let id = format!("{prefix}{i:02}");
+        let mut a: Vec<(&'static str, String)> = attrs.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        if attrs.iter().any(|(k, _)| *k == "Eic_WorkgroupName") {
+            a.push(("Eic_CallIdKey", format!("{id}20240409")));
+            a.push(("Eic_RemoteAddress", format!("+1317555{i:04}")));
+        }
+        cic_conduit::sim::traffic::Change {
+            interaction_id: id,
+            attributes: a,
+        }
+    })
+    .collect()
+}

@@ -200,10 +200,7 @@ fn attrs_json(i: &Interaction, subscribed: &[(String, String)], only: Option<&[S
 impl CicSim {
     /// A simulator with `cfg`.
     pub fn new(cfg: CicSimConfig) -> Arc<Self> {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(11);
+        let seed = super::seed();
         Arc::new(CicSim {
             inner: Mutex::new(Inner {
                 sessions: HashMap::new(),
@@ -225,10 +222,7 @@ impl CicSim {
     }
 
     fn new_id(&self) -> String {
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("cic:{}:{n}", self.seed).as_bytes())
-            .simple()
-            .to_string()
+        super::opaque_id("cic", self.seed, self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
     /// What happened so far.

@@ -179,10 +179,7 @@ pub struct CloudSim {
 impl CloudSim {
     /// A simulator with `cfg`.
     pub fn new(cfg: SimConfig) -> Arc<Self> {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(7);
+        let seed = super::seed();
         Arc::new(CloudSim {
             inner: Mutex::new(Inner {
                 tokens: HashMap::new(),
@@ -209,11 +206,7 @@ impl CloudSim {
 
     /// A fresh opaque id (tokens, correlation ids).
     fn new_id(&self) -> String {
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{}:{n}", self.seed);
-        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes())
-            .simple()
-            .to_string()
+        super::opaque_id("cloud", self.seed, self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Everything seen so far.

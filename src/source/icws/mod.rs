@@ -33,22 +33,7 @@ use client::{IcwsError, Session};
 pub const STREAM_IDLE: Duration = Duration::from_secs(60);
 
 /// The attributes subscribed: everything the normalizer maps.
-pub const ATTRIBUTES: [&str; 14] = [
-    "Eic_CallId",
-    "Eic_CallIdKey",
-    "Eic_State",
-    "Eic_CallDirection",
-    "Eic_ObjectType",
-    "Eic_RemoteAddress",
-    "Eic_RemoteName",
-    "Eic_RemoteTnRaw",
-    "Eic_LocalAddress",
-    "Eic_WorkgroupName",
-    "Eic_UserName",
-    "Eic_InitiationTime",
-    "Eic_TerminationTime",
-    "Eic_ConnectDurationTime",
-];
+pub const ATTRIBUTES: [&str; crate::normalize::attrs::KNOWN] = crate::normalize::attrs::NAMES;
 
 /// The CIC connection as `/health` shows it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
