@@ -29,6 +29,9 @@ use crate::shutdown::Shutdown;
 use crate::source::Ingest;
 use client::{IcwsError, Session};
 
+/// A session that lasted this long resets the login backoff.
+pub const SESSION_HEALTHY: Duration = Duration::from_secs(30);
+
 /// A stream with neither a message nor a ping for this long is taken as lost.
 pub const STREAM_IDLE: Duration = Duration::from_secs(60);
 
@@ -134,7 +137,7 @@ impl IcwsSource {
         while !self.shutdown.is_triggered() {
             match self.connect(&mut hosts).await {
                 Ok(session) => {
-                    backoff = self.backoff();
+                    let started = std::time::Instant::now();
                     self.set_standby(false);
                     self.metrics.connected.set(1);
                     self.status.update(|st| {
@@ -159,6 +162,13 @@ impl IcwsSource {
                         Some(reason) => {
                             self.metrics.reconnects.with_label_values(&[reason]).inc();
                             tracing::warn!(host = %session.base, reason, "ICWS session lost; logging in again");
+                            // A session that ended at once (say, a subscription refused) must
+                            // not turn into a login loop: back off unless it had been up a while.
+                            if started.elapsed() >= SESSION_HEALTHY {
+                                backoff = self.backoff();
+                            } else if !self.pause(backoff.next_delay()).await {
+                                return;
+                            }
                         }
                     }
                 }
@@ -301,7 +311,8 @@ impl IcwsSource {
                 Ok(Ok(None)) => return Some("stream_ended"),
                 Ok(Ok(Some(b))) => b,
             };
-            buf.extend_from_slice(&bytes);
+            // SSE lines may end in CRLF, CR or LF: keep LF only.
+            buf.extend(bytes.iter().copied().filter(|b| *b != b'\r'));
             let mut msgs = Vec::new();
             while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
                 let event: Vec<u8> = buf.drain(..end + 2).collect();
