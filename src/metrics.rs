@@ -43,6 +43,9 @@ pub struct IcwsMetrics {
     pub malformed: IntCounter,
     /// `conduit_ha_role`: 1 while this conduit reads CIC (active), 0 while it stands by.
     pub ha_role: IntGauge,
+    /// `conduit_icws_interactions_tracked`: interactions whose state the source keeps (the
+    /// normalizer's, refreshed after each batch).
+    pub tracked: IntGauge,
 }
 
 /// Sink and dispatcher metrics.
@@ -332,6 +335,11 @@ impl Metrics {
                 &r,
                 "conduit_icws_malformed_entries_total",
                 "ICWS interaction entries skipped as malformed.",
+            ),
+            tracked: gauge(
+                &r,
+                "conduit_icws_interactions_tracked",
+                "Interactions whose state the ICWS source keeps.",
             ),
             ha_role: gauge(
                 &r,

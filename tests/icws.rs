@@ -145,6 +145,7 @@ async fn scenario(event_stream: bool) {
             .contains(&cic_addr.port().to_string())
     );
     assert!(h["cic"]["session_age_secs"].is_u64());
+    assert_eq!(h["cic"]["switchover"]["primaryHost"], "127.0.0.1", "{h}");
     assert!(
         h["cic"]["last_error"].as_str().is_some_and(|e| e.contains("503")),
         "{h}"
@@ -152,6 +153,7 @@ async fn scenario(event_stream: bool) {
     assert!(!h.to_string().contains("sim-password"));
     let m = get_text(&format!("http://{addr}/metrics")).await;
     assert!(m.contains("conduit_icws_connected 1"), "{m}");
+    assert!(m.contains("conduit_icws_interactions_tracked 10"), "{m}");
     // A dropped session: the next poll gets 401; the event stream simply ends.
     let lost = if event_stream { "stream_ended" } else { "unauthorized" };
     assert!(

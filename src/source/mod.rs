@@ -77,6 +77,11 @@ impl Ingest {
         &self.buffer
     }
 
+    /// Interactions whose state the normalizer keeps.
+    pub fn tracked(&self) -> usize {
+        self.normalizer.lock().unwrap_or_else(|p| p.into_inner()).tracked()
+    }
+
     /// Normalizes, encodes and stores a batch; returns once it is stored.
     pub async fn ingest(&self, batch: &[Observation]) -> Result<Ingested, IngestError> {
         let now = timefmt::now_ms();

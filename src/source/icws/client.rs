@@ -258,6 +258,19 @@ impl Session {
         }
     }
 
+    /// `GET .../connection/switchover-status`: the pair as the server sees it.
+    pub async fn switchover_status(&self, http: &reqwest::Client) -> Result<Value, IcwsError> {
+        let resp = self
+            .req(http, reqwest::Method::GET, "/connection/switchover-status")
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await;
+        let resp = self.check(resp).await?;
+        resp.json()
+            .await
+            .map_err(|e| IcwsError::BadAnswer(e.without_url().to_string()))
+    }
+
     /// Logs out (best effort).
     pub async fn logout(&self, http: &reqwest::Client) {
         let _ = self.req(http, reqwest::Method::DELETE, "/connection").send().await;

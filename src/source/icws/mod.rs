@@ -57,6 +57,8 @@ pub struct IcwsHealth {
     pub last_error: Option<String>,
     /// `active` (reading CIC) or `standby` (the own server is the backup of its pair).
     pub role: &'static str,
+    /// The server's `switchover-status` answer, as read at login.
+    pub switchover: Option<serde_json::Value>,
 }
 
 /// Shared between the source and `/health`.
@@ -75,6 +77,7 @@ struct StatusInner {
     last_message: Option<std::time::Instant>,
     last_error: Option<String>,
     standby: bool,
+    switchover: Option<serde_json::Value>,
 }
 
 impl IcwsStatus {
@@ -94,6 +97,7 @@ impl IcwsStatus {
             last_message_secs_ago: g.last_message.map(|t| t.elapsed().as_secs()),
             last_error: g.last_error.clone(),
             role: if g.standby { "standby" } else { "active" },
+            switchover: g.switchover.clone(),
         }
     }
 
@@ -261,6 +265,10 @@ impl IcwsSource {
 
     /// Subscribes and polls until the session ends; `None` on shutdown, else why it ended.
     async fn serve(&self, s: &Session) -> Option<&'static str> {
+        // The pair's state, for /health (a server without switchover answers an error: ignored).
+        if let Ok(v) = s.switchover_status(&self.http).await {
+            self.status.update(|st| st.switchover = Some(v));
+        }
         let mut queues: Vec<(u8, String)> = self.cfg.workgroups.iter().map(|w| (2, w.clone())).collect();
         queues.extend(self.cfg.user_queues.iter().map(|u| (1, u.clone())));
         if let Err(e) = s
@@ -370,6 +378,7 @@ impl IcwsSource {
         if !self.store(batch).await {
             return Handled::Stop(None);
         }
+        self.metrics.tracked.set(self.ingest.tracked() as i64);
         Handled::Continue
     }
 
