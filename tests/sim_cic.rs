@@ -353,3 +353,63 @@ async fn user_statuses_and_the_user_directory() {
         .unwrap();
     assert_eq!(bad.status().as_u16(), 400);
 }
+
+#[tokio::test]
+async fn a_scenario_plays_in_order() {
+    let (sim, base, sd) = start(CicSimConfig::default()).await;
+    let c = login(&base).await;
+    assert_eq!(c.subscribe("s1", "Support", &["Eic_State"]).await, 200);
+    c.poll().await;
+    let steps = cic_conduit::sim::cic::scenario::parse(
+        r#"{"atMs": 0, "interactionId": "1000000042", "attributes": {"Eic_State": "O", "Eic_WorkgroupName": "Support"}}
+{"atMs": 20, "interactionId": "1000000042", "attributes": {"Eic_State": "C"}}
+{"atMs": 40, "switchover": "backup"}"#,
+    )
+    .unwrap();
+    tokio::spawn(sim.clone().play(steps, sd.clone()));
+    let mut states = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let resp = c.req(reqwest::Method::GET, "/messaging/messages").send().await.unwrap();
+        if resp.status().as_u16() == 401 {
+            break; // the switchover dropped the session
+        }
+        let msgs: Vec<Value> = resp.json().await.unwrap();
+        for m in msgs {
+            for key in ["interactionsAdded", "interactionsChanged"] {
+                for e in m[key].as_array().into_iter().flatten() {
+                    states.push(e["attributes"]["Eic_State"].as_str().unwrap().to_string());
+                }
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "the scenario did not finish");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(states, ["O", "C"]);
+    assert_eq!(
+        login_raw(&base, "PureCloudAdmin", "sim-password")
+            .await
+            .status()
+            .as_u16(),
+        503
+    );
+}
+
+#[test]
+fn a_bad_scenario_file_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("s.jsonl");
+    std::fs::write(
+        &f,
+        "{\"atMs\": 0, \"dropSessions\": true}\n{\"atMs\": 1, \"switchover\": \"maybe\"}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cic-conduit"))
+        .args(["sim", "cic", "--listen", "127.0.0.1:0", "--scenario"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("switchover"), "{err}");
+}

@@ -52,6 +52,10 @@ pub struct CicArgs {
     /// Start as the backup of the pair (logins get 503).
     #[arg(long)]
     backup: bool,
+    /// Play this scenario file (JSON lines: interaction changes, user statuses, switchovers);
+    /// use `--rate 0` to play it alone.
+    #[arg(long)]
+    scenario: Option<std::path::PathBuf>,
 }
 
 /// `sim cloud` options.
@@ -115,8 +119,19 @@ fn run_cic(a: CicArgs) -> anyhow::Result<ExitCode> {
             backup: a.backup,
             ..crate::sim::cic::CicSimConfig::default()
         });
+        let steps = match &a.scenario {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("cannot read scenario {}: {e}", p.display()))?;
+                crate::sim::cic::scenario::parse(&text).map_err(|e| anyhow::anyhow!("scenario {}: {e}", p.display()))?
+            }
+            None => Vec::new(),
+        };
         let shutdown = Shutdown::new();
         let addr = sim.spawn(a.listen, shutdown.clone()).await?;
+        if !steps.is_empty() {
+            tokio::spawn(sim.clone().play(steps, shutdown.clone()));
+        }
         if a.rate > 0.0 {
             tokio::spawn(sim.clone().run_traffic(a.rate, a.time_scale, shutdown.clone()));
         }

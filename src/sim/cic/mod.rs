@@ -25,8 +25,9 @@
 //!   (`configurationId`, `personalInformationProperties`), `Content-Range: items A-B/N`.
 //! - `GET .../connection/switchover-status`, `DELETE .../connection`.
 //!
-//! Interactions change through [`CicSim::apply`] — a scenario, a test, or the built-in traffic
-//! generator ([`crate::sim::traffic`]) run by [`CicSim::run_traffic`].
+//! Interactions change through [`CicSim::apply`] — a scenario file ([`scenario`], played by
+//! [`CicSim::play`]), a test, or the built-in traffic generator ([`crate::sim::traffic`]) run by
+//! [`CicSim::run_traffic`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ use serde_json::{Value, json};
 
 use crate::shutdown::Shutdown;
 use crate::sim::traffic::{Change, Traffic};
+
+pub mod scenario;
 
 /// Most messages held for one session; beyond it the oldest are dropped (a client that stopped
 /// polling).
