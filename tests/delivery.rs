@@ -27,19 +27,7 @@ struct Rig {
     dir: tempfile::TempDir,
     config: PathBuf,
     /// Conduits started, stopped on drop so a failing test leaves no process behind.
-    pids: std::sync::Mutex<Vec<u32>>,
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        for pid in self.pids.lock().unwrap().drain(..) {
-            // Only a conduit still running (a reaped pid may have been reused).
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains("cic-conduit") {
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            }
-        }
-    }
+    pids: std::sync::Mutex<Vec<KillOnDrop>>,
 }
 
 impl Rig {
@@ -99,7 +87,7 @@ impl Rig {
 
     fn spawn(&self) -> (Child, String) {
         let (child, addr) = spawn_conduit_env(BIN, &self.config, &[("TEST_SIM_SECRET", "sim-secret")]);
-        self.pids.lock().unwrap().push(child.id());
+        self.pids.lock().unwrap().push(KillOnDrop(child.id()));
         (child, addr)
     }
 }

@@ -61,6 +61,7 @@ async fn a_switchover_hands_reading_to_the_new_primarys_conduit() {
     };
     let (mut ca, addr_a) = conduit("a", a_addr);
     let (mut cb, addr_b) = conduit("b", b_addr);
+    let _guards = (KillOnDrop(ca.id()), KillOnDrop(cb.id()));
     let (a2, b2, cl) = (a.clone(), b.clone(), cloud.clone());
     wait_for(Duration::from_secs(20), "conduit A logged in", || {
         a2.report().logins == 1

@@ -74,6 +74,7 @@ async fn scenario(event_stream: bool) {
     )
     .unwrap();
     let (mut child, addr) = spawn_conduit_env(BIN, &config, &[("TEST_CIC_PASSWORD", "sim-password")]);
+    let _guard = KillOnDrop(child.id());
     let (c2, cl2) = (cic.clone(), cloud.clone());
     wait_for(Duration::from_secs(20), "an ICWS login", || c2.report().logins == 1).await;
 

@@ -185,3 +185,16 @@ pub fn changes_of(
     })
     .collect()
 }
+
+/// Kills a conduit left running when a test fails before stopping it (a reaped pid may have been
+/// reused, so only a process that is still a conduit is killed).
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("cic-conduit") {
+            let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+        }
+    }
+}
