@@ -200,13 +200,16 @@ async fn a_sixty_second_outage_loses_nothing() {
     let started = Instant::now();
     let during = push_lifecycles(&addr, "22", 50).await;
     // While the cloud is down, health says so and nothing is lost or given up.
-    let mut seen_retrying = false;
-    while started.elapsed() < Duration::from_secs(50) && !seen_retrying {
-        let h = health(&addr).await;
-        seen_retrying = h["destinations"][0]["state"] == "retrying" && h["status"] == "degraded";
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(seen_retrying, "health shows the destination retrying");
+    let a = addr.as_str();
+    wait_until(
+        Duration::from_secs(50),
+        "health showing the destination retrying",
+        move || async move {
+            let h = health(a).await;
+            h["destinations"][0]["state"] == "retrying" && h["status"] == "degraded"
+        },
+    )
+    .await;
     let b = health(&addr).await["buffer"]["backlog_records"].as_u64().unwrap();
     assert_eq!(b, during, "the backlog holds every event accepted during the outage");
     wait_for(Duration::from_secs(100), "drain after the outage", || {
@@ -242,16 +245,15 @@ async fn a_429_storm_is_waited_out_never_retried_early() {
     });
     let second = push_lifecycles(&addr, "32", 40).await;
     wait_for(Duration::from_secs(20), "a 429", || sim.report().rate_limited > 0).await;
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let h = health(&addr).await;
-        if h["destinations"][0]["state"] == "paused" {
-            assert!(h["destinations"][0]["paused_until"].is_string(), "{h}");
-            break;
-        }
-        assert!(Instant::now() < end, "health never showed the pause: {h}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let a = addr.as_str();
+    wait_until(
+        Duration::from_secs(10),
+        "health showing the pause",
+        move || async move { health(a).await["destinations"][0]["state"] == "paused" },
+    )
+    .await;
+    let h = health(&addr).await;
+    assert!(h["destinations"][0]["paused_until"].is_string(), "{h}");
     rig.sim.set_faults(&FaultUpdate {
         requests_per_minute: Some(300),
         ..Default::default()
@@ -295,8 +297,11 @@ async fn five_second_tokens_are_refreshed_without_interrupting_delivery() {
     let started = Instant::now();
     let mut accepted = 0;
     let mut round = 0;
-    // Deliveries spread over 13 s: each token lives 5 s and is replaced after 4.
+    // Deliveries spread over 13 s, one every 250 ms at most: each token lives 5 s and is
+    // replaced after 4.
+    let mut pace = tokio::time::interval(Duration::from_millis(250));
     while started.elapsed() < Duration::from_secs(13) {
+        pace.tick().await;
         accepted += push(&addr, &[item(&format!("41{round:04}"), "O")]).await;
         round += 1;
         let sim = rig.sim.clone();
@@ -304,7 +309,6 @@ async fn five_second_tokens_are_refreshed_without_interrupting_delivery() {
             sim.report().unique_ids == accepted
         })
         .await;
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let report = rig.sim.report();
     assert!(report.tokens_issued >= 3, "tokens issued: {}", report.tokens_issued);
@@ -357,19 +361,20 @@ async fn partly_refused_batches_retry_or_dead_letter_exactly_the_refused() {
     let (mut child, addr) = rig.spawn();
     let accepted = push_lifecycles(&addr, "51", 100).await;
     let sim = rig.sim.clone();
-    let end = Instant::now() + Duration::from_secs(60);
-    let dead = loop {
-        let text = metrics(&addr).await;
-        let dead = metric(
-            &text,
+    let dead_letters = |text: &str| {
+        metric(
+            text,
             "conduit_sink_events_dead_lettered_total{reason=\"rejected\",sink=\"journey\"}",
-        ) as u64;
-        if sim.report().unique_ids + dead == accepted {
-            break dead;
-        }
-        assert!(Instant::now() < end, "timed out: {:?}", sim.report());
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        ) as u64
     };
+    let (a, s) = (addr.as_str(), &sim);
+    wait_until(
+        Duration::from_secs(60),
+        "every event delivered or dead-lettered",
+        move || async move { s.report().unique_ids + dead_letters(&metrics(a).await) == accepted },
+    )
+    .await;
+    let dead = dead_letters(&metrics(&addr).await);
     let report = rig.sim.report();
     let refused_for_good = report.entities_rejected - report.entities_rejected_retryable;
     assert_eq!(

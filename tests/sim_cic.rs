@@ -1,6 +1,9 @@
 //! The CIC (ICWS) simulator, driven over loopback as an ICWS client drives CIC: login, session
 //! checks, queue subscriptions with their full-then-delta messages, polling, logout, backup.
 
+mod common;
+
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use cic_conduit::shutdown::Shutdown;
@@ -238,15 +241,19 @@ async fn generated_traffic_reaches_subscribers() {
         assert_eq!(c.subscribe(wg, wg, &["Eic_State", "Eic_CallIdKey"]).await, 200);
     }
     tokio::spawn(sim.clone().run_traffic(200.0, 0.05, sd.clone()));
-    let mut added = 0;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while added < 50 {
-        assert!(std::time::Instant::now() < deadline, "no traffic arrived");
-        for m in c.poll().await {
-            added += m["interactionsAdded"].as_array().map_or(0, |a| a.len());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let added = Cell::new(0);
+    let (cl, n) = (&c, &added);
+    common::wait_until(
+        std::time::Duration::from_secs(20),
+        "generated traffic",
+        move || async move {
+            for m in cl.poll().await {
+                n.set(n.get() + m["interactionsAdded"].as_array().map_or(0, |a| a.len()));
+            }
+            n.get() >= 50
+        },
+    )
+    .await;
     assert!(sim.report().changes > 0);
     sd.trigger();
 }
@@ -367,25 +374,35 @@ async fn a_scenario_plays_in_order() {
     )
     .unwrap();
     tokio::spawn(sim.clone().play(steps, sd.clone()));
-    let mut states = Vec::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let resp = c.req(reqwest::Method::GET, "/messaging/messages").send().await.unwrap();
-        if resp.status().as_u16() == 401 {
-            break; // the switchover dropped the session
-        }
-        let msgs: Vec<Value> = resp.json().await.unwrap();
-        for m in msgs {
-            for key in ["interactionsAdded", "interactionsChanged"] {
-                for e in m[key].as_array().into_iter().flatten() {
-                    states.push(e["attributes"]["Eic_State"].as_str().unwrap().to_string());
+    let states = RefCell::new(Vec::new());
+    let (cl, st) = (&c, &states);
+    // Until the switchover drops the session (401), collect the states polled.
+    common::wait_until(
+        std::time::Duration::from_secs(10),
+        "the scenario's end",
+        move || async move {
+            let resp = cl
+                .req(reqwest::Method::GET, "/messaging/messages")
+                .send()
+                .await
+                .unwrap();
+            if resp.status().as_u16() == 401 {
+                return true;
+            }
+            let msgs: Vec<Value> = resp.json().await.unwrap();
+            for m in msgs {
+                for key in ["interactionsAdded", "interactionsChanged"] {
+                    for e in m[key].as_array().into_iter().flatten() {
+                        st.borrow_mut()
+                            .push(e["attributes"]["Eic_State"].as_str().unwrap().to_string());
+                    }
                 }
             }
-        }
-        assert!(std::time::Instant::now() < deadline, "the scenario did not finish");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(states, ["O", "C"]);
+            false
+        },
+    )
+    .await;
+    assert_eq!(states.into_inner(), ["O", "C"]);
     assert_eq!(
         login_raw(&base, "PureCloudAdmin", "sim-password")
             .await

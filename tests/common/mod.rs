@@ -126,10 +126,24 @@ pub async fn get_text(url: &str) -> String {
 
 /// Polls `cond` every 20 ms until it holds; panics with `what` after `limit`.
 pub async fn wait_for(limit: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    wait_until(limit, what, || std::future::ready(cond())).await
+}
+
+/// Polls an asynchronous `cond` (an HTTP call, say) every 20 ms until it holds; panics with
+/// `what` after `limit`.
+pub async fn wait_until<F, Fut>(limit: std::time::Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let end = std::time::Instant::now() + limit;
-    while !cond() {
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(20));
+    loop {
+        every.tick().await;
+        if cond().await {
+            return;
+        }
         assert!(std::time::Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
