@@ -181,8 +181,8 @@ async fn drain(full: bool) {
         }
     }
     stop(&mut child);
-    let sum = metric(&m, "conduit_sink_batch_events_sum{sink=\"journey\"}");
-    let count = metric(&m, "conduit_sink_batch_events_count{sink=\"journey\"}");
+    let sum = common::metric(&m, "conduit_sink_batch_events_sum{sink=\"journey\"}");
+    let count = common::metric(&m, "conduit_sink_batch_events_count{sink=\"journey\"}");
     let r = b.sim.report();
     let ceiling = rpm as f64 * 100.0 / 60.0;
     let rate = accepted as f64 / secs;
@@ -204,12 +204,6 @@ async fn drain(full: bool) {
     assert_eq!(r.duplicates, 0);
 }
 
-fn metric(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Quantile `q` from a Prometheus histogram in the text exposition, interpolating in buckets.
 fn quantile(text: &str, name: &str, q: f64) -> f64 {
     let prefix = format!("{name}_bucket{{le=\"");
@@ -223,19 +217,7 @@ fn quantile(text: &str, name: &str, q: f64) -> f64 {
         })
         .collect();
     let total = buckets.last().map(|b| b.1).unwrap_or(0.0);
-    let rank = q * total;
-    let (mut pb, mut pc) = (0.0, 0.0);
-    for (le, c) in buckets {
-        if c >= rank {
-            if le.is_infinite() {
-                return pb;
-            }
-            let f = if c > pc { (rank - pc) / (c - pc) } else { 1.0 };
-            return pb + (le - pb) * f;
-        }
-        (pb, pc) = (le, c);
-    }
-    pb
+    cic_conduit::metrics::bucket_quantile(&buckets, total, q).unwrap_or(0.0)
 }
 
 async fn steady(full: bool) {

@@ -60,26 +60,12 @@ pub struct DemoArgs {
 pub fn quantile(h: &Histogram, q: f64) -> Option<f64> {
     let m = h.metric();
     let hist = m.get_histogram();
-    let total = hist.get_sample_count();
-    if total == 0 {
-        return None;
-    }
-    let rank = q * total as f64;
-    let (mut prev_bound, mut prev_count) = (0.0, 0u64);
-    for b in hist.get_bucket() {
-        let (bound, count) = (b.upper_bound(), b.cumulative_count());
-        if count as f64 >= rank {
-            let in_bucket = (count - prev_count) as f64;
-            let frac = if in_bucket > 0.0 {
-                (rank - prev_count as f64) / in_bucket
-            } else {
-                1.0
-            };
-            return Some(prev_bound + (bound - prev_bound) * frac.clamp(0.0, 1.0));
-        }
-        (prev_bound, prev_count) = (bound, count);
-    }
-    Some(prev_bound)
+    let buckets: Vec<(f64, f64)> = hist
+        .get_bucket()
+        .iter()
+        .map(|b| (b.upper_bound(), b.cumulative_count() as f64))
+        .collect();
+    crate::metrics::bucket_quantile(&buckets, hist.get_sample_count() as f64, q)
 }
 
 /// The sum of a counter over all its label values.

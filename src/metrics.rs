@@ -371,8 +371,53 @@ impl Metrics {
     }
 }
 
+/// Estimates quantile `q` (0..=1) of a histogram from its cumulative buckets `(upper bound,
+/// count)` in bound order and its total count, interpolating linearly inside the bucket the rank
+/// falls in (as Prometheus' `histogram_quantile` does). A rank in the `+Inf` bucket gives the
+/// highest finite bound. `None` when there are no samples.
+pub fn bucket_quantile(buckets: &[(f64, f64)], total: f64, q: f64) -> Option<f64> {
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let (mut prev_bound, mut prev_count) = (0.0, 0.0);
+    for &(bound, count) in buckets {
+        if count >= rank {
+            if bound.is_infinite() {
+                return Some(prev_bound);
+            }
+            let frac = if count > prev_count {
+                (rank - prev_count) / (count - prev_count)
+            } else {
+                1.0
+            };
+            return Some(prev_bound + (bound - prev_bound) * frac.clamp(0.0, 1.0));
+        }
+        (prev_bound, prev_count) = (bound, count);
+    }
+    Some(prev_bound)
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_within_buckets() {
+        // 10 samples: 4 up to 0.5 s, 6 up to 1.0 s, none beyond.
+        let b = [(0.5, 4.0), (1.0, 10.0), (f64::INFINITY, 10.0)];
+        assert_eq!(bucket_quantile(&b, 10.0, 0.2), Some(0.25));
+        assert_eq!(bucket_quantile(&b, 10.0, 0.7), Some(0.75));
+        assert_eq!(bucket_quantile(&b, 10.0, 1.0), Some(1.0));
+        // Samples beyond the last finite bound report that bound.
+        let tail = [(0.5, 1.0), (f64::INFINITY, 2.0)];
+        assert_eq!(bucket_quantile(&tail, 2.0, 0.99), Some(0.5));
+        assert_eq!(bucket_quantile(&b, 0.0, 0.5), None);
     }
 }

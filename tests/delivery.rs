@@ -117,12 +117,6 @@ async fn metrics(addr: &str) -> String {
     get_text(&format!("http://{addr}/metrics")).await
 }
 
-fn metric(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Per interaction key, the event types in arrival order.
 fn by_interaction(received: &[Received]) -> HashMap<String, Vec<String>> {
     let mut m: HashMap<String, Vec<String>> = HashMap::new();

@@ -99,6 +99,7 @@ struct Open {
 pub struct DeadLetters {
     dir: PathBuf,
     open: Mutex<Option<Open>>,
+    codec: EventCodec,
 }
 
 /// `<data_dir>/dead-letter`.
@@ -153,7 +154,7 @@ fn to_value(d: &DeadLetter) -> Result<Value, String> {
     ]))
 }
 
-fn from_value(v: &Value) -> Option<DeadLetter> {
+fn from_value(v: &Value, codec: &EventCodec) -> Option<DeadLetter> {
     let Value::Record(fields) = v else { return None };
     let get = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v);
     let unwrap_union = |v: &Value| match v {
@@ -185,7 +186,7 @@ fn from_value(v: &Value) -> Option<DeadLetter> {
             Value::TimestampMillis(n) | Value::Long(n) => *n,
             _ => 0,
         },
-        event: EventCodec::new().decode(&payload).ok(),
+        event: codec.decode(&payload).ok(),
         payload,
     })
 }
@@ -198,12 +199,18 @@ impl DeadLetters {
         Ok(DeadLetters {
             dir,
             open: Mutex::new(None),
+            codec: EventCodec::new(),
         })
     }
 
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The event a buffered record holds, if it decodes (kept beside the raw record).
+    pub fn decode_event(&self, payload: &[u8]) -> Option<InteractionEvent> {
+        self.codec.decode(payload).ok()
     }
 
     fn new_file(&self) -> Result<Open, DeadLetterError> {
@@ -265,10 +272,11 @@ pub fn read_file(path: &Path) -> Result<(Vec<DeadLetter>, Option<String>), DeadL
         Ok(r) => r,
         Err(e) => return Ok((Vec::new(), Some(format!("unreadable header: {e}")))),
     };
+    let codec = EventCodec::new();
     let mut out = Vec::new();
     for v in reader {
         match v {
-            Ok(v) => match from_value(&v) {
+            Ok(v) => match from_value(&v, &codec) {
                 Some(d) => out.push(d),
                 None => return Ok((out, Some("a record does not match the dead-letter schema".into()))),
             },

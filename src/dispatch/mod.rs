@@ -112,7 +112,6 @@ impl Context {
         if items.is_empty() {
             return true;
         }
-        let codec = EventCodec::new();
         let now = timefmt::now_ms();
         let letters: Vec<DeadLetter> = items
             .iter()
@@ -124,7 +123,7 @@ impl Context {
                 correlation_id: corr.clone(),
                 message: message.clone(),
                 at_ms: now,
-                event: codec.decode(&item.payload).ok(),
+                event: self.dead.decode_event(&item.payload),
                 payload: item.payload.clone(),
             })
             .collect();

@@ -212,3 +212,11 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// The value of one sample (`name{labels}`, as rendered) in a Prometheus text exposition; 0 when
+/// absent.
+pub fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}

@@ -346,12 +346,9 @@ fn events(sim: &CloudSim, config_id: &str, headers: &HeaderMap, body: &Bytes) ->
             &schema_errors,
         ));
     }
-    let (reject, retryable) = {
-        let inner = sim.lock();
-        (inner.faults.reject_fraction, inner.faults.retryable_fraction)
-    };
     let mut unprocessed = Vec::new();
     let mut inner = sim.lock();
+    let (reject, retryable) = (inner.faults.reject_fraction, inner.faults.retryable_fraction);
     inner.report.event_requests += 1;
     for (i, e) in entities.iter().enumerate() {
         inner.report.entities_received += 1;
