@@ -52,6 +52,10 @@ pub(crate) struct Shared {
     pub space_freed: Notify,
     pub closed: AtomicBool,
     pub failed: AtomicBool,
+    /// A preallocated spare segment is ready (see [`segment::prepare_spare`]).
+    pub spare_ready: AtomicBool,
+    /// Held while the spare is prepared or taken.
+    pub spare_lock: Mutex<()>,
     pub metrics: BufferMetrics,
 }
 
@@ -72,22 +76,23 @@ pub(crate) struct Tail {
     pub truncated: u64,
 }
 
-/// Scans a segment, truncates a torn tail (synced), and says where appending continues.
+/// Scans a segment, truncates a torn tail (synced), and says where appending continues. Zero
+/// bytes after the last record are preallocated space, kept as they are.
 pub(crate) fn recover_tail(path: &Path, first_seq: u64) -> io::Result<Tail> {
     let file_len = fs::metadata(path)?.len();
     let mut scanner = Scanner::open(path, SCAN_MAX_RECORD)?;
     let mut next_seq = first_seq;
-    let valid_len = loop {
+    let (valid_len, torn) = loop {
         match scanner.next(file_len)? {
             Scan::Frame { seq, .. } => next_seq = next_seq.max(seq + 1),
             Scan::Corrupt { offset, resume } => {
                 tracing::warn!(segment = %path.display(), offset, resume, "damaged records in the last segment")
             }
-            Scan::Tail { offset } => break offset,
-            Scan::End => break file_len,
+            Scan::Tail { offset } => break (offset, true),
+            Scan::End => break (scanner.offset(), false),
         }
     };
-    let truncated = file_len - valid_len;
+    let truncated = if torn { file_len - valid_len } else { 0 };
     if truncated > 0 {
         tracing::warn!(segment = %path.display(), offset = valid_len, bytes = truncated, "truncating a torn tail");
         let f = OpenOptions::new().write(true).open(path)?;
@@ -104,7 +109,7 @@ pub(crate) fn recover_tail(path: &Path, first_seq: u64) -> io::Result<Tail> {
 /// Creates an empty segment starting at `first_seq` and lists it (the caller syncs the dir).
 fn create_segment(dir: &Path, first_seq: u64, segs: &mut Vec<segment::SegmentFile>) -> io::Result<File> {
     let path = dir.join(segment::file_name(first_seq));
-    let f = OpenOptions::new().create(true).append(true).open(&path)?;
+    let f = segment::open_at(&path, 0)?;
     segs.push(segment::SegmentFile {
         first_seq,
         path,
@@ -165,7 +170,7 @@ impl DiskBuffer {
                 metrics.truncated_bytes.inc_by(tail.truncated);
                 last.len = tail.valid_len;
                 (
-                    OpenOptions::new().append(true).open(&last.path)?,
+                    segment::open_at(&last.path, tail.valid_len)?,
                     tail.valid_len,
                     tail.next_seq,
                 )
@@ -210,6 +215,8 @@ impl DiskBuffer {
             space_freed: Notify::new(),
             closed: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            spare_ready: AtomicBool::new(segment::check_spare(&dir, cfg.segment_max_bytes)?),
+            spare_lock: Mutex::new(()),
             metrics,
         });
         tracing::info!(
@@ -255,6 +262,12 @@ impl DiskBuffer {
         };
         buf.refresh_gauges();
         Ok(buf)
+    }
+
+    /// Prepares the spare segment now rather than at the housekeeper's next turn.
+    #[cfg(test)]
+    pub(crate) fn prepare_spare_now(&self) -> io::Result<()> {
+        super::housekeeping::ensure_spare(&self.shared)
     }
 
     /// A reader from the oldest unacknowledged record, with the synchronous API too.

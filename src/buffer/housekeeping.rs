@@ -1,22 +1,28 @@
 //! The housekeeping thread: persists the acknowledgement cursor, then deletes the segments wholly
 //! below it — in that order, so a crash between the two leaves only deletable segments behind.
+//! With `persist = fsync` it also keeps a preallocated spare segment ready for the writer.
 
 use std::fs;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::cursor;
 use super::disk::{SegMeta, Shared, refresh_gauges};
 use super::segment::{self, sync_dir};
+use crate::config::PersistPolicy;
+
+/// After a failed preallocation (a full disk, say), how long before trying again.
+const SPARE_RETRY: Duration = Duration::from_secs(60);
 
 /// How often the cursor is persisted and acknowledged segments deleted.
 pub(crate) const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 
 /// Persists the cursor, then deletes wholly acknowledged segments; every 100 ms until stopped.
 pub(crate) fn housekeep(s: Arc<Shared>, stop: std_mpsc::Receiver<()>) {
+    let mut spare_failed: Option<Instant> = None;
     loop {
         let done = !matches!(
             stop.recv_timeout(HOUSEKEEPING_EVERY),
@@ -29,7 +35,30 @@ pub(crate) fn housekeep(s: Arc<Shared>, stop: std_mpsc::Receiver<()>) {
         if done {
             return;
         }
+        if s.cfg.persist == PersistPolicy::Fsync
+            && !s.spare_ready.load(Ordering::Acquire)
+            && spare_failed.is_none_or(|t| t.elapsed() >= SPARE_RETRY)
+        {
+            match ensure_spare(&s) {
+                Ok(()) => spare_failed = None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not preallocate the next segment; will retry");
+                    let _ = fs::remove_file(s.dir.join(segment::SPARE_PARTIAL));
+                    spare_failed = Some(Instant::now());
+                }
+            }
+        }
     }
+}
+
+/// Prepares the spare segment unless one is ready.
+pub(crate) fn ensure_spare(s: &Shared) -> io::Result<()> {
+    let _guard = s.spare_lock.lock().expect("spare lock");
+    if !s.spare_ready.load(Ordering::Acquire) {
+        segment::prepare_spare(&s.dir, s.cfg.segment_max_bytes)?;
+        s.spare_ready.store(true, Ordering::Release);
+    }
+    Ok(())
 }
 
 fn persist_and_release(s: &Shared) -> io::Result<()> {

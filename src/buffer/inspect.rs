@@ -26,6 +26,8 @@ pub struct SegmentReport {
     pub records: u64,
     /// File size.
     pub bytes: u64,
+    /// Zero bytes after the last record: space preallocated for records to come (not damage).
+    pub preallocated_bytes: u64,
     /// Damaged regions skipped in the middle.
     pub corrupt_regions: u64,
     /// Sequence numbers missing between valid records (lost to damage).
@@ -105,6 +107,7 @@ pub fn scan_dir(data_dir: &Path, mut each: impl FnMut(u64, &[u8])) -> io::Result
             last_seq: None,
             records: 0,
             bytes: seg.len,
+            preallocated_bytes: 0,
             corrupt_regions: 0,
             missing_records: 0,
             torn_tail_bytes: 0,
@@ -138,7 +141,10 @@ pub fn scan_dir(data_dir: &Path, mut each: impl FnMut(u64, &[u8])) -> io::Result
                     r.torn_tail_bytes = seg.len - offset;
                     break;
                 }
-                Scan::End => break,
+                Scan::End => {
+                    r.preallocated_bytes = seg.len - scanner.offset();
+                    break;
+                }
             }
         }
         expected = Some(next);
@@ -164,18 +170,19 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(s, "ack cursor: {cursor}");
     let _ = writeln!(
         s,
-        "{:<26} {:>20} {:>20} {:>10} {:>12} {:>8} {:>8} {:>10}",
-        "segment", "first seq", "last seq", "records", "bytes", "corrupt", "missing", "torn tail"
+        "{:<26} {:>20} {:>20} {:>10} {:>12} {:>12} {:>8} {:>8} {:>10}",
+        "segment", "first seq", "last seq", "records", "bytes", "prealloc", "corrupt", "missing", "torn tail"
     );
     for r in &report.segments {
         let _ = writeln!(
             s,
-            "{:<26} {:>20} {:>20} {:>10} {:>12} {:>8} {:>8} {:>10}{}",
+            "{:<26} {:>20} {:>20} {:>10} {:>12} {:>12} {:>8} {:>8} {:>10}{}",
             r.file,
             r.first_seq,
             r.last_seq.map_or("-".to_string(), |v| v.to_string()),
             r.records,
             r.bytes,
+            r.preallocated_bytes,
             r.corrupt_regions,
             r.missing_records,
             r.torn_tail_bytes,

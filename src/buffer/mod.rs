@@ -27,9 +27,21 @@
 //! `persist = flush` the answer comes after the `write`: the data is in the OS page cache and
 //! survives a crash of the process, not of the machine.
 //!
-//! **Rolling.** When a segment would pass `segment_max_bytes`, the writer syncs it (whatever the
-//! persist policy), creates the next segment and syncs the directory, so a segment's existence
-//! and contents are durable before anything is written after it.
+//! **Rolling.** When a segment would pass `segment_max_bytes`, the writer cuts off the space it
+//! did not use and syncs it (whatever the persist policy), creates the next segment and syncs the
+//! directory, so a segment's existence and contents are durable before anything is written after
+//! it.
+//!
+//! **Preallocation.** With `persist = fsync` the housekeeping thread keeps a spare segment ready:
+//! `spare.prealloc`, `segment_max_bytes` of zeros, synced, renamed from a `.partial` file only
+//! when whole. At a roll the writer renames it to the new segment's name (or, if none is ready,
+//! creates an empty file — it never waits for one). Appends then overwrite allocated blocks
+//! without growing the file, so each `fdatasync` flushes the data alone instead of also
+//! committing the file system's journal for the new size and blocks — the most expensive part of
+//! a sync on ext4 and XFS. Because no frame starts with a zero byte, a segment's records end where
+//! only zeros follow: readers, recovery and `buffer inspect` treat that as unused space, not as
+//! damage. A torn write into that space leaves non-zero bytes where the records end, so it is
+//! still found and cut as a torn tail.
 //!
 //! **Acknowledgements.** Acks may arrive out of order; the cursor (the lowest unacknowledged
 //! sequence number) advances only over a contiguous acknowledged prefix. A housekeeping thread
@@ -40,14 +52,16 @@
 //! at-least-once, never lost.
 //!
 //! **Recovery.** Opening lists the segment files (no reading), drops those wholly below the
-//! cursor, and scans only the last segment: a torn tail (an incomplete or failing frame with no
+//! cursor, removes a partial spare, and scans only the last segment (its preallocated zeros are
+//! read once, at disk speed): a torn tail (an incomplete or failing frame with no
 //! valid frame after it) is truncated and counted. Damage in the middle of a segment is skipped
 //! by readers, which resynchronise on the next valid frame, count the lost records in
 //! `conduit_buffer_corrupt_records_total`, and acknowledge them so the cursor moves on. So
 //! opening never reads the backlog, its time and memory do not grow with it, no damage causes a
 //! crash loop, and no damage needs the buffer deleted.
 //!
-//! **Size cap.** Bytes on disk plus bytes reserved by in-flight appends never pass `max_bytes`.
+//! **Size cap.** Bytes of records on disk plus bytes reserved by in-flight appends never pass
+//! `max_bytes` (preallocated space, at most two segments, is not counted).
 //! At the cap, `when_full = block` makes appends wait (up to `block_timeout_ms`, then
 //! [`BufferError::Full`], which a source turns into "retry later"); `drop_newest` drops the new
 //! records and counts them.

@@ -34,7 +34,8 @@ pub enum Scan {
         /// Where the tail starts.
         offset: u64,
     },
-    /// Exactly at the limit.
+    /// No more records: exactly at the limit, or only zero bytes from [`Scanner::offset`] to it
+    /// (space preallocated for records not yet written; no frame starts with a zero byte).
     End,
 }
 
@@ -167,6 +168,11 @@ impl Scanner {
             self.lo = at + total;
             return Ok(Scan::Frame { seq, offset: abs });
         }
+        let unused = self.zeros_to(abs, limit)?;
+        self.reposition(abs)?;
+        if unused {
+            return Ok(Scan::End);
+        }
         // Damage: look for the next frame that checks out.
         let mut pos = abs + 1;
         loop {
@@ -187,6 +193,27 @@ impl Scanner {
             }
             pos += 1;
         }
+    }
+
+    /// Whether every byte from `abs` to `limit` is zero: preallocated space, never written.
+    /// Reads the window at a time, and stops at the first other byte (usually the first one).
+    fn zeros_to(&mut self, abs: u64, limit: u64) -> io::Result<bool> {
+        if !self.ensure(abs, 1, limit)? || self.buf[(abs - self.base) as usize] != 0 {
+            return Ok(false);
+        }
+        let mut pos = abs;
+        while pos < limit {
+            let n = (limit - pos).min(WINDOW as u64) as usize;
+            if !self.ensure(pos, n, limit)? {
+                return Ok(false);
+            }
+            let at = (pos - self.base) as usize;
+            if self.buf[at..at + n].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            pos += n as u64;
+        }
+        Ok(true)
     }
 
     fn reposition(&mut self, abs: u64) -> io::Result<()> {
@@ -254,6 +281,42 @@ mod tests {
         assert!(matches!(steps[0], Scan::Frame { seq: 0, .. }));
         assert!(matches!(steps[1], Scan::Corrupt { .. }));
         assert!(matches!(steps[2], Scan::Frame { seq: 2, .. }));
+    }
+
+    #[test]
+    fn zeros_after_the_last_frame_are_unused_space_not_damage() {
+        let (_d, p, mut bytes) = write(&[(0, b"first"), (1, b"second")]);
+        let data = bytes.len() as u64;
+        bytes.resize(bytes.len() + 600_000, 0);
+        std::fs::write(&p, &bytes).unwrap();
+        let mut s = Scanner::open(&p, 1 << 20).unwrap();
+        let steps: Vec<Scan> = (0..3).map(|_| s.next(bytes.len() as u64).unwrap()).collect();
+        assert!(matches!(steps[1], Scan::Frame { seq: 1, .. }));
+        assert_eq!(steps[2], Scan::End);
+        assert_eq!(s.offset(), data, "the data ends where the zeros start");
+
+        // A torn frame before the zeros, or anything but zeros after them, is damage.
+        let mut torn = bytes.clone();
+        torn[data as usize] = frame::MAGIC[0];
+        std::fs::write(&p, &torn).unwrap();
+        assert_eq!(
+            scan_all(&p, torn.len() as u64).last(),
+            Some(&Scan::Tail { offset: data })
+        );
+        let mut late = bytes.clone();
+        let mut more = Vec::new();
+        frame::encode(2, b"third", &mut more);
+        late[400_000..400_000 + more.len()].copy_from_slice(&more);
+        std::fs::write(&p, &late).unwrap();
+        let steps = scan_all(&p, late.len() as u64);
+        assert_eq!(
+            steps[2],
+            Scan::Corrupt {
+                offset: data,
+                resume: 400_000
+            }
+        );
+        assert!(matches!(steps[3], Scan::Frame { seq: 2, .. }));
     }
 
     #[test]

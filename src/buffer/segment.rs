@@ -1,8 +1,13 @@
-//! Segment files: names, listing, and making directory changes durable.
+//! Segment files: names, listing, preallocation, and making directory changes durable.
 
-use std::fs;
-use std::io;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+/// The preallocated (zero-filled, synced) file that becomes the next segment.
+pub const SPARE: &str = "spare.prealloc";
+/// A spare being written; removed at open.
+pub const SPARE_PARTIAL: &str = "spare.prealloc.partial";
 
 /// A segment file on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +49,49 @@ pub fn list(dir: &Path) -> io::Result<Vec<SegmentFile>> {
     }
     out.sort_by_key(|s| s.first_seq);
     Ok(out)
+}
+
+/// Opens a segment for writing at `offset` (its data end), keeping any preallocated space after.
+pub fn open_at(path: &Path, offset: u64) -> io::Result<File> {
+    let mut f = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    Ok(f)
+}
+
+/// Writes a spare segment of `len` zero bytes, synced, under [`SPARE`] (and syncs `dir`).
+///
+/// Records then overwrite allocated blocks without changing the file's size, so `fdatasync`
+/// flushes only data, without a file-system journal commit for the size and the new blocks.
+pub fn prepare_spare(dir: &Path, len: u64) -> io::Result<()> {
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    let partial = dir.join(SPARE_PARTIAL);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&partial)?;
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(ZEROS.len() as u64) as usize;
+        f.write_all(&ZEROS[..n])?;
+        left -= n as u64;
+    }
+    f.sync_data()?;
+    drop(f);
+    fs::rename(&partial, dir.join(SPARE))?;
+    sync_dir(dir)
+}
+
+/// Whether a usable spare of `len` bytes is in `dir`; removes a partial or mis-sized one.
+pub fn check_spare(dir: &Path, len: u64) -> io::Result<bool> {
+    let _ = fs::remove_file(dir.join(SPARE_PARTIAL));
+    let spare = dir.join(SPARE);
+    match fs::metadata(&spare) {
+        Ok(m) if m.len() == len => Ok(true),
+        Ok(_) => fs::remove_file(&spare).map(|()| false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Makes creations, renames and deletions in `dir` durable.

@@ -1,9 +1,10 @@
-//! Buffer tests: a model-based property test with reopen and torn-write crashes, byte-flip
-//! corruption, the size cap, and segment deletion. Segments are tiny so that every test rolls.
+//! Buffer tests: a model-based property test with reopen, torn-write crashes and preallocated
+//! segments, byte-flip corruption, the size cap, and segment deletion. Segments are tiny so that
+//! every test rolls.
 
 use std::collections::BTreeSet;
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 
 use proptest::prelude::*;
 
@@ -39,6 +40,19 @@ fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
     segment::list(&dir.join("buffer")).unwrap().last().unwrap().path.clone()
 }
 
+/// Where a segment's records end (before a torn tail or preallocated zeros).
+fn data_end(path: &std::path::Path) -> u64 {
+    let len = std::fs::metadata(path).unwrap().len();
+    let mut s = scan::Scanner::open(path, 1 << 20).unwrap();
+    loop {
+        match s.next(len).unwrap() {
+            scan::Scan::Tail { offset } => return offset,
+            scan::Scan::End => return s.offset(),
+            _ => {}
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Append(Vec<usize>),
@@ -46,6 +60,8 @@ enum Op {
     Ack(usize),
     Reopen,
     CrashTorn(Vec<u8>),
+    /// Preallocate the next segment now (the housekeeper does so on its own schedule).
+    Spare,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -55,6 +71,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => any::<prop::sample::Index>().prop_map(|i| Op::Ack(i.index(1 << 16))),
         1 => Just(Op::Reopen),
         1 => prop::collection::vec(any::<u8>(), 1..60).prop_map(Op::CrashTorn),
+        2 => Just(Op::Spare),
     ]
 }
 
@@ -137,6 +154,7 @@ fn run_ops(ops: Vec<Op>) {
                     assert_eq!(b.stats().cursor, m.cursor());
                 }
             }
+            Op::Spare => b.prepare_spare_now().unwrap(),
             Op::Reopen | Op::CrashTorn(_) => {
                 let cursor_before = m.cursor();
                 drop(reader);
@@ -145,7 +163,11 @@ fn run_ops(ops: Vec<Op>) {
                 }
                 drop(buf.take());
                 if let Op::CrashTorn(garbage) = &op {
-                    let mut f = OpenOptions::new().append(true).open(last_segment(dir.path())).unwrap();
+                    // A torn write lands where the next records would have gone: at the end of
+                    // the data, in the preallocated space if there is any.
+                    let seg = last_segment(dir.path());
+                    let mut f = OpenOptions::new().write(true).open(&seg).unwrap();
+                    f.seek(SeekFrom::Start(data_end(&seg))).unwrap();
                     f.write_all(garbage).unwrap();
                 }
                 let b = DiskBuffer::open(&cfg(dir.path()), metrics.buffer.clone()).unwrap();
@@ -422,6 +444,77 @@ fn a_second_process_cannot_open_the_same_dir() {
     let _a = DiskBuffer::open(&cfg(dir.path()), Metrics::new().buffer).unwrap();
     let err = DiskBuffer::open(&cfg(dir.path()), Metrics::new().buffer).err().unwrap();
     assert!(matches!(err, BufferError::Locked(_)));
+}
+
+#[test]
+fn preallocated_segments_roll_reopen_and_inspect_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = BufferConfig {
+        segment_max_bytes: 64 * 1024,
+        ..cfg(dir.path())
+    };
+    let seg_dir = dir.path().join("buffer");
+    let rt = rt();
+    let b = DiskBuffer::open(&c, Metrics::new().buffer).unwrap();
+    b.prepare_spare_now().unwrap();
+    assert_eq!(
+        std::fs::metadata(seg_dir.join(segment::SPARE)).unwrap().len(),
+        64 * 1024
+    );
+    // Records of 200 bytes framed, 327 to a segment: the first roll takes the spare.
+    let append = |range: std::ops::Range<u64>| {
+        for i in range {
+            rt.block_on(b.append(vec![payload(i, 180)])).unwrap();
+        }
+    };
+    append(0..400);
+    let segs = segment::list(&seg_dir).unwrap();
+    assert_eq!(segs.len(), 2, "{segs:?}");
+    assert_eq!(segs[1].len, 64 * 1024, "the spare became the active segment: {segs:?}");
+    b.prepare_spare_now().unwrap();
+    append(400..1000);
+    let segs = segment::list(&seg_dir).unwrap();
+    assert!(segs.len() >= 4, "{segs:?}");
+    for s in &segs[..segs.len() - 1] {
+        assert_eq!(
+            s.len,
+            data_end(&s.path),
+            "a sealed segment keeps no unused space: {segs:?}"
+        );
+    }
+    // Once more into a spare, so that the active segment is a preallocated one.
+    b.prepare_spare_now().unwrap();
+    let mut next = 1000;
+    while segment::list(&seg_dir).unwrap().len() == segs.len() {
+        append(next..next + 1);
+        next += 1;
+    }
+    let segs = segment::list(&seg_dir).unwrap();
+    let active = segs.last().unwrap();
+    assert_eq!(active.len, 64 * 1024, "{segs:?}");
+    let used = b.stats().bytes;
+    // A crash (no close) and a reopen: every record is there, the zeros are not damage.
+    drop(b);
+    let metrics = Metrics::new();
+    let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
+    assert_eq!(b.stats().next_seq, next);
+    assert_eq!(b.stats().bytes, used, "the size counts records, not preallocated space");
+    assert_eq!(metrics.buffer.truncated_bytes.get(), 0);
+    rt.block_on(b.append(vec![b"after".to_vec()])).unwrap();
+    let mut out = Vec::new();
+    b.disk_reader().read_available(2000, &mut out).unwrap();
+    assert_eq!(
+        out.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (0..=next).collect::<Vec<_>>()
+    );
+    assert_eq!(&out[next as usize].payload[..], b"after");
+    rt.block_on(b.close()).unwrap();
+    let report = inspect::scan_dir(dir.path(), |_, _| {}).unwrap();
+    assert!(!report.damaged(), "{}", inspect::render(&report));
+    assert_eq!(report.records, next + 1);
+    let last = report.segments.last().unwrap();
+    assert_eq!(last.file, segment::file_name(active.first_seq));
+    assert!(last.preallocated_bytes > 0, "{}", inspect::render(&report));
 }
 
 #[test]

@@ -149,13 +149,11 @@ impl Writer {
                 break;
             }
             // Take only once the usual group is complete (or at the deadline): taking each
-            // arrival on its own would contend with the appenders for the queue's lock.
+            // arrival on its own would contend with the appenders for the queue's lock. Yield
+            // between looks rather than spin: the appenders need the cores to resubmit.
             let want = self.usual_group.floor() as usize;
-            for _ in 0..64 {
-                if appends.len() + queue.queued() >= want {
-                    break;
-                }
-                std::hint::spin_loop();
+            if appends.len() + queue.queued() < want {
+                std::thread::yield_now();
             }
             if appends.len() + queue.queued() >= want || Instant::now() >= deadline {
                 queue.try_take(cmds);
@@ -253,12 +251,19 @@ impl Writer {
         Ok(())
     }
 
-    /// Seals the active segment (synced whatever the persist policy) and starts the next.
+    /// Seals the active segment (synced whatever the persist policy, without the preallocated
+    /// space it did not use) and starts the next: the spare if one is ready, else a new file.
     fn roll(&mut self) -> io::Result<()> {
+        if self.file.metadata()?.len() > self.seg_len {
+            self.file.set_len(self.seg_len)?;
+        }
         self.file.sync_data()?;
         let dir = &self.shared.dir;
         let path = dir.join(segment::file_name(self.next_seq));
-        let file = OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
+        let file = match self.take_spare(&path) {
+            Some(f) => f,
+            None => OpenOptions::new().create(true).write(true).truncate(true).open(&path)?,
+        };
         sync_dir(dir)?;
         {
             let mut segs = self.shared.segments.lock().expect("segments lock");
@@ -275,6 +280,21 @@ impl Writer {
         self.file = file;
         self.seg_len = 0;
         Ok(())
+    }
+
+    /// Renames the spare to `path` and opens it, if one is ready (never waiting for one).
+    fn take_spare(&self, path: &std::path::Path) -> Option<File> {
+        let _guard = self.shared.spare_lock.try_lock().ok()?;
+        if !self.shared.spare_ready.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        match std::fs::rename(self.shared.dir.join(segment::SPARE), path).and_then(|()| segment::open_at(path, 0)) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not use the preallocated segment; creating one");
+                None
+            }
+        }
     }
 
     /// Makes the written records visible to readers and wakes them.
@@ -298,7 +318,7 @@ impl Writer {
             (last.first_seq, self.shared.dir.join(segment::file_name(last.first_seq)))
         };
         let tail = recover_tail(&path, first_seq)?;
-        self.file = OpenOptions::new().append(true).open(&path)?;
+        self.file = segment::open_at(&path, tail.valid_len)?;
         self.seg_len = tail.valid_len;
         self.next_seq = tail.next_seq;
         Ok(())
