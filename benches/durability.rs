@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cic_conduit::buffer::{Buffer, DiskBuffer, frame};
+use cic_conduit::buffer::{Buffer, DiskBuffer, frame, segment};
 use cic_conduit::config::{BufferConfig, PersistPolicy};
 use cic_conduit::metrics::Metrics;
 
@@ -142,8 +142,8 @@ fn group_commit(dir: &Path, secs: f64, persist: PersistPolicy) -> (f64, f64, f64
 }
 
 /// Writes a backlog of about `bytes` with `persist = flush` (this is set-up, not measured), then
-/// fills the last segment up with zeros, as `persist = fsync` leaves a preallocated segment: the
-/// reopen scans all of it.
+/// adds an active segment that is all zeros, as `persist = fsync` leaves one just after a roll
+/// into a preallocated spare: the reopen scans all of it.
 fn write_backlog(data: &Path, bytes: u64) {
     let cfg = BufferConfig {
         persist: PersistPolicy::Flush,
@@ -160,15 +160,12 @@ fn write_backlog(data: &Path, bytes: u64) {
     for _ in 0..bytes / per_batch {
         rt.block_on(buf.append(batch.clone())).unwrap();
     }
+    let next_seq = buf.stats().next_seq;
     rt.block_on(buf.close()).unwrap();
-    let last = cic_conduit::buffer::segment::list(&data.join("buffer"))
-        .unwrap()
-        .pop()
-        .unwrap();
-    let mut f = OpenOptions::new().append(true).open(&last.path).unwrap();
-    let zeros = vec![0u8; (cfg.segment_max_bytes.saturating_sub(last.len)) as usize];
-    f.write_all(&zeros).unwrap();
-    f.sync_all().unwrap();
+    // The worst case for the reopen: the active segment is a fresh spare, all zeros.
+    let path = data.join("buffer").join(segment::file_name(next_seq));
+    std::fs::write(&path, vec![0u8; cfg.segment_max_bytes as usize]).unwrap();
+    std::fs::File::open(&path).unwrap().sync_all().unwrap();
 }
 
 /// In a fresh process: open the backlog, report time and peak resident memory.

@@ -248,6 +248,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             shutdown: shutdown.clone(),
             status: status.clone(),
             ha: config.ha.clone(),
+            members: Default::default(),
         };
         Some(tokio::spawn(source.run()))
     } else {

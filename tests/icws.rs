@@ -29,12 +29,23 @@ async fn interactions_flow_by_polling_across_lost_sessions() {
     scenario(false).await;
 }
 
-/// CIC simulator → conduit (event stream or polling) → cloud simulator, with a session lost
-/// while the calls went on hold.
-async fn scenario(event_stream: bool) {
+/// A CIC simulator, a cloud simulator and a conduit reading the one and delivering to the other.
+struct Rig {
+    stop: Shutdown,
+    cic: std::sync::Arc<CicSim>,
+    cloud: std::sync::Arc<CloudSim>,
+    cic_addr: std::net::SocketAddr,
+    child: std::process::Child,
+    addr: String,
+    _guard: KillOnDrop,
+    _dir: tempfile::TempDir,
+}
+
+async fn rig(event_stream: bool, linger: Duration) -> Rig {
     let stop = Shutdown::new();
     let cic = CicSim::new(CicSimConfig {
         pair: vec!["127.0.0.1".into()],
+        linger,
         ..CicSimConfig::default()
     });
     let cic_addr = cic.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
@@ -73,10 +84,49 @@ async fn scenario(event_stream: bool) {
         ),
     )
     .unwrap();
-    let (mut child, addr) = spawn_conduit_env(BIN, &config, &[("TEST_CIC_PASSWORD", "sim-password")]);
-    let _guard = KillOnDrop(child.id());
+    let (child, addr) = spawn_conduit_env(BIN, &config, &[("TEST_CIC_PASSWORD", "sim-password")]);
+    let guard = KillOnDrop(child.id());
+    let c2 = cic.clone();
+    // Changes applied before the subscription would reach the conduit only as its snapshot.
+    wait_for(Duration::from_secs(20), "a queue subscription", || {
+        c2.report().queue_subscriptions == 1
+    })
+    .await;
+    Rig {
+        stop,
+        cic,
+        cloud,
+        cic_addr,
+        child,
+        addr,
+        _guard: guard,
+        _dir: dir,
+    }
+}
+
+/// Events of one type the cloud received.
+fn kinds(cloud: &CloudSim, k: &str) -> usize {
+    cloud
+        .received(0)
+        .iter()
+        .filter(|r| r.event_type.as_deref() == Some(k))
+        .count()
+}
+
+/// CIC simulator → conduit (event stream or polling) → cloud simulator, with a session lost
+/// while the calls went on hold.
+async fn scenario(event_stream: bool) {
+    let Rig {
+        stop,
+        cic,
+        cloud,
+        cic_addr,
+        mut child,
+        addr,
+        _guard: _g,
+        _dir: _d,
+    } = rig(event_stream, Duration::from_secs(10)).await;
     let (c2, cl2) = (cic.clone(), cloud.clone());
-    wait_for(Duration::from_secs(20), "an ICWS login", || c2.report().logins == 1).await;
 
     // Offered, then connected: started + queued, then connected.
     let offer = [
@@ -119,15 +169,8 @@ async fn scenario(event_stream: bool) {
         cl2.report().unique_ids == 45
     })
     .await;
-    let kinds = |k: &str| {
-        cloud
-            .received(0)
-            .iter()
-            .filter(|r| r.event_type.as_deref() == Some(k))
-            .count()
-    };
     assert_eq!(
-        (kinds("held"), kinds("ended")),
+        (kinds(&cloud, "held"), kinds(&cloud, "ended")),
         (5, 10),
         "the gap's holds and ends arrived"
     );
@@ -172,6 +215,67 @@ async fn scenario(event_stream: bool) {
     terminate(&child);
     assert!(child.wait().unwrap().success());
     stop.trigger();
+}
+
+/// Interactions that leave the watched queues end: a transfer out (told by
+/// `interactionsRemoved`), and calls that ended and were cleared from their queue while the
+/// conduit was disconnected (missing from the snapshot after the gap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactions_that_leave_unseen_still_end() {
+    // Nothing lingers: a disconnected interaction leaves its queue with the change that ends it.
+    let r = rig(true, Duration::ZERO).await;
+    let (cic, cloud) = (r.cic.clone(), r.cloud.clone());
+    let offer = [
+        ("Eic_State", "O"),
+        ("Eic_WorkgroupName", "Support"),
+        ("Eic_CallDirection", "I"),
+        ("Eic_ObjectType", "Call"),
+    ];
+    cic.apply(&changes(10, &offer));
+    cic.apply(&changes(10, &[("Eic_State", "C"), ("Eic_UserName", "jdoe")]));
+    wait_for(Duration::from_secs(20), "30 events", || cloud.report().unique_ids == 30).await;
+
+    // Seen: call 0 is transferred to a workgroup the conduit does not watch.
+    cic.apply(&changes_of("20000000", 0..1, &[("Eic_WorkgroupName", "Sales")]));
+    wait_for(Duration::from_secs(20), "the transfer out ends", || {
+        kinds(&cloud, "ended") == 1
+    })
+    .await;
+
+    // Unseen: the session drops, and while logins are refused calls 5..10 end and leave.
+    cic.set_backup(true);
+    cic.drop_sessions();
+    let c2 = cic.clone();
+    wait_for(Duration::from_secs(20), "a refused login", || {
+        c2.report().logins_refused > 0
+    })
+    .await;
+    cic.apply(&changes_of("20000000", 5..10, &[("Eic_State", "I")]));
+    cic.set_backup(false);
+    wait_for(Duration::from_secs(20), "the gap's ends", || {
+        kinds(&cloud, "ended") == 6
+    })
+    .await;
+    let ended: Vec<_> = cloud
+        .received(0)
+        .into_iter()
+        .filter(|e| e.event_type.as_deref() == Some("ended"))
+        .collect();
+    let mut keys: Vec<String> = ended.iter().filter_map(|e| e.call_id_key.clone()).collect();
+    keys.sort();
+    let expect: Vec<String> = [0, 5, 6, 7, 8, 9]
+        .iter()
+        .map(|i| format!("20000000{i:02}20240409"))
+        .collect();
+    assert_eq!(keys, expect, "the transferred call and the calls that ended in the gap");
+    // Calls 1..5 are still in the queue: not ended; nothing was sent twice.
+    let r2 = cloud.report();
+    assert_eq!(r2.unique_ids, 36, "{r2:?}");
+    assert_eq!(r2.duplicates, 0, "{r2:?}");
+    terminate(&r.child);
+    let mut child = r.child;
+    assert!(child.wait().unwrap().success());
+    r.stop.trigger();
 }
 
 #[test]

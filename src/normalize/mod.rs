@@ -8,7 +8,10 @@
 //! - workgroup or agent changing from one value to another: `TRANSFERRED`;
 //! - `Eic_State` entering O/A: `QUEUED` (once per entry, O→A is the same queue phase);
 //!   C: `CONNECTED`, or `RESUMED` after H; H: `HELD`; P: `PARKED`; M: `VOICEMAIL`;
-//!   I/E: `ENDED` (after which the interaction yields nothing more).
+//!   I/E: `ENDED` (after which the interaction yields nothing more);
+//! - an observation that says the interaction *left* (it left every watched queue without being
+//!   seen to disconnect, see [`Observation::left`]): `ENDED` with its last known state — the
+//!   source will see nothing more of it. An interaction never seen before yields nothing.
 //!
 //! Promises: never panics on any input; unknown attributes are ignored; an unparseable value
 //! yields the event anyway with that field null and a counted warning; state is bounded (see
@@ -31,7 +34,7 @@ use crate::metrics::NormalizeMetrics;
 use crate::timefmt;
 
 /// What a source saw: one interaction's attributes at one moment.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observation {
     /// ICWS `interactionId` (the call id).
     pub interaction_id: String,
@@ -39,6 +42,11 @@ pub struct Observation {
     pub attributes: Vec<(String, String)>,
     /// When the sender saw it, Unix ms, if it said.
     pub observed_at_ms: Option<i64>,
+    /// It left every queue the source watches (ICWS `interactionsRemoved`, or missing from the
+    /// snapshot after a gap) and was not seen to disconnect: it ends as far as the source can
+    /// ever tell — a call that ended unseen and one transferred out of the watched queues look
+    /// the same from here.
+    pub left: bool,
 }
 
 /// The changes one batch made, to undo them if its events could not be stored.
@@ -101,6 +109,9 @@ impl Normalizer {
         };
         self.table.maybe_sweep(now_ms, &mut forgot);
         let id = obs.interaction_id.as_str();
+        if obs.left && self.table.get(id).is_none_or(|t| t.ended) {
+            return;
+        }
         if undo.touched.insert(id.to_string()) {
             let prev = self.table.get(id).cloned();
             undo.entries.push((id.to_string(), prev, 0));
@@ -165,12 +176,13 @@ impl Normalizer {
         if cut {
             self.warn("value_too_long");
         }
-        self.emit(id, observed_at, out);
+        self.emit(id, observed_at, obs.left, out);
         self.metrics.tracked.set(self.table.len() as i64);
     }
 
-    /// Decides the events of the interaction's latest merge.
-    fn emit(&mut self, id: &str, observed_at: i64, out: &mut Vec<InteractionEvent>) {
+    /// Decides the events of the interaction's latest merge (`left`: it also left, see
+    /// [`Observation::left`]).
+    fn emit(&mut self, id: &str, observed_at: i64, left: bool, out: &mut Vec<InteractionEvent>) {
         let t = self.table.get(id).expect("present");
         let initiated_at = self.parse_time(t, Attr::InitiationTime);
         let terminated_at = self.parse_time(t, Attr::TerminationTime);
@@ -236,6 +248,10 @@ impl Normalizer {
             if let Some(ev) = ev {
                 types.push((ev, String::new()));
             }
+        }
+        // The same id as a seen disconnect would have had: whoever saw the end, one event.
+        if left && !types.iter().any(|(ty, _)| *ty == EventType::Ended) {
+            types.push((EventType::Ended, String::new()));
         }
         if types.is_empty() {
             return;

@@ -17,6 +17,7 @@ fn obs(id: &str, attrs: &[(&str, &str)]) -> Observation {
         interaction_id: id.into(),
         attributes: attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         observed_at_ms: Some(1_700_000_000_000),
+        left: false,
     }
 }
 
@@ -98,6 +99,42 @@ fn a_call_from_offer_to_hangup() {
         run(&mut n, &obs("1002658707", &[("Eic_State", "I")])).is_empty(),
         "nothing after the end"
     );
+}
+
+#[test]
+fn an_interaction_that_left_unseen_ends_once_with_the_id_a_seen_end_has() {
+    let gone = |id: &str| Observation {
+        left: true,
+        ..obs(id, &[])
+    };
+    let key = ("Eic_CallIdKey", "100000000120240409");
+    let mut seen = normalizer();
+    run(&mut seen, &obs("1", &[key, ("Eic_State", "C")]));
+    let ended = run(&mut seen, &obs("1", &[("Eic_State", "E")]));
+    assert!(run(&mut seen, &gone("1")).is_empty(), "already ended");
+
+    let mut unseen = normalizer();
+    run(
+        &mut unseen,
+        &obs("1", &[key, ("Eic_State", "C"), ("Eic_WorkgroupName", "Support")]),
+    );
+    let left = run(&mut unseen, &gone("1"));
+    assert_eq!(types(&left), vec![EventType::Ended]);
+    assert_eq!(left[0].event_id, ended[0].event_id, "whoever saw the end, one event");
+    assert_eq!(
+        left[0].interaction.state,
+        Some(State::Connected),
+        "its last known state"
+    );
+    assert_eq!(left[0].interaction.workgroup.as_deref(), Some("Support"));
+    assert!(left[0].interaction.terminated_at.is_none());
+    assert!(run(&mut unseen, &gone("1")).is_empty(), "ends once");
+    assert!(
+        run(&mut unseen, &obs("1", &[("Eic_State", "C")])).is_empty(),
+        "and stays ended"
+    );
+    assert!(run(&mut unseen, &gone("never-seen")).is_empty());
+    assert_eq!(unseen.tracked(), 1, "an unknown id is not tracked for leaving");
 }
 
 #[test]
@@ -193,6 +230,7 @@ fn arb_obs() -> impl Strategy<Value = Observation> {
             interaction_id: id.to_string(),
             attributes,
             observed_at_ms,
+            left: false,
         })
 }
 
@@ -254,7 +292,7 @@ proptest! {
                     .zip(t.known.iter())
                     .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.to_string())))
                     .collect();
-                let snap = Observation { interaction_id: id.into(), attributes, observed_at_ms: None };
+                let snap = Observation { interaction_id: id.into(), attributes, observed_at_ms: None, left: false };
                 n.observe(&snap, 1_700_000_000_000, &mut again, &mut Undo::default());
             }
         }

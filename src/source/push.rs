@@ -209,6 +209,7 @@ fn item(index: usize, v: Value) -> Result<Observation, Vec<ItemError>> {
         interaction_id: interaction_id.expect("checked"),
         attributes: attributes.expect("checked"),
         observed_at_ms,
+        left: false,
     })
 }
 

@@ -91,6 +91,8 @@ pub struct CicReport {
     pub logins: u64,
     /// Logins refused (credentials, body, backup).
     pub logins_refused: u64,
+    /// Queue subscriptions started (each answered with its snapshot).
+    pub queue_subscriptions: u64,
     /// Session calls refused with 401.
     pub unauthorized: u64,
     /// Message polls answered.
@@ -734,6 +736,7 @@ async fn subscribe(
         "interactionsChanged": [],
         "interactionsRemoved": [],
     }));
+    inner.report.queue_subscriptions += 1;
     StatusCode::OK.into_response()
 }
 

@@ -2,8 +2,9 @@
 //!
 //! `urn:inin.com:queues:queueContentsMessage`: every entry of `interactionsAdded` and
 //! `interactionsChanged` becomes one [`Observation`] with the attributes it carries (a full
-//! snapshot or only what changed — the normalizer merges either). Attribute values must be
-//! strings; anything else makes the entry malformed. `connectionStateChangeMessage` with the
+//! snapshot or only what changed — the normalizer merges either); `interactionsRemoved` lists
+//! the ids that left the subscription's queues (see [`Parsed::removed`]). Attribute values must
+//! be strings; anything else makes the entry malformed. `connectionStateChangeMessage` with the
 //! connection down asks for a new login. Other message types are counted and ignored.
 
 use serde_json::Value;
@@ -24,6 +25,8 @@ pub struct Parsed {
     pub connection_down: bool,
     /// Whether the message was a full snapshot (`isDelta: false`).
     pub snapshot: bool,
+    /// `interactionsRemoved`: ids that left the subscription's queues, in message order.
+    pub removed: Vec<String>,
     /// The message type's short name for metrics (`queue_contents`, `connection_state`, `other`,
     /// `malformed`).
     pub kind: &'static str,
@@ -56,6 +59,7 @@ fn entry(e: &Value, observed_at_ms: i64, out: &mut Parsed) {
         interaction_id: id.to_string(),
         attributes,
         observed_at_ms: Some(observed_at_ms),
+        left: false,
     });
 }
 
@@ -84,6 +88,20 @@ pub fn parse(msg: &Value, observed_at_ms: i64) -> Parsed {
                     }
                     Some(_) => out.malformed.push(format!("{key} is not an array")),
                 }
+            }
+            match msg.get("interactionsRemoved") {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(ids)) => {
+                    for id in ids {
+                        match id.as_str().filter(|s| !s.is_empty()) {
+                            Some(id) => out.removed.push(id.to_string()),
+                            None => out
+                                .malformed
+                                .push("a removed interaction id that is not a non-empty string".into()),
+                        }
+                    }
+                }
+                Some(_) => out.malformed.push("interactionsRemoved is not an array".into()),
             }
         }
         "urn:inin.com:connection:connectionStateChangeMessage" => {
@@ -118,6 +136,7 @@ mod tests {
             vec![("eic_state".to_string(), "C".to_string())]
         );
         assert_eq!(p.observations[0].observed_at_ms, Some(7));
+        assert_eq!(p.removed, vec!["4".to_string()]);
         assert_eq!(
             p.malformed,
             vec!["interaction 3: attribute Eic_State is not a string".to_string()]

@@ -13,9 +13,11 @@
 //! those messages over. After a 401, a connection-down message or a failed call it logs in again
 //! with capped, jittered backoff; the `isDelta:false` snapshot after re-subscribing yields no
 //! event for a change already emitted (the normalizer's state and deterministic ids see to that)
-//! and does yield what changed while disconnected.
+//! and does yield what changed while disconnected — including the end of an interaction that
+//! left the queues meanwhile ([`members`]).
 
 pub mod client;
+pub mod members;
 pub mod messages;
 
 use std::sync::Arc;
@@ -131,6 +133,8 @@ pub struct IcwsSource {
     pub status: Arc<IcwsStatus>,
     /// Switchover-pair behaviour.
     pub ha: HaConfig,
+    /// The interactions in the watched queues.
+    pub members: members::Members,
 }
 
 impl IcwsSource {
@@ -360,6 +364,7 @@ impl IcwsSource {
             .update(|st| st.last_message = Some(std::time::Instant::now()));
         let now = crate::timefmt::now_ms();
         let mut batch: Vec<Observation> = Vec::new();
+        let mut batch_left: Vec<Observation> = Vec::new();
         for m in msgs {
             let p = messages::parse(m, now);
             self.metrics.messages.with_label_values(&[p.kind]).inc();
@@ -373,7 +378,9 @@ impl IcwsSource {
                 }
                 return Handled::Stop(Some("connection_down"));
             }
+            self.members.apply(&p, now, &mut batch_left);
             batch.extend(p.observations);
+            batch.append(&mut batch_left);
         }
         if !self.store(batch).await {
             return Handled::Stop(None);

@@ -1,0 +1,111 @@
+//! Which interactions are in the watched queues, so that one that leaves them unseen still ends.
+//!
+//! ICWS says an interaction left the subscription's queues with `interactionsRemoved`. After a
+//! gap, the `isDelta:false` snapshot of the new subscription is the only word: an interaction
+//! that was in the queues before and is missing from it left them during the gap — typically a
+//! call that ended and was cleared from its queue before the conduit was back. Either way the
+//! normalizer gets a `left` observation, which yields `ENDED` unless the interaction was already
+//! seen to end (see [`Observation::left`]). The set mirrors the server's queue contents, so it
+//! is as large as they are; it lives as long as the source, across sessions and hosts.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use super::messages::Parsed;
+use crate::normalize::Observation;
+
+/// The interactions in the watched queues, as last told.
+#[derive(Debug, Default)]
+pub struct Members {
+    ids: Mutex<HashSet<String>>,
+}
+
+impl Members {
+    /// Takes one queue-contents message into account, and appends an observation for each
+    /// interaction that left (after the message's own observations, so a change that ends an
+    /// interaction comes first).
+    pub fn apply(&self, p: &Parsed, observed_at_ms: i64, out: &mut Vec<Observation>) {
+        if p.kind != "queue_contents" {
+            return;
+        }
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        let mut gone: Vec<String> = Vec::new();
+        if p.snapshot {
+            let now: HashSet<String> = p.observations.iter().map(|o| o.interaction_id.clone()).collect();
+            gone.extend(ids.iter().filter(|id| !now.contains(*id)).cloned());
+            gone.sort();
+            *ids = now;
+        } else {
+            for o in &p.observations {
+                if !ids.contains(&o.interaction_id) {
+                    ids.insert(o.interaction_id.clone());
+                }
+            }
+        }
+        // Removed and added in one message: it moved between watched queues, it did not leave.
+        for id in &p.removed {
+            let re_added = p.observations.iter().any(|o| &o.interaction_id == id);
+            if !re_added && ids.remove(id) {
+                gone.push(id.clone());
+            }
+        }
+        out.extend(gone.into_iter().map(|id| Observation {
+            interaction_id: id,
+            attributes: Vec::new(),
+            observed_at_ms: Some(observed_at_ms),
+            left: true,
+        }));
+    }
+
+    /// How many interactions are in the watched queues.
+    pub fn len(&self) -> usize {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether the watched queues are empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::messages::parse;
+    use super::*;
+
+    fn left(m: &Members, msg: serde_json::Value) -> Vec<String> {
+        let p = parse(&msg, 1);
+        let mut out = Vec::new();
+        m.apply(&p, 1, &mut out);
+        out.into_iter().filter(|o| o.left).map(|o| o.interaction_id).collect()
+    }
+
+    fn contents(delta: bool, added: &[&str], removed: &[&str]) -> serde_json::Value {
+        let added: Vec<_> = added
+            .iter()
+            .map(|id| json!({"interactionId": id, "attributes": {"Eic_State": "C"}}))
+            .collect();
+        json!({"__type": "urn:inin.com:queues:queueContentsMessage", "isDelta": delta,
+               "interactionsAdded": added, "interactionsRemoved": removed})
+    }
+
+    #[test]
+    fn removals_and_snapshot_gaps_say_who_left() {
+        let m = Members::default();
+        assert!(
+            left(&m, contents(false, &["1", "2", "3"], &[])).is_empty(),
+            "a first snapshot"
+        );
+        assert_eq!(left(&m, contents(true, &["4"], &["1"])), vec!["1"]);
+        assert!(left(&m, contents(true, &[], &["1"])).is_empty(), "told once");
+        assert!(left(&m, contents(true, &["2"], &["2"])).is_empty(), "moved, not gone");
+        // After a gap: 3 vanished, 2 and 4 are still there, 5 is new.
+        assert_eq!(left(&m, contents(false, &["2", "4", "5"], &[])), vec!["3"]);
+        assert_eq!(m.len(), 3);
+        let other = json!({"__type": "urn:inin.com:status:userStatusMessage", "isDelta": true});
+        assert!(left(&m, other).is_empty());
+        assert_eq!(m.len(), 3);
+    }
+}
