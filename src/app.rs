@@ -69,6 +69,24 @@ pub fn http_client(request_timeout: std::time::Duration) -> Result<reqwest::Clie
         .map_err(|e| AppError::Http(e.to_string()))
 }
 
+/// An HTTP error for logs, `/health` and error messages: reqwest's message without the URL (it
+/// may carry query parameters), followed by its causes — where the reason lives, such as
+/// "invalid peer certificate: UnknownIssuer".
+pub fn describe_http_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 /// The ICWS client: TLS verified (with `ca_file`'s certificates trusted too), connect timeout;
 /// per-call timeouts are set on each call, since the event stream stays open.
 pub fn icws_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, AppError> {

@@ -278,6 +278,64 @@ async fn interactions_that_leave_unseen_still_end() {
     r.stop.trigger();
 }
 
+/// ICWS over HTTPS with a certificate from a private CA (tests/fixtures/tls: a test CA whose key
+/// was discarded, and a certificate for 127.0.0.1 and localhost): the conduit logs in when
+/// `ca_file` names that CA, and refuses the server, saying why, when it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_trusts_the_configured_ca_and_nothing_else() {
+    let tls_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let stop = Shutdown::new();
+    let cic = CicSim::new(CicSimConfig::default());
+    let tls = cic_conduit::sim::tls::server_config(&tls_dir.join("cic.pem"), &tls_dir.join("cic.key")).unwrap();
+    let cic_addr = cic
+        .spawn_tls("127.0.0.1:0".parse().unwrap(), tls, stop.clone())
+        .await
+        .unwrap();
+    for trusted in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.toml");
+        let ca = if trusted {
+            format!("ca_file = {:?}\n", tls_dir.join("ca.pem").display().to_string())
+        } else {
+            String::new()
+        };
+        let text = config_text(&dir.path().join("data"), "", "")
+            .replace("[sources.http]", "[sources.http]\nenabled = false")
+            + &format!(
+                "[sources.icws]\nenabled = true\nhosts = [\"https://{cic_addr}\"]\npassword = {{ env = \"TEST_CIC_PASSWORD\" }}\nworkgroups = [\"Support\"]\nreconnect_max_ms = 1000\n{ca}[ha]\nmode = \"follow-primary\"\n"
+            );
+        std::fs::write(&config, text).unwrap();
+        let (mut child, addr) = spawn_conduit_env(BIN, &config, &[("TEST_CIC_PASSWORD", "sim-password")]);
+        let _guard = KillOnDrop(child.id());
+        let health = || async {
+            serde_json::from_str::<serde_json::Value>(&get_text(&format!("http://{addr}/health")).await).unwrap()
+        };
+        if trusted {
+            let c2 = cic.clone();
+            wait_for(Duration::from_secs(20), "a subscription over TLS", || {
+                c2.report().queue_subscriptions == 1
+            })
+            .await;
+            let h = health().await;
+            assert_eq!(h["cic"]["connected"], true, "{h}");
+            assert!(h["cic"]["host"].as_str().unwrap().starts_with("https://"), "{h}");
+        } else {
+            wait_until(Duration::from_secs(20), "a login error", || async {
+                health().await["cic"]["last_error"].is_string()
+            })
+            .await;
+            let h = health().await;
+            let err = h["cic"]["last_error"].as_str().unwrap_or_default().to_string();
+            assert!(err.contains("certificate"), "the reason is given: {h}");
+            assert_eq!(h["cic"]["connected"], false, "{h}");
+            assert_eq!(cic.report().logins, 0, "no login reached an untrusted server");
+        }
+        terminate(&child);
+        assert!(child.wait().unwrap().success());
+    }
+    stop.trigger();
+}
+
 #[test]
 fn a_bad_ca_file_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();

@@ -23,9 +23,15 @@ pub enum SimCommand {
 /// `sim cic` options.
 #[derive(Debug, Args)]
 pub struct CicArgs {
-    /// Address to listen on (ICWS's HTTP port is 8018).
+    /// Address to listen on (ICWS's HTTP port is 8018, its HTTPS port 8019).
     #[arg(long, default_value = "127.0.0.1:8018")]
     listen: SocketAddr,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// This server's name.
     #[arg(long, default_value = "cic-sim")]
     server: String,
@@ -128,7 +134,13 @@ fn run_cic(a: CicArgs) -> anyhow::Result<ExitCode> {
             None => Vec::new(),
         };
         let shutdown = Shutdown::new();
-        let addr = sim.spawn(a.listen, shutdown.clone()).await?;
+        let (addr, scheme) = match (&a.tls_cert, &a.tls_key) {
+            (Some(cert), Some(key)) => {
+                let tls = crate::sim::tls::server_config(cert, key)?;
+                (sim.spawn_tls(a.listen, tls, shutdown.clone()).await?, "https")
+            }
+            _ => (sim.spawn(a.listen, shutdown.clone()).await?, "http"),
+        };
         if !steps.is_empty() {
             tokio::spawn(sim.clone().play(steps, shutdown.clone()));
         }
@@ -136,7 +148,7 @@ fn run_cic(a: CicArgs) -> anyhow::Result<ExitCode> {
             tokio::spawn(sim.clone().run_traffic(a.rate, a.time_scale, shutdown.clone()));
         }
         println!(
-            "CIC (ICWS) simulator {} listening on http://{addr}/icws (user {})",
+            "CIC (ICWS) simulator {} listening on {scheme}://{addr}/icws (user {})",
             a.server, a.user
         );
         signals.recv().await;

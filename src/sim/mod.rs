@@ -21,4 +21,5 @@ fn opaque_id(space: &str, seed: u64, n: u64) -> String {
         .to_string()
 }
 pub mod cloud;
+pub mod tls;
 pub mod traffic;

@@ -138,7 +138,7 @@ impl TokenSource {
             .body("grant_type=client_credentials")
             .send()
             .await
-            .map_err(|e| OAuthError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| OAuthError::Transport(crate::app::describe_http_error(e)))?;
         let status = resp.status().as_u16();
         let correlation_id = super::correlation_id(resp.headers());
         if status == 400 || status == 401 || status == 403 {
@@ -154,7 +154,7 @@ impl TokenSource {
         let answer: TokenAnswer = resp
             .json()
             .await
-            .map_err(|e| OAuthError::BadAnswer(e.without_url().to_string()))?;
+            .map_err(|e| OAuthError::BadAnswer(crate::app::describe_http_error(e)))?;
         if !answer.token_type.is_empty() && !answer.token_type.eq_ignore_ascii_case("bearer") {
             return Err(OAuthError::BadAnswer(format!(
                 "token_type `{}` is not bearer",

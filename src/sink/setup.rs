@@ -73,7 +73,7 @@ impl Setup {
             .bearer_auth(token.expose())
             .send()
             .await
-            .map_err(|e| SetupError::Transport(format!("{what}: {}", e.without_url())))?;
+            .map_err(|e| SetupError::Transport(format!("{what}: {}", crate::app::describe_http_error(e))))?;
         let status = resp.status().as_u16();
         let correlation_id = super::correlation_id(resp.headers());
         let body: Value = resp.json().await.unwrap_or_default();

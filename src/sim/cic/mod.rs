@@ -455,6 +455,25 @@ impl CicSim {
         Ok(bound)
     }
 
+    /// Serves the API over HTTPS (as ICWS on port 8019) on `addr` until `shutdown`.
+    pub async fn spawn_tls(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        tls: Arc<tokio_rustls::rustls::ServerConfig>,
+        shutdown: Shutdown,
+    ) -> std::io::Result<SocketAddr> {
+        let tcp = tokio::net::TcpListener::bind(addr).await?;
+        let bound = tcp.local_addr()?;
+        let listener = crate::sim::tls::TlsListener::new(tcp, tls);
+        let router = self.router();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { shutdown.wait().await })
+                .await
+        });
+        Ok(bound)
+    }
+
     /// Checks a session call's id, CSRF header and cookie.
     fn session<'a>(
         &self,

@@ -145,7 +145,7 @@ impl JourneySink {
                 if e.is_timeout() {
                     SendError::Timeout
                 } else {
-                    SendError::Connect(e.without_url().to_string())
+                    SendError::Connect(crate::app::describe_http_error(e))
                 }
             })?;
         let status = resp.status().as_u16();
@@ -158,7 +158,7 @@ impl JourneySink {
             if e.is_timeout() {
                 SendError::Timeout
             } else {
-                SendError::Connect(e.without_url().to_string())
+                SendError::Connect(crate::app::describe_http_error(e))
             }
         })?;
         let mut answer = Answer {

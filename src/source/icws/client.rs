@@ -111,7 +111,7 @@ async fn refusal(resp: reqwest::Response) -> IcwsError {
 fn transport(base: &str, e: reqwest::Error) -> IcwsError {
     IcwsError::Transport {
         host: host_of(base),
-        message: e.without_url().to_string(),
+        message: crate::app::describe_http_error(e),
     }
 }
 
@@ -163,7 +163,7 @@ pub async fn login(
     let v: Value = resp
         .json()
         .await
-        .map_err(|e| IcwsError::BadAnswer(e.without_url().to_string()))?;
+        .map_err(|e| IcwsError::BadAnswer(crate::app::describe_http_error(e)))?;
     let field = |k: &str| v[k].as_str().map(str::to_string);
     let (Some(id), Some(csrf)) = (field("sessionId"), field("csrfToken")) else {
         return Err(IcwsError::BadAnswer(
@@ -268,7 +268,7 @@ impl Session {
         let resp = self.check(resp).await?;
         resp.json()
             .await
-            .map_err(|e| IcwsError::BadAnswer(e.without_url().to_string()))
+            .map_err(|e| IcwsError::BadAnswer(crate::app::describe_http_error(e)))
     }
 
     /// Logs out (best effort).

@@ -37,6 +37,9 @@ pub const SESSION_HEALTHY: Duration = Duration::from_secs(30);
 /// A stream with neither a message nor a ping for this long is taken as lost.
 pub const STREAM_IDLE: Duration = Duration::from_secs(60);
 
+/// How often the pair's `switchover-status` is read again while a session lasts (for `/health`).
+pub const SWITCHOVER_REFRESH: Duration = Duration::from_secs(30);
+
 /// The attributes subscribed: everything the normalizer maps.
 pub const ATTRIBUTES: [&str; crate::normalize::attrs::KNOWN] = crate::normalize::attrs::NAMES;
 
@@ -156,7 +159,10 @@ impl IcwsSource {
                         st.since = Some(std::time::Instant::now());
                     });
                     tracing::info!(host = %session.base, ic_server = %session.ic_server, "ICWS session started");
-                    let reason = self.serve(&session).await;
+                    let reason = tokio::select! {
+                        r = self.serve(&session) => r,
+                        never = self.watch_pair(&session) => match never {},
+                    };
                     self.metrics.connected.set(0);
                     self.status.update(|st| {
                         st.connected = false;
@@ -267,12 +273,20 @@ impl IcwsSource {
         Err(last.unwrap_or_else(|| IcwsError::BadAnswer("no ICWS host configured".into())))
     }
 
+    /// Reads the pair's state for `/health` now and every [`SWITCHOVER_REFRESH`], for as long as
+    /// it is polled (the session's life). A server without switchover answers an error: ignored,
+    /// as is a failure here — the session's own calls notice a lost session.
+    async fn watch_pair(&self, s: &Session) -> std::convert::Infallible {
+        loop {
+            if let Ok(v) = s.switchover_status(&self.http).await {
+                self.status.update(|st| st.switchover = Some(v));
+            }
+            tokio::time::sleep(SWITCHOVER_REFRESH).await;
+        }
+    }
+
     /// Subscribes and polls until the session ends; `None` on shutdown, else why it ended.
     async fn serve(&self, s: &Session) -> Option<&'static str> {
-        // The pair's state, for /health (a server without switchover answers an error: ignored).
-        if let Ok(v) = s.switchover_status(&self.http).await {
-            self.status.update(|st| st.switchover = Some(v));
-        }
         let mut queues: Vec<(u8, String)> = self.cfg.workgroups.iter().map(|w| (2, w.clone())).collect();
         queues.extend(self.cfg.user_queues.iter().map(|u| (1, u.clone())));
         if let Err(e) = s
