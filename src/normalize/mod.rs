@@ -11,7 +11,9 @@
 //!   I/E: `ENDED` (after which the interaction yields nothing more);
 //! - an observation that says the interaction *left* (it left every watched queue without being
 //!   seen to disconnect, see [`Observation::left`]): `ENDED` with its last known state — the
-//!   source will see nothing more of it. An interaction never seen before yields nothing.
+//!   source will see nothing more of it. An interaction never seen before yields nothing. If it
+//!   does show up again (transferred back), it carries on where it was: its later events follow,
+//!   and a later disconnect is a second `ENDED` with an id of its own.
 //!
 //! Promises: never panics on any input; unknown attributes are ignored; an unparseable value
 //! yields the event anyway with that field null and a counted warning; state is bounded (see
@@ -146,6 +148,13 @@ impl Normalizer {
         }
         let observed_at = obs.observed_at_ms.unwrap_or(now_ms);
         let mut cut = false;
+        if let Some(t) = self.table.get_mut(id)
+            && t.ended_by_leaving
+            && !obs.left
+        {
+            t.ended = false;
+            t.ended_by_leaving = false;
+        }
         {
             let custom = &self.custom;
             let max = self.max_value_bytes;
@@ -252,6 +261,7 @@ impl Normalizer {
         // The same id as a seen disconnect would have had: whoever saw the end, one event.
         if left && !types.iter().any(|(ty, _)| *ty == EventType::Ended) {
             types.push((EventType::Ended, String::new()));
+            t.ended_by_leaving = true;
         }
         if types.is_empty() {
             return;

@@ -31,6 +31,9 @@ pub struct Tracked {
     pub counts: [u32; 9],
     /// An `ENDED` event was emitted.
     pub ended: bool,
+    /// That `ENDED` came from leaving the watched queues, not from a seen disconnect: taken back
+    /// if the interaction shows up again.
+    pub ended_by_leaving: bool,
     /// Wall-clock ms when last touched (for idle expiry and eviction).
     pub last_seen_ms: i64,
     /// Bumped on every change, so a rollback only undoes its own change.

@@ -129,6 +129,17 @@ fn an_interaction_that_left_unseen_ends_once_with_the_id_a_seen_end_has() {
     assert_eq!(left[0].interaction.workgroup.as_deref(), Some("Support"));
     assert!(left[0].interaction.terminated_at.is_none());
     assert!(run(&mut unseen, &gone("1")).is_empty(), "ends once");
+    // Transferred back: it carries on from where it was, and its real end is an event of its own.
+    assert!(
+        run(&mut unseen, &obs("1", &[("Eic_State", "C")])).is_empty(),
+        "nothing new"
+    );
+    let back = run(&mut unseen, &obs("1", &[("Eic_State", "H")]));
+    assert_eq!(types(&back), vec![EventType::Held]);
+    let end = run(&mut unseen, &obs("1", &[("Eic_State", "I")]));
+    assert_eq!(types(&end), vec![EventType::Ended]);
+    assert_ne!(end[0].event_id, left[0].event_id);
+    assert!(run(&mut unseen, &gone("1")).is_empty(), "a seen end is final");
     assert!(
         run(&mut unseen, &obs("1", &[("Eic_State", "C")])).is_empty(),
         "and stays ended"

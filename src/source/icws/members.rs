@@ -70,6 +70,7 @@ impl Members {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::super::messages::parse;
@@ -107,5 +108,43 @@ mod tests {
         let other = json!({"__type": "urn:inin.com:status:userStatusMessage", "isDelta": true});
         assert!(left(&m, other).is_empty());
         assert_eq!(m.len(), 3);
+    }
+
+    proptest! {
+        /// Against a model: whatever messages come, an interaction is reported as gone exactly
+        /// when it was in the queues and the message takes it out.
+        #[test]
+        fn agrees_with_a_model(steps in prop::collection::vec(
+            (any::<bool>(), prop::collection::vec(0u8..12, 0..6), prop::collection::vec(0u8..12, 0..6)),
+            1..40,
+        )) {
+            let m = Members::default();
+            let mut model = std::collections::BTreeSet::new();
+            for (delta, added, removed) in steps {
+                let ids = |v: &[u8]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+                let (a, r) = (ids(&added), ids(&removed));
+                let a_ref: Vec<&str> = a.iter().map(String::as_str).collect();
+                let r_ref: Vec<&str> = r.iter().map(String::as_str).collect();
+                let mut got = left(&m, contents(delta, &a_ref, &r_ref));
+                got.sort();
+                let mut want: Vec<String> = if delta {
+                    model.iter().filter(|id| r.contains(id) && !a.contains(id)).cloned().collect()
+                } else {
+                    model.iter().filter(|id| !a.contains(id)).cloned().collect()
+                };
+                if !delta {
+                    model.clear();
+                }
+                model.extend(a.iter().cloned());
+                for id in &r {
+                    if !a.contains(id) {
+                        model.remove(id);
+                    }
+                }
+                want.sort();
+                prop_assert_eq!(got, want);
+                prop_assert_eq!(m.len(), model.len());
+            }
+        }
     }
 }
