@@ -1,5 +1,6 @@
-//! The ICWS source's CPU and memory: ICWS queue messages parsed and normalized on one core, and
-//! the memory of many concurrently tracked interactions.
+//! The ICWS source's CPU and memory: ICWS queue messages parsed, checked against the watched
+//! queues' membership and normalized on one core, and the memory of many concurrently tracked
+//! interactions.
 //!
 //! `cargo bench --bench icws` (targets: at least 200,000 attribute deltas/s on one core; 50,000
 //! tracked interactions in under 100 MiB). Under `cargo test` it runs briefly as a smoke test.
@@ -13,6 +14,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use cic_conduit::config::NormalizeConfig;
 use cic_conduit::metrics::Metrics;
 use cic_conduit::normalize::{Normalizer, Undo};
+use cic_conduit::source::icws::members::Members;
 use cic_conduit::source::icws::messages;
 
 const STATES: [&str; 5] = ["A", "C", "H", "C", "I"];
@@ -73,18 +75,22 @@ fn main() {
     // none ended).
     let tracked = if full { 50_000 } else { 5_000 };
     let mut n = normalizer();
+    let members = Members::default();
     let before = rss_kib();
     let mut out = Vec::new();
     for first in (0..tracked).step_by(per_msg) {
         let v: serde_json::Value = serde_json::from_str(&message(0, first, per_msg, 0)).unwrap();
         let mut undo = Undo::default();
-        for o in &messages::parse(&v, 1).observations {
+        let parsed = messages::parse(&v, 1);
+        let mut left = Vec::new();
+        members.apply(&parsed, 1, &mut left);
+        for o in parsed.observations.iter().chain(&left) {
             n.observe(o, 1, &mut out, &mut undo);
         }
         out.clear();
     }
     let grown = rss_kib().saturating_sub(before) as f64 / 1024.0;
-    assert_eq!(n.tracked(), tracked);
+    assert_eq!((n.tracked(), members.len()), (tracked, tracked));
     println!(
         "{tracked} interactions tracked: resident memory grew {grown:.1} MiB = {:.2} of the 100 MiB limit ({:.0} bytes each)",
         grown / 100.0,
@@ -109,17 +115,21 @@ fn main() {
     let mut events = 0;
     for _ in 0..rounds {
         let mut n = normalizer();
+        let members = Members::default();
         let mut out = Vec::new();
+        let mut left = Vec::new();
         let start = Instant::now();
         for (i, m) in msgs.iter().enumerate() {
             let v: serde_json::Value = serde_json::from_str(m).unwrap();
             let parsed = messages::parse(&v, 1_712_671_391_000 + i as i64);
+            members.apply(&parsed, 1_712_671_391_000 + i as i64, &mut left);
             let mut undo = Undo::default();
-            for o in &parsed.observations {
+            for o in parsed.observations.iter().chain(&left) {
                 n.observe(o, 1_712_671_391_000 + i as i64, &mut out, &mut undo);
             }
             events += out.len();
             out.clear();
+            left.clear();
         }
         best = best.min(start.elapsed().as_secs_f64());
     }
