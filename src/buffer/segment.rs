@@ -122,4 +122,22 @@ mod tests {
         assert_eq!(parse_name("0000000000000000004x.log"), None);
         assert_eq!(parse_name("ack.cursor"), None);
     }
+
+    #[test]
+    fn a_spare_is_whole_zeros_and_a_leftover_is_cleared_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert!(!check_spare(d, 4096).unwrap(), "none yet");
+        prepare_spare(d, 100_000).unwrap();
+        let bytes = fs::read(d.join(SPARE)).unwrap();
+        assert_eq!(bytes.len(), 100_000);
+        assert!(bytes.iter().all(|b| *b == 0));
+        assert!(!d.join(SPARE_PARTIAL).exists());
+        assert!(check_spare(d, 100_000).unwrap());
+        // A crash while preparing one, or a changed segment size: nothing usable, nothing left.
+        fs::write(d.join(SPARE_PARTIAL), b"\0\0").unwrap();
+        assert!(!check_spare(d, 4096).unwrap());
+        assert!(!d.join(SPARE).exists() && !d.join(SPARE_PARTIAL).exists());
+        assert!(list(d).unwrap().is_empty(), "a spare is not a segment");
+    }
 }
