@@ -15,6 +15,14 @@ use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
 
+/// A new inbound call offered to the watched workgroup.
+const OFFER: [(&str, &str); 4] = [
+    ("Eic_State", "O"),
+    ("Eic_WorkgroupName", "Support"),
+    ("Eic_CallDirection", "I"),
+    ("Eic_ObjectType", "Call"),
+];
+
 fn changes(n: usize, attrs: &[(&'static str, &str)]) -> Vec<Change> {
     changes_of("20000000", 0..n, attrs)
 }
@@ -129,13 +137,7 @@ async fn scenario(event_stream: bool) {
     let (c2, cl2) = (cic.clone(), cloud.clone());
 
     // Offered, then connected: started + queued, then connected.
-    let offer = [
-        ("Eic_State", "O"),
-        ("Eic_WorkgroupName", "Support"),
-        ("Eic_CallDirection", "I"),
-        ("Eic_ObjectType", "Call"),
-    ];
-    cic.apply(&changes(10, &offer));
+    cic.apply(&changes(10, &OFFER));
     wait_for(Duration::from_secs(20), "offers delivered", || {
         cl2.report().unique_ids == 20
     })
@@ -225,13 +227,7 @@ async fn interactions_that_leave_unseen_still_end() {
     // Nothing lingers: a disconnected interaction leaves its queue with the change that ends it.
     let r = rig(true, Duration::ZERO).await;
     let (cic, cloud) = (r.cic.clone(), r.cloud.clone());
-    let offer = [
-        ("Eic_State", "O"),
-        ("Eic_WorkgroupName", "Support"),
-        ("Eic_CallDirection", "I"),
-        ("Eic_ObjectType", "Call"),
-    ];
-    cic.apply(&changes(10, &offer));
+    cic.apply(&changes(10, &OFFER));
     cic.apply(&changes(10, &[("Eic_State", "C"), ("Eic_UserName", "jdoe")]));
     wait_for(Duration::from_secs(20), "30 events", || cloud.report().unique_ids == 30).await;
 

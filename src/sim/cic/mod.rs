@@ -446,13 +446,21 @@ impl CicSim {
     pub async fn spawn(self: &Arc<Self>, addr: SocketAddr, shutdown: Shutdown) -> std::io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
+        self.serve(listener, shutdown);
+        Ok(bound)
+    }
+
+    fn serve<L>(self: &Arc<Self>, listener: L, shutdown: Shutdown)
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let router = self.router();
         tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move { shutdown.wait().await })
                 .await
         });
-        Ok(bound)
     }
 
     /// Serves the API over HTTPS (as ICWS on port 8019) on `addr` until `shutdown`.
@@ -464,13 +472,7 @@ impl CicSim {
     ) -> std::io::Result<SocketAddr> {
         let tcp = tokio::net::TcpListener::bind(addr).await?;
         let bound = tcp.local_addr()?;
-        let listener = crate::sim::tls::TlsListener::new(tcp, tls);
-        let router = self.router();
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { shutdown.wait().await })
-                .await
-        });
+        self.serve(crate::sim::tls::TlsListener::new(tcp, tls), shutdown);
         Ok(bound)
     }
 
