@@ -72,7 +72,7 @@ pub(crate) struct Tail {
     pub valid_len: u64,
     /// The sequence number after the last valid frame.
     pub next_seq: u64,
-    /// Bytes cut off.
+    /// Bytes of a torn write cut off (not counting preallocated zeros after it).
     pub truncated: u64,
 }
 
@@ -92,8 +92,13 @@ pub(crate) fn recover_tail(path: &Path, first_seq: u64) -> io::Result<Tail> {
             Scan::End => break (scanner.offset(), false),
         }
     };
-    let truncated = if torn { file_len - valid_len } else { 0 };
-    if truncated > 0 {
+    // What the torn write left, not counting the preallocated zeros after it.
+    let truncated = if torn {
+        nonzero_end(path, valid_len, file_len)? - valid_len
+    } else {
+        0
+    };
+    if torn {
         tracing::warn!(segment = %path.display(), offset = valid_len, bytes = truncated, "truncating a torn tail");
         let f = OpenOptions::new().write(true).open(path)?;
         f.set_len(valid_len)?;
@@ -104,6 +109,27 @@ pub(crate) fn recover_tail(path: &Path, first_seq: u64) -> io::Result<Tail> {
         next_seq,
         truncated,
     })
+}
+
+/// The end of the last non-zero byte in `from..to` of the file (`from` if there is none).
+pub(crate) fn nonzero_end(path: &Path, from: u64, to: u64) -> io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(from))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut pos, mut end) = (from, from);
+    while pos < to {
+        let want = (to - pos).min(buf.len() as u64) as usize;
+        let n = f.read(&mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        if let Some(i) = buf[..n].iter().rposition(|b| *b != 0) {
+            end = pos + i as u64 + 1;
+        }
+        pos += n as u64;
+    }
+    Ok(end)
 }
 
 /// Creates an empty segment starting at `first_seq` and lists it (the caller syncs the dir).

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::cursor::{self, Loaded};
-use super::disk::SCAN_MAX_RECORD;
+use super::disk::{SCAN_MAX_RECORD, nonzero_end};
 use super::scan::{Scan, Scanner};
 use super::segment;
 
@@ -138,7 +138,9 @@ pub fn scan_dir(data_dir: &Path, mut each: impl FnMut(u64, &[u8])) -> io::Result
                 }
                 Scan::Corrupt { .. } => r.corrupt_regions += 1,
                 Scan::Tail { offset } => {
-                    r.torn_tail_bytes = seg.len - offset;
+                    let end = nonzero_end(&seg.path, offset, seg.len)?;
+                    r.torn_tail_bytes = end - offset;
+                    r.preallocated_bytes = seg.len - end;
                     break;
                 }
                 Scan::End => {

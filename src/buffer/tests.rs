@@ -509,12 +509,27 @@ fn preallocated_segments_roll_reopen_and_inspect_clean() {
     );
     assert_eq!(&out[next as usize].payload[..], b"after");
     rt.block_on(b.close()).unwrap();
+    drop(b);
     let report = inspect::scan_dir(dir.path(), |_, _| {}).unwrap();
     assert!(!report.damaged(), "{}", inspect::render(&report));
     assert_eq!(report.records, next + 1);
     let last = report.segments.last().unwrap();
     assert_eq!(last.file, segment::file_name(active.first_seq));
     assert!(last.preallocated_bytes > 0, "{}", inspect::render(&report));
+
+    // A torn write into the preallocated space: cut and counted as what it was, 30 bytes.
+    let mut partial = Vec::new();
+    frame::encode(next + 1, &payload(0, 40), &mut partial);
+    let mut f = OpenOptions::new().write(true).open(&active.path).unwrap();
+    f.seek(SeekFrom::Start(data_end(&active.path))).unwrap();
+    f.write_all(&partial[..30]).unwrap();
+    drop(f);
+    let report = inspect::scan_dir(dir.path(), |_, _| {}).unwrap();
+    assert_eq!(report.torn_tail_bytes, 30, "{}", inspect::render(&report));
+    let metrics = Metrics::new();
+    let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
+    assert_eq!(metrics.buffer.truncated_bytes.get(), 30);
+    assert_eq!(b.stats().next_seq, next + 1);
 }
 
 #[test]
