@@ -14,7 +14,7 @@
 //! | [`buffer`] | the durability boundary: the [`buffer::Buffer`] trait and the embedded segmented disk log |
 //! | [`dispatch`] | buffer → batches → sinks: lanes, pacing and pauses, retries, dead letters, acknowledgements |
 //! | [`sink`] | the Genesys Cloud destinations: journey external events, OAuth, classification, pacing, set-up |
-//! | [`sim`] | simulators of CIC (ICWS) and Genesys Cloud, and a CIC traffic generator: product code |
+//! | [`sim`] | simulators of CIC (ICWS, over HTTP or HTTPS) and Genesys Cloud, and a CIC traffic generator: product code |
 //! | [`demo`] | `cic-conduit demo`: the CIC and Genesys Cloud simulators and the conduit between them, in one process |
 //! | [`server`] | the HTTP listener: push source, `/health`, `/metrics` |
 //! | [`metrics`] | every Prometheus metric name, in one place |

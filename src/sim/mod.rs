@@ -2,7 +2,7 @@
 //! operators use for staging and capacity planning, and that the tests run against. They check
 //! what they receive as strictly as the real services and can inject the real services' failures.
 //! [`cic`] is CIC's ICWS API, [`cloud`] Genesys Cloud; [`traffic`] generates the realistic CIC
-//! interaction load they (and `cic-conduit demo`) replay.
+//! interaction load they (and `cic-conduit demo`) replay; [`tls`] serves them over HTTPS.
 
 pub mod cic;
 
