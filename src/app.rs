@@ -267,6 +267,8 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             status: status.clone(),
             ha: config.ha.clone(),
             members: Default::default(),
+            state_file: Some(config.buffer.data_dir.join("icws-state.json")),
+            cic_server: config.cic_server.clone(),
         };
         Some(tokio::spawn(source.run()))
     } else {

@@ -45,6 +45,7 @@ struct Rig {
     cic_addr: std::net::SocketAddr,
     child: std::process::Child,
     addr: String,
+    config: std::path::PathBuf,
     _guard: KillOnDrop,
     _dir: tempfile::TempDir,
 }
@@ -107,6 +108,7 @@ async fn rig(event_stream: bool, linger: Duration) -> Rig {
         cic_addr,
         child,
         addr,
+        config,
         _guard: guard,
         _dir: dir,
     }
@@ -133,6 +135,7 @@ async fn scenario(event_stream: bool) {
         addr,
         _guard: _g,
         _dir: _d,
+        ..
     } = rig(event_stream, Duration::from_secs(10)).await;
     let (c2, cl2) = (cic.clone(), cloud.clone());
 
@@ -270,6 +273,35 @@ async fn interactions_that_leave_unseen_still_end() {
     assert_eq!(r2.duplicates, 0, "{r2:?}");
     terminate(&r.child);
     let mut child = r.child;
+    assert!(child.wait().unwrap().success());
+    r.stop.trigger();
+}
+
+/// A conduit stopped while calls end and are cleared from their queue: started again, it ends
+/// them from the state it carried over, and repeats nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_still_ends_the_calls_that_ended_meanwhile() {
+    let r = rig(true, Duration::ZERO).await;
+    let (cic, cloud) = (r.cic.clone(), r.cloud.clone());
+    cic.apply(&changes(10, &OFFER));
+    cic.apply(&changes(10, &[("Eic_State", "C"), ("Eic_UserName", "jdoe")]));
+    wait_for(Duration::from_secs(20), "30 events", || cloud.report().unique_ids == 30).await;
+    terminate(&r.child);
+    let mut child = r.child;
+    assert!(child.wait().unwrap().success());
+
+    // While it is down, calls 5..10 end and leave the queue (nothing lingers).
+    cic.apply(&changes_of("20000000", 5..10, &[("Eic_State", "E")]));
+    let (mut child, _addr) = spawn_conduit_env(BIN, &r.config, &[("TEST_CIC_PASSWORD", "sim-password")]);
+    let _guard = KillOnDrop(child.id());
+    wait_for(Duration::from_secs(20), "the ends", || kinds(&cloud, "ended") == 5).await;
+    let report = cloud.report();
+    assert_eq!(report.unique_ids, 35, "{report:?}");
+    assert_eq!(
+        report.duplicates, 0,
+        "the snapshot after the restart repeated nothing: {report:?}"
+    );
+    terminate(&child);
     assert!(child.wait().unwrap().success());
     r.stop.trigger();
 }

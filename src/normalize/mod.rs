@@ -365,6 +365,30 @@ impl Normalizer {
         }
     }
 
+    /// The state of those of `ids` that are tracked and not ended, to carry over a restart.
+    pub fn export(&self, ids: &[String]) -> Vec<(String, Tracked)> {
+        ids.iter()
+            .filter_map(|id| self.table.get(id).filter(|t| !t.ended).map(|t| (id.clone(), t.clone())))
+            .collect()
+    }
+
+    /// Takes back exported state, for interactions not tracked already.
+    pub fn import(&mut self, entries: Vec<(String, Tracked)>, now_ms: i64) {
+        let metrics = self.metrics.forgotten.clone();
+        for (id, mut t) in entries {
+            if self.table.get(&id).is_none() {
+                t.last_seen_ms = now_ms;
+                // Custom values are by allow-list position: a changed list starts them afresh.
+                if t.custom.len() != self.custom.len() {
+                    t.custom = vec![None; self.custom.len()];
+                }
+                self.table
+                    .insert(id, t, now_ms, &mut |_| metrics.with_label_values(&["evicted"]).inc());
+            }
+        }
+        self.metrics.tracked.set(self.table.len() as i64);
+    }
+
     /// Undoes a batch whose events could not be stored. An interaction changed again since (by
     /// another batch) keeps that newer state.
     pub fn rollback(&mut self, undo: Undo) {

@@ -7,11 +7,13 @@
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::attrs::KNOWN;
 use crate::event::{EventType, State};
 
-/// What is remembered of one interaction.
-#[derive(Debug, Clone, Default)]
+/// What is remembered of one interaction (serializable, to carry it over a restart).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Tracked {
     /// Known attribute values by [`super::attrs::Attr`] slot.
     pub known: [Option<Box<str>>; KNOWN],
@@ -35,8 +37,10 @@ pub struct Tracked {
     /// if the interaction shows up again.
     pub ended_by_leaving: bool,
     /// Wall-clock ms when last touched (for idle expiry and eviction).
+    #[serde(skip)]
     pub last_seen_ms: i64,
     /// Bumped on every change, so a rollback only undoes its own change.
+    #[serde(skip)]
     pub generation: u64,
 }
 

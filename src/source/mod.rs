@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use crate::buffer::{Appended, Buffer, BufferError};
 use crate::dispatch::clock::AcceptClock;
 use crate::event::{CodecError, EventCodec, InteractionEvent};
+use crate::normalize::table::Tracked;
 use crate::normalize::{Normalizer, Observation, Undo};
 use crate::timefmt;
 
@@ -80,6 +81,19 @@ impl Ingest {
     /// Interactions whose state the normalizer keeps.
     pub fn tracked(&self) -> usize {
         self.normalizer.lock().unwrap_or_else(|p| p.into_inner()).tracked()
+    }
+
+    /// The normalizer's state for those of `ids` not ended (see [`Normalizer::export`]).
+    pub fn export_tracked(&self, ids: &[String]) -> Vec<(String, Tracked)> {
+        self.normalizer.lock().unwrap_or_else(|p| p.into_inner()).export(ids)
+    }
+
+    /// Takes back exported state (see [`Normalizer::import`]).
+    pub fn import_tracked(&self, entries: Vec<(String, Tracked)>) {
+        self.normalizer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .import(entries, timefmt::now_ms());
     }
 
     /// Normalizes, encodes and stores a batch; returns once it is stored.

@@ -57,6 +57,24 @@ impl Members {
         }));
     }
 
+    /// The interactions in the watched queues, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Adds interactions known to be in the watched queues (carried over a restart).
+    pub fn restore(&self, ids: impl IntoIterator<Item = String>) {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner()).extend(ids);
+    }
+
     /// How many interactions are in the watched queues.
     pub fn len(&self) -> usize {
         self.ids.lock().unwrap_or_else(|e| e.into_inner()).len()
