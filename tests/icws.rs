@@ -114,6 +114,15 @@ async fn rig(event_stream: bool, linger: Duration) -> Rig {
     }
 }
 
+/// Ten calls offered to the watched workgroup and connected; their 30 events delivered.
+async fn ten_connected_calls(r: &Rig) {
+    r.cic.apply(&changes(10, &OFFER));
+    r.cic
+        .apply(&changes(10, &[("Eic_State", "C"), ("Eic_UserName", "jdoe")]));
+    let cloud = r.cloud.clone();
+    wait_for(Duration::from_secs(20), "30 events", || cloud.report().unique_ids == 30).await;
+}
+
 /// Events of one type the cloud received.
 fn kinds(cloud: &CloudSim, k: &str) -> usize {
     cloud
@@ -230,9 +239,7 @@ async fn interactions_that_leave_unseen_still_end() {
     // Nothing lingers: a disconnected interaction leaves its queue with the change that ends it.
     let r = rig(true, Duration::ZERO).await;
     let (cic, cloud) = (r.cic.clone(), r.cloud.clone());
-    cic.apply(&changes(10, &OFFER));
-    cic.apply(&changes(10, &[("Eic_State", "C"), ("Eic_UserName", "jdoe")]));
-    wait_for(Duration::from_secs(20), "30 events", || cloud.report().unique_ids == 30).await;
+    ten_connected_calls(&r).await;
 
     // Seen: call 0 is transferred to a workgroup the conduit does not watch.
     cic.apply(&changes_of("20000000", 0..1, &[("Eic_WorkgroupName", "Sales")]));
@@ -283,9 +290,7 @@ async fn interactions_that_leave_unseen_still_end() {
 async fn a_restart_still_ends_the_calls_that_ended_meanwhile() {
     let r = rig(true, Duration::ZERO).await;
     let (cic, cloud) = (r.cic.clone(), r.cloud.clone());
-    cic.apply(&changes(10, &OFFER));
-    cic.apply(&changes(10, &[("Eic_State", "C"), ("Eic_UserName", "jdoe")]));
-    wait_for(Duration::from_secs(20), "30 events", || cloud.report().unique_ids == 30).await;
+    ten_connected_calls(&r).await;
     terminate(&r.child);
     let mut child = r.child;
     assert!(child.wait().unwrap().success());
