@@ -39,9 +39,12 @@ pub fn collect(cic_server: &str, members: &Members, ingest: &Ingest) -> Vec<u8> 
     serde_json::to_vec(&carried).unwrap_or_default()
 }
 
-/// Writes collected state to `path` atomically.
+/// Writes collected state to `path` atomically. Each write has a temporary file of its own, so
+/// a save still finishing in the background never mixes with the next one.
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("json.{n}.tmp"));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
