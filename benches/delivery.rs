@@ -15,8 +15,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::PathBuf;
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,7 +110,7 @@ max_body_bytes = 4194304
         );
         std::fs::write(&path, &text).unwrap();
         if sink {
-            let id = setup(&path);
+            let id = common::setup_configuration(BIN, &path, &[]);
             text.push_str(&format!(
                 "[sinks.journey]\nconfiguration_id = \"{id}\"\nexternal_source_id = \"bench\"\n"
             ));
@@ -118,21 +118,6 @@ max_body_bytes = 4194304
         }
         path
     }
-}
-
-fn setup(config: &Path) -> String {
-    let out = Command::new(BIN)
-        .args(["setup", "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("configuration  "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_string()
 }
 
 fn stop(child: &mut Child) {

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use cic_conduit::shutdown::Shutdown;
@@ -62,30 +61,10 @@ async fn rig(event_stream: bool, linger: Duration) -> Rig {
     let cloud_addr = cloud.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.toml");
-    let base = config_text(&dir.path().join("data"), "", "")
-        .replace(
-            "api_base_url = \"http://127.0.0.1:9\"\nlogin_base_url = \"http://127.0.0.1:9\"\n",
-            &format!(
-                "api_base_url = \"http://{cloud_addr}\"\nlogin_base_url = \"http://{cloud_addr}\"\nclient_id = \"sim-client\"\nclient_secret = \"sim-secret\"\n"
-            ),
-        )
+    let base = cloud_config_text(&dir.path().join("data"), cloud_addr, "")
         .replace("[sources.http]", "[sources.http]\nenabled = false");
     std::fs::write(&config, &base).unwrap();
-    let out = Command::new(BIN)
-        .args(["setup", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let id = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("configuration  ")?
-                .split_whitespace()
-                .next()
-                .map(str::to_string)
-        })
-        .unwrap();
+    let id = setup_configuration(BIN, &config, &[]);
     std::fs::write(
         &config,
         format!(
