@@ -191,7 +191,16 @@ impl Scanner {
                     resume: pos,
                 });
             }
-            pos += 1;
+            // On to the next byte that could start a frame (the magic's first) in the window, or
+            // past the window: damage, or a torn write's run of preallocated zeros, is skipped at
+            // memory speed rather than byte by byte.
+            let at = (pos - self.base) as usize;
+            let next = self
+                .buf
+                .get(at + 1..self.hi)
+                .and_then(|w| w.iter().position(|&b| b == frame::MAGIC[0]))
+                .map_or(self.base + self.hi as u64, |i| pos + 1 + i as u64);
+            pos = next.max(pos + 1);
         }
     }
 
