@@ -57,13 +57,18 @@ pub enum AppError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Http(String),
+    /// A part failed for good while running; the process exits non-zero to be restarted.
+    #[error("stopped after a failure: {0}")]
+    Failed(String),
 }
 
-/// The HTTP client every sink shares: rustls with the platform's roots, certificates verified.
+/// The HTTP client every sink shares: rustls with the platform's roots, certificates verified,
+/// no redirects followed.
 pub fn http_client(request_timeout: std::time::Duration) -> Result<reqwest::Client, AppError> {
     reqwest::Client::builder()
         .timeout(request_timeout)
         .connect_timeout(std::time::Duration::from_secs(10))
+        .redirect(crate::outbound::no_redirects())
         .user_agent(concat!("cic-conduit/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| AppError::Http(e.to_string()))
@@ -92,6 +97,7 @@ pub fn describe_http_error(e: reqwest::Error) -> String {
 pub fn icws_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, AppError> {
     let mut b = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
+        .redirect(crate::outbound::no_redirects())
         .user_agent(concat!("cic-conduit/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca_file {
         let pem = std::fs::read(path).map_err(|e| {
@@ -230,13 +236,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let normalizer = Normalizer::new(&config.cic_server, &config.normalize, metrics.normalize.clone());
     let ingest = Arc::new(Ingest::new(normalizer, buffer.clone()).with_clock(clock.clone()));
     let push = if config.sources.http.enabled {
-        let token = config
-            .sources
-            .http
-            .token
-            .as_ref()
-            .ok_or_else(|| ConfigError::invalid("sources.http.token", "required"))?
-            .resolve("sources.http.token")?;
+        let token = config.push_token()?;
         Some(Arc::new(HttpSource {
             cfg: config.sources.http.clone(),
             token,
@@ -244,6 +244,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             metrics: metrics.source.clone(),
             enabled: config.enabled,
             shutdown: shutdown.clone(),
+            body_timeout: std::time::Duration::from_millis(config.server.body_timeout_ms),
         }))
     } else {
         None
@@ -263,6 +264,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             http,
             ingest: ingest.clone(),
             metrics: metrics.icws.clone(),
+            source_metrics: metrics.source.clone(),
             shutdown: shutdown.clone(),
             status: status.clone(),
             ha: config.ha.clone(),
@@ -284,6 +286,20 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         destinations,
         icws: icws_status,
     });
+    let fd_limit = server::fdlimit::raise();
+    let limits = server::Limits {
+        max_connections: server::fdlimit::connection_cap(config.server.max_connections, fd_limit),
+        idle_timeout: std::time::Duration::from_millis(config.server.idle_timeout_ms),
+        header_timeout: std::time::Duration::from_millis(config.server.header_timeout_ms),
+    };
+    if limits.max_connections < config.server.max_connections {
+        tracing::warn!(
+            configured = config.server.max_connections,
+            max_connections = limits.max_connections,
+            open_file_limit = fd_limit,
+            "server.max_connections lowered to fit the open-file limit; raise LimitNOFILE (ulimit -n)"
+        );
+    }
     let addr = config.listen_addr()?;
     let (listener, bound) = server::bind(addr)
         .await
@@ -291,6 +307,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     tracing::info!(
         addr = %bound,
         enabled = config.enabled,
+        max_connections = limits.max_connections,
         cic_server = %config.cic_server,
         persist = ?config.buffer.persist,
         "listening"
@@ -301,8 +318,22 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let router = server::router(status, push);
     let sd = shutdown.clone();
     let buf = buffer.clone();
+    let server_metrics = metrics.server.clone();
+    let fatal = {
+        let (buf, sd) = (buffer.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                why = buf.fatal() => {
+                    tracing::error!(reason = %why, "the buffer failed for good; stopping so that the service manager restarts the conduit");
+                    sd.trigger();
+                    Some(why)
+                }
+                _ = sd.wait() => None,
+            }
+        })
+    };
     let task = tokio::spawn(async move {
-        let served = server::serve(listener, router, sd).await;
+        let served = server::serve(listener, router, sd, limits, server_metrics).await;
         if let Some(i) = icws {
             let _ = i.await;
         }
@@ -312,6 +343,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         let closed = buf.close().await;
         tracing::info!(backlog = buf.stats().backlog_records, "stopped");
         served.map_err(AppError::Serve)?;
+        if let Ok(Some(why)) = fatal.await {
+            return Err(AppError::Failed(why));
+        }
         closed?;
         Ok(())
     });

@@ -23,7 +23,7 @@ use crate::sim::cic::{CicSim, CicSimConfig};
 use crate::sim::cloud::{CloudSim, FaultUpdate, SimConfig};
 use crate::sim::traffic::WORKGROUPS;
 
-const PUSH_TOKEN: &str = "demo-push-token";
+const PUSH_TOKEN: &str = "demo-push-token-0123456789";
 const CIC_PASSWORD: &str = "demo-cic-password";
 
 /// `demo` options.

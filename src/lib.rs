@@ -16,6 +16,8 @@
 //! | [`sink`] | the Genesys Cloud destinations: journey external events, OAuth, classification, pacing, set-up |
 //! | [`sim`] | simulators of CIC (ICWS, over HTTP or HTTPS) and Genesys Cloud, and a CIC traffic generator: product code |
 //! | [`demo`] | `cic-conduit demo`: the CIC and Genesys Cloud simulators and the conduit between them, in one process |
+//! | [`outbound`] | what every outbound call shares: no redirects, bounded body reads |
+//! | [`private_fs`] | customer data on disk is owner-only: 0700 directories, 0600 files |
 //! | [`server`] | the HTTP listener: push source, `/health`, `/metrics` |
 //! | [`metrics`] | every Prometheus metric name, in one place |
 //! | [`health`] | the integration-health document served at `/health` |
@@ -35,6 +37,8 @@ pub mod event;
 pub mod health;
 pub mod metrics;
 pub mod normalize;
+pub mod outbound;
+pub mod private_fs;
 pub mod server;
 pub mod shutdown;
 pub mod sim;

@@ -28,6 +28,21 @@ pub struct Metrics {
     pub sink: SinkMetrics,
     /// The ICWS source.
     pub icws: IcwsMetrics,
+    /// The HTTP listener.
+    pub server: ServerMetrics,
+}
+
+/// HTTP listener metrics.
+#[derive(Clone)]
+pub struct ServerMetrics {
+    /// `conduit_server_connections`: connections open now.
+    pub connections: IntGauge,
+    /// `conduit_server_connections_closed_total{reason}`: connections the conduit closed itself:
+    /// `idle` (no request in time), `evicted` (the oldest idle one, to make room at the cap),
+    /// `refused` (at the cap with every connection busy).
+    pub closed: IntCounterVec,
+    /// `conduit_server_accept_errors_total`: failed accepts (file descriptors exhausted, ...).
+    pub accept_errors: IntCounter,
 }
 
 /// ICWS source metrics.
@@ -347,6 +362,20 @@ impl Metrics {
                 "1 while this conduit reads CIC (active), 0 while it stands by for its pair.",
             ),
         };
+        let server = ServerMetrics {
+            connections: gauge(&r, "conduit_server_connections", "HTTP connections open now."),
+            closed: counter_vec(
+                &r,
+                "conduit_server_connections_closed_total",
+                "HTTP connections closed by the conduit: idle, evicted at the cap, or refused.",
+                &["reason"],
+            ),
+            accept_errors: counter(
+                &r,
+                "conduit_server_accept_errors_total",
+                "Failed accepts on the listener (e.g. file descriptors exhausted).",
+            ),
+        };
         let build =
             IntCounterVec::new(Opts::new("conduit_build_info", "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique metric");
@@ -360,6 +389,7 @@ impl Metrics {
             oauth_refreshes,
             sink,
             icws,
+            server,
         }
     }
 

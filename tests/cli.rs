@@ -14,7 +14,7 @@ fn the_example_config_is_accepted() {
             "--config",
             concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cic-conduit.toml"),
         ])
-        .env("CIC_CONDUIT_PUSH_TOKEN", "s3cret-value")
+        .env("CIC_CONDUIT_PUSH_TOKEN", "s3cret-value-0123456")
         .env("CIC_CONDUIT_CLIENT_SECRET", "oauth-s3cret")
         .output()
         .unwrap();
@@ -23,7 +23,7 @@ fn the_example_config_is_accepted() {
     assert!(stdout.contains("config OK"));
     assert!(stdout.contains("journey sink   configuration"));
     assert!(
-        !stdout.contains("s3cret-value") && !stdout.contains("oauth-s3cret"),
+        !stdout.contains("s3cret-value-0123456") && !stdout.contains("oauth-s3cret"),
         "a secret was printed"
     );
 }

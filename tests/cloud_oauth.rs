@@ -129,6 +129,7 @@ async fn beyond_the_allowance_comes_429_with_retry_after_and_early_retries_are_c
         cic_conduit::sink::classify::Outcome::Response {
             status: 429,
             retry_after: r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+            confirmed: false,
         },
         std::time::SystemTime::now(),
     );

@@ -1,7 +1,7 @@
 //! The persisted acknowledgement cursor: `ack.cursor`, 20 bytes —
 //! `"CICCUR01" | cursor u64 | crc32c u32` over the first 16 — replaced atomically.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -49,7 +49,11 @@ pub fn store(dir: &Path, cursor: u64) -> io::Result<()> {
     bytes.extend_from_slice(&cursor.to_le_bytes());
     bytes.extend_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
     let tmp = dir.join(TMP);
-    let mut f = File::create(&tmp)?;
+    let mut f = crate::private_fs::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
     f.write_all(&bytes)?;
     f.sync_all()?;
     drop(f);

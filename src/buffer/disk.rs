@@ -57,12 +57,85 @@ pub(crate) struct Shared {
     /// Held while the spare is prepared or taken.
     pub spare_lock: Mutex<()>,
     pub metrics: BufferMetrics,
+    /// Bumped when the writer puts the log back after a failed group: readers drop what they
+    /// read ahead and re-read.
+    pub rewound: AtomicU64,
+    /// The last write error, until a write succeeds again (for `/health`).
+    pub write_error: Mutex<Option<String>>,
+    /// Damage found: the ranges already counted, and when damage was last found.
+    pub damage: Mutex<Damage>,
+    /// Why the buffer failed for good, once it has.
+    pub fatal: Mutex<Option<String>>,
+    pub fatal_notify: Notify,
+    /// Injected I/O errors (tests).
+    #[cfg(test)]
+    pub faults: Faults,
+}
+
+/// Damaged records found so far.
+#[derive(Debug, Default)]
+pub(crate) struct Damage {
+    /// Sequence ranges counted in `conduit_buffer_corrupt_records_total` (found at start-up),
+    /// so that a reader meeting them later does not count them twice.
+    pub counted: Vec<Range<u64>>,
+    /// Records lost to damage since start.
+    pub records: u64,
+    /// When damage was last found.
+    pub last_at: Option<std::time::Instant>,
+}
+
+/// I/O errors to inject at named points of the writer: `(point, raw OS error)`, taken in order;
+/// an error of 0 lets that one pass.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Faults(pub Mutex<Vec<(&'static str, i32)>>);
+
+#[cfg(test)]
+impl Faults {
+    /// Fails with the next error injected at `point`, if any.
+    pub fn take(&self, point: &str) -> io::Result<()> {
+        let mut f = self.0.lock().expect("faults lock");
+        match f.iter().position(|(p, _)| *p == point) {
+            Some(i) => match f.remove(i).1 {
+                0 => Ok(()),
+                code => Err(io::Error::from_raw_os_error(code)),
+            },
+            None => Ok(()),
+        }
+    }
 }
 
 impl Shared {
     pub(crate) fn ack(&self, range: Range<u64>) {
         let n = self.acks.lock().expect("acks lock").ack(range);
         self.metrics.acked.inc_by(n);
+    }
+
+    /// Counts the records of `gap` lost to damage, except those counted already.
+    pub(crate) fn count_damage(&self, gap: Range<u64>) {
+        let mut d = self.damage.lock().expect("damage lock");
+        let mut lost = gap.end.saturating_sub(gap.start);
+        for c in &d.counted {
+            let (s, e) = (c.start.max(gap.start), c.end.min(gap.end));
+            lost -= e.saturating_sub(s);
+        }
+        if lost > 0 {
+            d.records += lost;
+            d.last_at = Some(std::time::Instant::now());
+            self.metrics.corrupt.inc_by(lost);
+        }
+    }
+
+    pub(crate) fn set_write_error(&self, e: Option<String>) {
+        let mut w = self.write_error.lock().expect("write error lock");
+        if w.is_some() || e.is_some() {
+            *w = e;
+        }
+    }
+
+    pub(crate) fn set_fatal(&self, why: String) {
+        *self.fatal.lock().expect("fatal lock") = Some(why);
+        self.fatal_notify.notify_waiters();
     }
 }
 
@@ -74,6 +147,8 @@ pub(crate) struct Tail {
     pub next_seq: u64,
     /// Bytes of a torn write cut off (not counting preallocated zeros after it).
     pub truncated: u64,
+    /// Sequence ranges lost to damage before the last valid frame.
+    pub damaged: Vec<Range<u64>>,
 }
 
 /// Scans a segment, truncates a torn tail (synced), and says where appending continues. Zero
@@ -82,10 +157,19 @@ pub(crate) fn recover_tail(path: &Path, first_seq: u64) -> io::Result<Tail> {
     let file_len = fs::metadata(path)?.len();
     let mut scanner = Scanner::open(path, SCAN_MAX_RECORD)?;
     let mut next_seq = first_seq;
+    let mut damaged = Vec::new();
+    let mut after_damage = false;
     let (valid_len, torn) = loop {
         match scanner.next(file_len)? {
-            Scan::Frame { seq, .. } => next_seq = next_seq.max(seq + 1),
+            Scan::Frame { seq, .. } => {
+                if after_damage && seq > next_seq {
+                    damaged.push(next_seq..seq);
+                }
+                after_damage = false;
+                next_seq = next_seq.max(seq + 1);
+            }
             Scan::Corrupt { offset, resume } => {
+                after_damage = true;
                 tracing::warn!(segment = %path.display(), offset, resume, "damaged records in the last segment")
             }
             Scan::Tail { offset } => break (offset, true),
@@ -108,6 +192,7 @@ pub(crate) fn recover_tail(path: &Path, first_seq: u64) -> io::Result<Tail> {
         valid_len,
         next_seq,
         truncated,
+        damaged,
     })
 }
 
@@ -146,7 +231,7 @@ fn create_segment(dir: &Path, first_seq: u64, segs: &mut Vec<segment::SegmentFil
 
 /// The embedded disk buffer.
 pub struct DiskBuffer {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     queue: Arc<Queue>,
     writer: Mutex<Option<JoinHandle<()>>>,
     housekeeper: Mutex<Option<(JoinHandle<()>, std_mpsc::Sender<()>)>>,
@@ -158,8 +243,9 @@ impl DiskBuffer {
     /// state a crash left. Reads only the last segment.
     pub fn open(cfg: &BufferConfig, metrics: BufferMetrics) -> Result<Self, BufferError> {
         let dir = cfg.data_dir.join("buffer");
-        fs::create_dir_all(&dir)?;
-        let lock = OpenOptions::new()
+        crate::private_fs::create_dir(&cfg.data_dir)?;
+        crate::private_fs::create_own_dir(&dir)?;
+        let lock = crate::private_fs::file_options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -190,10 +276,19 @@ impl DiskBuffer {
         if let Some(first) = segs.first() {
             cursor_at = cursor_at.max(first.first_seq);
         }
+        let mut damage = Damage::default();
         let (file, seg_len, mut next_seq) = match segs.last_mut() {
             Some(last) => {
                 let tail = recover_tail(&last.path, last.first_seq)?;
                 metrics.truncated_bytes.inc_by(tail.truncated);
+                let lost: u64 = tail.damaged.iter().map(|r| r.end - r.start).sum();
+                if lost > 0 {
+                    tracing::error!(records = lost, segment = %last.path.display(), "records lost to damage found at start-up");
+                    metrics.corrupt.inc_by(lost);
+                    damage.records = lost;
+                    damage.last_at = Some(std::time::Instant::now());
+                    damage.counted = tail.damaged.clone();
+                }
                 last.len = tail.valid_len;
                 (
                     segment::open_at(&last.path, tail.valid_len)?,
@@ -244,6 +339,13 @@ impl DiskBuffer {
             spare_ready: AtomicBool::new(segment::check_spare(&dir, cfg.segment_max_bytes)?),
             spare_lock: Mutex::new(()),
             metrics,
+            rewound: AtomicU64::new(0),
+            write_error: Mutex::new(None),
+            damage: Mutex::new(damage),
+            fatal: Mutex::new(None),
+            fatal_notify: Notify::new(),
+            #[cfg(test)]
+            faults: Faults::default(),
         });
         tracing::info!(
             dir = %dir.display(), cursor = cursor_at, next_seq, segments = segs.len(), bytes = used,
@@ -276,9 +378,10 @@ impl DiskBuffer {
             .spawn(move || writer.run(&wq))?;
         let (htx, hrx) = std_mpsc::channel();
         let hshared = shared.clone();
+        let hqueue = queue.clone();
         let housekeeper = std::thread::Builder::new()
             .name("buffer-housekeeper".into())
-            .spawn(move || housekeep(hshared, hrx))?;
+            .spawn(move || housekeep(hshared, hqueue, hrx))?;
         let buf = DiskBuffer {
             shared,
             queue,
@@ -365,7 +468,7 @@ impl DiskBuffer {
         }
         if s.failed.load(Ordering::Acquire) {
             return Err(BufferError::Io(io::Error::other(
-                "buffer writer failed; restart to recover",
+                "the buffer is recovering from a disk error; nothing was stored, retry later",
             )));
         }
         let count = records.len();
@@ -479,14 +582,40 @@ impl Buffer for DiskBuffer {
         stats(&self.shared)
     }
 
+    fn max_record_bytes(&self) -> u64 {
+        u64::from(self.shared.cfg.max_record_bytes)
+    }
+
     fn close(&self) -> BoxFuture<'_, Result<(), BufferError>> {
         Box::pin(self.close_inner())
+    }
+
+    fn fatal(&self) -> BoxFuture<'_, String> {
+        Box::pin(async move {
+            loop {
+                let notified = self.shared.fatal_notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(why) = self.shared.fatal.lock().expect("fatal lock").clone() {
+                    return why;
+                }
+                notified.await;
+            }
+        })
     }
 }
 
 fn stats(s: &Shared) -> BufferStats {
     let next_seq = s.next_seq.load(Ordering::Acquire);
     let cursor = s.acks.lock().expect("acks lock").cursor();
+    let damage = {
+        let d = s.damage.lock().expect("damage lock");
+        (d.records, d.last_at)
+    };
+    let damage = DamageView {
+        records: damage.0,
+        last_at: damage.1,
+    };
     BufferStats {
         next_seq,
         cursor,
@@ -495,7 +624,16 @@ fn stats(s: &Shared) -> BufferStats {
         max_bytes: s.cfg.max_bytes,
         segments: s.segments.lock().expect("segments lock").len(),
         failed: s.failed.load(Ordering::Acquire),
+        write_error: s.write_error.lock().expect("write error lock").clone(),
+        damaged_records: damage.records,
+        damage_secs_ago: damage.last_at.map(|t| t.elapsed().as_secs()),
+        fatal: s.fatal.lock().expect("fatal lock").clone(),
     }
+}
+
+struct DamageView {
+    records: u64,
+    last_at: Option<std::time::Instant>,
 }
 
 pub(crate) fn refresh_gauges(s: &Shared) {

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::cursor;
 use super::disk::{SegMeta, Shared, refresh_gauges};
+use super::queue::Queue;
 use super::segment::{self, sync_dir};
+use super::writer::Cmd;
 use crate::config::PersistPolicy;
 
 /// After a failed preallocation (a full disk, say), how long before trying again.
@@ -21,7 +23,7 @@ const SPARE_RETRY: Duration = Duration::from_secs(60);
 pub(crate) const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
 
 /// Persists the cursor, then deletes wholly acknowledged segments; every 100 ms until stopped.
-pub(crate) fn housekeep(s: Arc<Shared>, stop: std_mpsc::Receiver<()>) {
+pub(crate) fn housekeep(s: Arc<Shared>, queue: Arc<Queue>, stop: std_mpsc::Receiver<()>) {
     let mut spare_failed: Option<Instant> = None;
     loop {
         let done = !matches!(
@@ -34,6 +36,11 @@ pub(crate) fn housekeep(s: Arc<Shared>, stop: std_mpsc::Receiver<()>) {
         refresh_gauges(&s);
         if done {
             return;
+        }
+        if s.failed.load(Ordering::Acquire) {
+            // The writer could not put the log back after a failed write: nudge it to try again
+            // (it backs off on its own). If the queue is full, it is busy anyway.
+            let _ = queue.try_push(Cmd::Repair);
         }
         if s.cfg.persist == PersistPolicy::Fsync
             && !s.spare_ready.load(Ordering::Acquire)

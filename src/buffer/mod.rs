@@ -27,6 +27,14 @@
 //! `persist = flush` the answer comes after the `write`: the data is in the OS page cache and
 //! survives a crash of the process, not of the machine.
 //!
+//! **A failed append leaves no trace.** The writer marks where the log ends before each group;
+//! on any I/O error (a full disk, no descriptor for the next segment, EIO) it removes the
+//! segments the group created and cuts the log back to the mark, synced, before answering the
+//! group's appenders with the error. If that fails too, appends are refused (retryably) while
+//! the writer tries again with backoff; after a minute of failing the buffer reports itself
+//! failed for good ([`Buffer::fatal`]) and the process exits for its service manager to restart
+//! it. See [`writer`].
+//!
 //! **Rolling.** When a segment would pass `segment_max_bytes`, the writer cuts off the space it
 //! did not use and syncs it (whatever the persist policy), creates the next segment and syncs the
 //! directory, so a segment's existence and contents are durable before anything is written after
@@ -54,7 +62,9 @@
 //! **Recovery.** Opening lists the segment files (no reading), drops those wholly below the
 //! cursor, removes a partial spare, and scans only the last segment (its preallocated zeros are
 //! read once, at disk speed): a torn tail (an incomplete or failing frame with no
-//! valid frame after it) is truncated and counted. Damage in the middle of a segment is skipped
+//! valid frame after it) is truncated and counted, and damaged records before the last valid
+//! frame are counted in `conduit_buffer_corrupt_records_total` right away (a reader meeting them
+//! later does not count them again) and shown in `/health`. Damage in the middle of a segment is skipped
 //! by readers, which resynchronise on the next valid frame, count the lost records in
 //! `conduit_buffer_corrupt_records_total`, and acknowledge them so the cursor moves on. So
 //! opening never reads the backlog, its time and memory do not grow with it, no damage causes a
@@ -171,8 +181,16 @@ pub struct BufferStats {
     pub max_bytes: u64,
     /// Segment files.
     pub segments: usize,
-    /// Whether the writer failed and appends are refused.
+    /// Whether the writer failed and appends are refused (it recovers by itself).
     pub failed: bool,
+    /// The last write error, while no write has succeeded since (a full disk, say).
+    pub write_error: Option<String>,
+    /// Records lost to on-disk damage since start.
+    pub damaged_records: u64,
+    /// Seconds since damage was last found, if ever.
+    pub damage_secs_ago: Option<u64>,
+    /// Why the buffer failed for good, once it has.
+    pub fatal: Option<String>,
 }
 
 /// The durable buffer between sources and sinks.
@@ -189,8 +207,18 @@ pub trait Buffer: Send + Sync {
     /// Current figures.
     fn stats(&self) -> BufferStats;
 
+    /// The largest record [`Buffer::append`] takes (`buffer.max_record_bytes`).
+    fn max_record_bytes(&self) -> u64;
+
     /// Stops accepting, finishes appends in flight, syncs, persists the cursor.
     fn close(&self) -> BoxFuture<'_, Result<(), BufferError>>;
+
+    /// Resolves, with why, once the buffer has failed for good (it could not recover from a
+    /// disk error in time): the process should then exit non-zero so that its service manager
+    /// restarts it. Never resolves for a buffer that cannot fail so.
+    fn fatal(&self) -> BoxFuture<'_, String> {
+        Box::pin(std::future::pending())
+    }
 }
 
 /// Reads records in sequence order.
@@ -199,5 +227,7 @@ pub trait BufferReader: Send {
     fn next_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<Record>, BufferError>>;
 }
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;

@@ -26,14 +26,18 @@ pub struct DiskReader {
     shared: Arc<Shared>,
     next_seq: u64,
     open: Option<Open>,
+    /// The writer's rewind count when the open segment was opened.
+    rewound: u64,
 }
 
 impl DiskReader {
     pub(crate) fn new(shared: Arc<Shared>, start: u64) -> Self {
+        let rewound = shared_rewound(&shared);
         DiskReader {
             shared,
             next_seq: start,
             open: None,
+            rewound,
         }
     }
 
@@ -59,7 +63,7 @@ impl DiskReader {
             return;
         }
         tracing::error!(from = gap.start, to = gap.end, "skipping damaged buffer records");
-        self.shared.metrics.corrupt.inc_by(gap.end - gap.start);
+        self.shared.count_damage(gap.clone());
         self.shared.ack(gap);
     }
 
@@ -71,6 +75,13 @@ impl DiskReader {
         while out.len() < max {
             if self.next_seq >= self.shared.next_seq.load(Ordering::Acquire) {
                 return Ok(());
+            }
+            let rewound = shared_rewound(&self.shared);
+            if rewound != self.rewound {
+                // The writer put the log back after a failed write: what this reader may have
+                // read ahead is gone; re-open where it stands.
+                self.rewound = rewound;
+                self.open = None;
             }
             if self.open.is_none() {
                 let Some((first_seq, limit, _, _)) = self.locate() else {
@@ -134,6 +145,10 @@ impl DiskReader {
         }
         Ok(())
     }
+}
+
+fn shared_rewound(s: &Shared) -> u64 {
+    s.rewound.load(Ordering::Acquire)
 }
 
 impl BufferReader for DiskReader {

@@ -1,6 +1,6 @@
 //! Segment files: names, listing, preallocation, and making directory changes durable.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -53,7 +53,11 @@ pub fn list(dir: &Path) -> io::Result<Vec<SegmentFile>> {
 
 /// Opens a segment for writing at `offset` (its data end), keeping any preallocated space after.
 pub fn open_at(path: &Path, offset: u64) -> io::Result<File> {
-    let mut f = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    let mut f = crate::private_fs::file_options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
     f.seek(SeekFrom::Start(offset))?;
     Ok(f)
 }
@@ -65,7 +69,7 @@ pub fn open_at(path: &Path, offset: u64) -> io::Result<File> {
 pub fn prepare_spare(dir: &Path, len: u64) -> io::Result<()> {
     static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
     let partial = dir.join(SPARE_PARTIAL);
-    let mut f = OpenOptions::new()
+    let mut f = crate::private_fs::file_options()
         .create(true)
         .truncate(true)
         .write(true)

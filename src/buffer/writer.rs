@@ -2,13 +2,23 @@
 //!
 //! It takes every queued request at once (see [`Queue`]), frames them into one
 //! buffer, writes it with one call, syncs once (`persist = fsync`), publishes the new records to
-//! readers, and only then answers each appender. On a write error it re-reads the active
-//! segment's tail, truncates what is not a whole frame, answers the group with the error, and
-//! carries on; only when that recovery fails too does the buffer refuse further appends. Whole
-//! frames of a failed group may survive the cut: their senders were told of the failure and
-//! retry, so those events can arrive twice — with the same ids — but never not at all.
+//! readers, and only then answers each appender.
+//!
+//! **A failed group leaves no trace.** Before a group is written the writer marks where the log
+//! ends (segment, length, next sequence number). On any I/O error — a full disk, no file
+//! descriptor for the next segment, EIO on one write or sync — it puts the log back to that mark:
+//! segments the group created are removed, the segment it started in is cut back to the mark
+//! and synced, and readers are told to re-read (they never saw the group: it was not
+//! published). Every appender of the group is answered with the error, and nothing of the group
+//! is stored, so a retry stores each event exactly once.
+//!
+//! **Recovery is automatic.** If putting the log back fails too (the same shortage), the buffer
+//! refuses appends (a retryable error) and the writer tries again, with backoff, whenever the
+//! housekeeping thread nudges it (every 100 ms). Only when it has failed for
+//! [`GIVE_UP_AFTER`] does the buffer declare itself failed for good ([`super::Buffer::fatal`]),
+//! so that the process exits and its service manager restarts it.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::disk::{SegMeta, Shared, recover_tail};
+use super::disk::{SegMeta, Shared};
 use super::frame;
 use super::queue::Queue;
 use super::segment::{self, sync_dir};
@@ -27,6 +37,36 @@ pub const MAX_GROUP_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Longest the writer waits for more appenders to join a group.
 const MAX_COMMIT_DELAY: Duration = Duration::from_micros(500);
+
+/// How long putting the log back to its last good state may keep failing before the buffer
+/// gives up and asks for a restart.
+#[cfg(not(test))]
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+/// Short in tests, which check that giving up happens.
+#[cfg(test)]
+pub const GIVE_UP_AFTER: Duration = Duration::from_millis(500);
+
+/// Longest pause between two attempts to put the log back.
+const REPAIR_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Where the log ended before a group: what a failed group is undone to.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    /// The active segment's first sequence number.
+    seg_first_seq: u64,
+    /// Its length.
+    seg_len: u64,
+    /// The next sequence number.
+    next_seq: u64,
+}
+
+/// A log that could not yet be put back after a failed group.
+struct Broken {
+    mark: Mark,
+    since: Instant,
+    next_try: Instant,
+    backoff: Duration,
+}
 
 /// Where a `Close` is answered.
 type CloseReply = oneshot::Sender<io::Result<()>>;
@@ -60,12 +100,17 @@ pub enum Cmd {
         /// The answer.
         reply: CloseReply,
     },
+    /// Try again to put the log back after a failed group (sent by housekeeping while the
+    /// buffer refuses appends).
+    Repair,
 }
 
 /// The active segment and the writer's position.
 pub struct Writer {
     shared: Arc<Shared>,
     file: File,
+    /// The first sequence number of the segment `file` is.
+    file_first_seq: u64,
     seg_len: u64,
     next_seq: u64,
     buf: Vec<u8>,
@@ -75,6 +120,8 @@ pub struct Writer {
     last_sync: Duration,
     /// The completer task on the runtime the buffer was opened in, if any.
     completer: Option<mpsc::UnboundedSender<Replies>>,
+    /// Set while a failed group could not be undone yet.
+    broken: Option<Broken>,
 }
 
 impl Writer {
@@ -86,15 +133,21 @@ impl Writer {
         next_seq: u64,
         completer: Option<mpsc::UnboundedSender<Replies>>,
     ) -> Self {
+        let file_first_seq = {
+            let segs = shared.segments.lock().expect("segments lock");
+            segs.last().map_or(next_seq, |s| s.first_seq)
+        };
         Writer {
             shared,
             file,
+            file_first_seq,
             seg_len,
             next_seq,
             buf: Vec::with_capacity(1 << 20),
             usual_group: 0.0,
             last_sync: Duration::ZERO,
             completer,
+            broken: None,
         }
     }
 
@@ -142,6 +195,7 @@ impl Writer {
                         appends.push((records, reply));
                     }
                     Cmd::Close { reply } => close = Some(reply),
+                    Cmd::Repair => self.repair(),
                 }
             }
             let short = (appends.len() as f64) < self.usual_group.floor();
@@ -165,10 +219,23 @@ impl Writer {
 
     fn commit(&mut self, appends: &mut Vec<Pending>) {
         let before = self.next_seq;
-        let mut firsts = Vec::with_capacity(appends.len());
-        let result = self.write_group(appends, &mut firsts);
-        // Answer first; the records are freed after, off the appenders' critical path.
         let (records, senders): (Vec<_>, Vec<_>) = appends.drain(..).unzip();
+        if self.broken.is_some() {
+            self.repair();
+        }
+        if self.broken.is_some() {
+            let msg = "the buffer is recovering from a disk error; nothing was stored, retry later";
+            self.answer(senders.into_iter().map(|r| (r, Err(io::Error::other(msg)))).collect());
+            return;
+        }
+        let mark = Mark {
+            seg_first_seq: self.file_first_seq,
+            seg_len: self.seg_len,
+            next_seq: self.next_seq,
+        };
+        let mut firsts = Vec::with_capacity(records.len());
+        let result = self.write_group(&records, &mut firsts);
+        // Answer first; the records are freed after, off the appenders' critical path.
         match result {
             Ok(()) => {
                 self.publish();
@@ -182,14 +249,22 @@ impl Writer {
                 let m = &self.shared.metrics;
                 m.appended.inc_by(self.next_seq - before);
                 m.batch_records.observe((self.next_seq - before) as f64);
+                self.shared.set_write_error(None);
             }
             Err(e) => {
-                tracing::error!(error = %e, "buffer write failed; recovering the segment tail");
-                if let Err(e2) = self.recover() {
-                    tracing::error!(error = %e2, "buffer recovery failed; refusing appends until restart");
+                tracing::error!(error = %e, "buffer write failed; undoing the group");
+                self.shared.set_write_error(Some(e.to_string()));
+                if let Err(e2) = self.undo(mark) {
+                    tracing::error!(error = %e2, "cannot undo the failed group yet; refusing appends until it is");
+                    let now = Instant::now();
+                    self.broken = Some(Broken {
+                        mark,
+                        since: now,
+                        next_try: now,
+                        backoff: Duration::from_millis(100),
+                    });
                     self.shared.failed.store(true, Ordering::SeqCst);
                 }
-                self.publish();
                 self.answer(
                     senders
                         .into_iter()
@@ -199,6 +274,88 @@ impl Writer {
             }
         }
         drop(records);
+    }
+
+    /// Tries again to put the log back to the mark of the group that failed, if one did and its
+    /// backoff has passed; gives up for good after [`GIVE_UP_AFTER`].
+    fn repair(&mut self) {
+        let Some(b) = self.broken.as_mut() else { return };
+        let now = Instant::now();
+        if now < b.next_try {
+            return;
+        }
+        let mark = b.mark;
+        match self.undo(mark) {
+            Ok(()) => {
+                tracing::warn!("buffer recovered from the disk error; accepting appends again");
+                self.broken = None;
+                self.shared.failed.store(false, Ordering::SeqCst);
+            }
+            Err(e) => {
+                let b = self.broken.as_mut().expect("still broken");
+                b.backoff = (b.backoff * 2).min(REPAIR_BACKOFF_MAX);
+                b.next_try = now + b.backoff;
+                if b.since.elapsed() >= GIVE_UP_AFTER {
+                    let why = format!(
+                        "the buffer could not recover from a disk error for {} s: {e}",
+                        GIVE_UP_AFTER.as_secs()
+                    );
+                    tracing::error!(error = %e, "buffer failed for good; the process must restart");
+                    self.shared.set_fatal(why);
+                }
+            }
+        }
+    }
+
+    /// Puts the log back to `mark`: removes the segments created after it, cuts the segment it
+    /// is in back to its length (synced), and makes readers re-read.
+    fn undo(&mut self, mark: Mark) -> io::Result<()> {
+        self.buf.clear();
+        #[cfg(test)]
+        self.shared.faults.take("undo")?;
+        let dir = self.shared.dir.clone();
+        let later: Vec<u64> = {
+            let segs = self.shared.segments.lock().expect("segments lock");
+            segs.iter()
+                .map(|s| s.first_seq)
+                .filter(|f| *f > mark.seg_first_seq)
+                .collect()
+        };
+        if self.file_first_seq != mark.seg_first_seq {
+            // A roll happened: go back to the mark's segment first (this may need a descriptor
+            // the shortage does not give yet: then nothing has changed and it is tried again).
+            let path = dir.join(segment::file_name(mark.seg_first_seq));
+            self.file = segment::open_at(&path, mark.seg_len)?;
+            self.file_first_seq = mark.seg_first_seq;
+        }
+        for first in &later {
+            match std::fs::remove_file(dir.join(segment::file_name(*first))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.file.set_len(mark.seg_len)?;
+        self.file.sync_all()?;
+        if !later.is_empty() {
+            sync_dir(&dir)?;
+        }
+        {
+            use std::io::{Seek, SeekFrom};
+            self.file.seek(SeekFrom::Start(mark.seg_len))?;
+        }
+        {
+            let mut segs = self.shared.segments.lock().expect("segments lock");
+            segs.retain(|s| s.first_seq <= mark.seg_first_seq);
+            if let Some(last) = segs.last_mut() {
+                last.len = mark.seg_len;
+                last.sealed = false;
+            }
+        }
+        self.seg_len = mark.seg_len;
+        self.next_seq = mark.next_seq;
+        self.shared.rewound.fetch_add(1, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Answers a group. Waking each appender's task from this thread costs a trip through the
@@ -216,10 +373,12 @@ impl Writer {
         complete(replies);
     }
 
-    fn write_group(&mut self, appends: &[Pending], firsts: &mut Vec<u64>) -> io::Result<()> {
+    fn write_group(&mut self, appends: &[Vec<Vec<u8>>], firsts: &mut Vec<u64>) -> io::Result<()> {
         let max = self.shared.cfg.segment_max_bytes;
         self.buf.clear();
-        for (records, _) in appends {
+        #[cfg(test)]
+        self.shared.faults.take("write")?;
+        for records in appends {
             firsts.push(self.next_seq);
             for r in records {
                 let fl = frame::framed_len(r.len());
@@ -244,6 +403,8 @@ impl Writer {
 
     fn flush_buf(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
+            #[cfg(test)]
+            self.shared.faults.take("flush")?;
             self.file.write_all(&self.buf)?;
             self.seg_len += self.buf.len() as u64;
             self.buf.clear();
@@ -260,9 +421,15 @@ impl Writer {
         self.file.sync_data()?;
         let dir = &self.shared.dir;
         let path = dir.join(segment::file_name(self.next_seq));
+        #[cfg(test)]
+        self.shared.faults.take("roll")?;
         let file = match self.take_spare(&path) {
             Some(f) => f,
-            None => OpenOptions::new().create(true).write(true).truncate(true).open(&path)?,
+            None => crate::private_fs::file_options()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&path)?,
         };
         sync_dir(dir)?;
         {
@@ -278,6 +445,7 @@ impl Writer {
             });
         }
         self.file = file;
+        self.file_first_seq = self.next_seq;
         self.seg_len = 0;
         Ok(())
     }
@@ -307,20 +475,5 @@ impl Writer {
         }
         self.shared.next_seq.store(self.next_seq, Ordering::Release);
         self.shared.data_ready.notify_waiters();
-    }
-
-    /// After a failed write: cut the active segment back to its last whole frame.
-    fn recover(&mut self) -> io::Result<()> {
-        self.buf.clear();
-        let (first_seq, path) = {
-            let segs = self.shared.segments.lock().expect("segments lock");
-            let last = segs.last().expect("there is always an active segment");
-            (last.first_seq, self.shared.dir.join(segment::file_name(last.first_seq)))
-        };
-        let tail = recover_tail(&path, first_seq)?;
-        self.file = segment::open_at(&path, tail.valid_len)?;
-        self.seg_len = tail.valid_len;
-        self.next_seq = tail.next_seq;
-        Ok(())
     }
 }

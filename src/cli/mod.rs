@@ -68,6 +68,7 @@ enum Command {
 
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
+    crate::private_fs::restrict_umask();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -92,8 +93,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { config } => {
             let cfg = config::load_file(&config)?;
-            if let Some(t) = &cfg.sources.http.token {
-                t.resolve("sources.http.token")?;
+            if cfg.sources.http.enabled {
+                cfg.push_token()?;
+            }
+            if cfg.sources.icws.enabled
+                && let Some(p) = &cfg.sources.icws.password
+            {
+                p.resolve("sources.icws.password")?;
             }
             if let Some(t) = &cfg.organization.client_secret {
                 t.resolve("organization.client_secret")?;

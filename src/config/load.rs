@@ -29,7 +29,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
     let mut table: Table = text
         .parse()
-        .map_err(|e: toml::de::Error| ConfigError::Syntax(e.to_string()))?;
+        .map_err(|e: toml::de::Error| ConfigError::Syntax(syntax_error(text, &e)))?;
     let mut overrides: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
     overrides.sort();
     for (var, value) in overrides {
@@ -96,6 +96,26 @@ fn apply_override(table: &mut Table, var: &str, raw: &str) -> Result<(), ConfigE
 fn parse_literal(raw: &str) -> Option<Value> {
     let doc: Table = format!("v = {raw}").parse().ok()?;
     doc.get("v").cloned()
+}
+
+/// A TOML syntax error as the line, column and key it is at and what is wrong — never the text
+/// of the line, which may hold a secret.
+fn syntax_error(text: &str, e: &toml::de::Error) -> String {
+    let what = e.message().lines().next().unwrap_or("syntax error").to_string();
+    let Some(span) = e.span() else { return what };
+    let before = &text[..span.start.min(text.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "_.-\"".contains(c)));
+    match key {
+        Some(k) => format!("line {line_no}, column {column} (key `{k}`): {what}"),
+        None => format!("line {line_no}, column {column}: {what}"),
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +195,14 @@ mod tests {
             let err = load_str(text, vars.clone()).unwrap_err().to_string();
             assert!(err.contains(key), "expected `{key}` in: {err}");
         }
+    }
+
+    #[test]
+    fn a_syntax_error_names_line_and_key_but_never_prints_the_line() {
+        let text = "cic_server = \"c\"\n[sources.http]\ntoken = \"hunter2-very-secret\n";
+        let err = load_str(text, Vec::new()).unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("line 3") && err.contains("`token`"), "{err}");
     }
 
     #[test]

@@ -153,14 +153,47 @@ pub struct ServerConfig {
     /// Address and port to listen on, e.g. `127.0.0.1:8087` (port 0 picks a free one).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Most connections open at once. At the cap, a new connection closes the oldest one that
+    /// has no request in flight (an idle or slow client), or is refused if every one is busy.
+    /// Lowered at start to what the process's file-descriptor limit leaves room for.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A connection with no request in flight for this long is closed (ms): idle keep-alive
+    /// connections, and clients that connect and send nothing or send headers too slowly.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Time allowed for a request's headers to arrive once they start (ms).
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// Time allowed for a request's whole body to arrive (ms): a push whose body (or the
+    /// `Content-Length` it announced) does not come in time is answered 408.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: default_listen(),
+            max_connections: default_max_connections(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+            header_timeout_ms: default_header_timeout_ms(),
+            body_timeout_ms: default_body_timeout_ms(),
         }
     }
+}
+
+fn default_max_connections() -> usize {
+    256
+}
+fn default_idle_timeout_ms() -> u64 {
+    10_000
+}
+fn default_header_timeout_ms() -> u64 {
+    5_000
+}
+fn default_body_timeout_ms() -> u64 {
+    30_000
 }
 
 fn default_listen() -> String {
@@ -430,6 +463,10 @@ pub struct IcwsSourceConfig {
     /// certificate comes from an in-house CA). Certificates are always verified.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Allow `http://` hosts other than loopback: the password then crosses the network in
+    /// clear. Off by default; HTTPS (port 8019) is what to use.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 impl Default for IcwsSourceConfig {
@@ -446,6 +483,7 @@ impl Default for IcwsSourceConfig {
             reconnect_max_ms: default_reconnect_max_ms(),
             application_name: default_application_name(),
             ca_file: None,
+            allow_plain_http: false,
         }
     }
 }

@@ -45,13 +45,7 @@ impl SecretSource {
                 key: key.into(),
                 message: format!("environment variable {env} is not set or not UTF-8"),
             })?,
-            SecretSource::File { file } => std::fs::read_to_string(file)
-                .map_err(|e| ConfigError::Secret {
-                    key: key.into(),
-                    message: format!("cannot read {}: {e}", file.display()),
-                })?
-                .trim()
-                .to_string(),
+            SecretSource::File { file } => read_secret_file(key, file)?,
         };
         if value.is_empty() {
             return Err(ConfigError::Secret {
@@ -61,6 +55,51 @@ impl SecretSource {
         }
         Ok(Secret(value))
     }
+}
+
+/// Largest secret file read: a secret is a line, and a path pointing at `/dev/zero` or a huge
+/// file must not hang or fill memory.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a secret file, bounded, trimmed; warns when others than its owner may read it.
+fn read_secret_file(key: &str, file: &std::path::Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let err = |message: String| ConfigError::Secret {
+        key: key.into(),
+        message,
+    };
+    let f = std::fs::File::open(file).map_err(|e| err(format!("cannot read {}: {e}", file.display())))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| err(format!("cannot read {}: {e}", file.display())))?;
+    if !meta.is_file() {
+        return Err(err(format!("{} is not a regular file", file.display())));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                key,
+                path = %file.display(),
+                mode = format!("{mode:o}"),
+                "a secret file is readable by others than its owner; chmod 600 it"
+            );
+        }
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(format!("cannot read {}: {e}", file.display())))?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(err(format!(
+            "{} is larger than {MAX_SECRET_FILE_BYTES} bytes; it should hold only the secret",
+            file.display()
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| err(format!("{} is not UTF-8 text", file.display())))?;
+    Ok(text.trim().to_string())
 }
 
 /// A resolved secret. `Debug` and `Display` never show it.
@@ -101,6 +140,25 @@ mod tests {
         assert!(!format!("{s:?} {s}").contains("hunter2"));
         let src = SecretSource::Inline("hunter2".into());
         assert!(!format!("{src:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_secret_file_is_read_with_a_bound() {
+        let err = SecretSource::File {
+            file: "/dev/zero".into(),
+        }
+        .resolve("organization.client_secret")
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("organization.client_secret") && err.contains("/dev/zero"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        std::fs::write(&p, vec![b'a'; 70_000]).unwrap();
+        let err = SecretSource::File { file: p }.resolve("k").unwrap_err().to_string();
+        assert!(err.contains("larger than"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use super::region::{self, region_domain};
 use super::{Config, ConfigError};
 
+/// The shortest push token accepted.
+pub const MIN_PUSH_TOKEN_CHARS: usize = 16;
+
 impl Config {
     /// Checks what types alone cannot; every error names its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -13,6 +16,19 @@ impl Config {
             return Err(ConfigError::invalid("cic_server", "must not be empty"));
         }
         self.listen_addr()?;
+        let sv = &self.server;
+        if sv.max_connections == 0 {
+            return Err(ConfigError::invalid("server.max_connections", "must be at least 1"));
+        }
+        for (key, ms) in [
+            ("server.idle_timeout_ms", sv.idle_timeout_ms),
+            ("server.header_timeout_ms", sv.header_timeout_ms),
+            ("server.body_timeout_ms", sv.body_timeout_ms),
+        ] {
+            if !(100..=3_600_000).contains(&ms) {
+                return Err(ConfigError::invalid(key, "must be from 100 to 3600000 (ms)"));
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(ConfigError::invalid(
                 "log.level",
@@ -138,6 +154,18 @@ impl Config {
                     format!("`{h}` must start with https:// or http://"),
                 ));
             }
+            if let Some(h) = i
+                .hosts
+                .iter()
+                .find(|h| !crate::source::icws::client::may_send_password(h, i.allow_plain_http))
+            {
+                return Err(ConfigError::invalid(
+                    "sources.icws.hosts",
+                    format!(
+                        "`{h}` would send the ICWS password in clear over the network; use https:// (port 8019), or set sources.icws.allow_plain_http = true to accept that"
+                    ),
+                ));
+            }
             if i.password.is_none() {
                 return Err(ConfigError::invalid(
                     "sources.icws.password",
@@ -232,6 +260,29 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The push endpoint's bearer token, read and checked: at least [`MIN_PUSH_TOKEN_CHARS`]
+    /// characters, so that it cannot be guessed.
+    pub fn push_token(&self) -> Result<super::Secret, ConfigError> {
+        const KEY: &str = "sources.http.token";
+        let t = self
+            .sources
+            .http
+            .token
+            .as_ref()
+            .ok_or_else(|| ConfigError::invalid(KEY, "required"))?
+            .resolve(KEY)?;
+        let n = t.expose().chars().count();
+        if n < MIN_PUSH_TOKEN_CHARS {
+            return Err(ConfigError::invalid(
+                KEY,
+                format!(
+                    "the token has {n} characters; use at least {MIN_PUSH_TOKEN_CHARS} (e.g. `openssl rand -hex 24`)"
+                ),
+            ));
+        }
+        Ok(t)
     }
 
     /// The listen address, parsed.

@@ -195,7 +195,7 @@ impl DeadLetters {
     /// Dead letters under `<data_dir>/dead-letter/` (created when missing).
     pub fn open(data_dir: &Path) -> Result<Self, DeadLetterError> {
         let dir = dir_of(data_dir);
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        crate::private_fs::create_own_dir(&dir).map_err(io_err(&dir))?;
         Ok(DeadLetters {
             dir,
             open: Mutex::new(None),
@@ -216,7 +216,7 @@ impl DeadLetters {
     fn new_file(&self) -> Result<Open, DeadLetterError> {
         let name = format!("dl-{:013}-{}.avro", timefmt::now_ms(), std::process::id());
         let path = self.dir.join(name);
-        let file = File::options()
+        let file = crate::private_fs::file_options()
             .write(true)
             .create_new(true)
             .open(&path)
@@ -313,7 +313,7 @@ pub fn list(data_dir: &Path) -> Result<Vec<FileSummary>, DeadLetterError> {
 /// Moves a replayed file to `dead-letter/replayed/`.
 pub fn mark_replayed(path: &Path) -> Result<PathBuf, DeadLetterError> {
     let dir = path.parent().unwrap_or(Path::new(".")).join("replayed");
-    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    crate::private_fs::create_own_dir(&dir).map_err(io_err(&dir))?;
     let to = dir.join(path.file_name().unwrap_or_default());
     fs::rename(path, &to).map_err(io_err(path))?;
     crate::buffer::segment::sync_dir(&dir).map_err(io_err(&dir))?;

@@ -246,6 +246,7 @@ async fn send_part(ctx: &Context, mut part: Vec<Item>) -> Part {
             Outcome::Response {
                 status: answer.status,
                 retry_after: answer.retry_after.as_deref(),
+                confirmed: answer.confirmed,
             },
             SystemTime::now(),
         );

@@ -1,7 +1,10 @@
 //! What to do with a Genesys Cloud response: a pure function of the response, apart from any
 //! backoff policy, so that it is tested without a network.
 //!
-//! - 2xx: delivered.
+//! - 2xx with the API's answer as its body: delivered. A 2xx without it (an HTML page from a
+//!   proxy or captive portal, an empty body) confirms nothing: retried as an outage.
+//! - 3xx: never followed; retried as an outage (the cloud does not redirect API calls, so a
+//!   redirect means something between the conduit and the cloud is answering).
 //! - 429, 408, and 5xx other than 501: retry — honouring `Retry-After` when the cloud sends it.
 //!   A 429 pauses the whole destination, not only that request.
 //! - 401 and 403 (after the sink's one token refresh): retry, pausing the destination. A refused
@@ -22,6 +25,8 @@ pub enum Outcome<'a> {
         status: u16,
         /// Its `Retry-After` header, if any.
         retry_after: Option<&'a str>,
+        /// For a 2xx: whether its body is the API's answer for the call.
+        confirmed: bool,
     },
     /// No connection could be made (refused, reset, DNS, TLS).
     Connect,
@@ -41,7 +46,7 @@ pub enum Verdict {
         /// The whole destination should pause (rate limited), not only this request.
         pause_destination: bool,
         /// Bounded reason for metrics: `rate_limited`, `timeout`, `server_error`, `connect`,
-        /// `unauthorized`.
+        /// `unauthorized`, `redirect`, `unconfirmed`.
         reason: &'static str,
     },
     /// Refused for good: dead-letter.
@@ -64,10 +69,24 @@ pub fn classify(outcome: Outcome<'_>, now: SystemTime) -> Verdict {
             pause_destination: false,
             reason: "timeout",
         },
-        Outcome::Response { status, retry_after } => {
+        Outcome::Response {
+            status,
+            retry_after,
+            confirmed,
+        } => {
             let after = retry_after.and_then(|v| parse_retry_after(v, now));
             match status {
-                200..=299 => Verdict::Delivered,
+                200..=299 if confirmed => Verdict::Delivered,
+                200..=299 => Verdict::Retry {
+                    after,
+                    pause_destination: false,
+                    reason: "unconfirmed",
+                },
+                300..=399 => Verdict::Retry {
+                    after,
+                    pause_destination: false,
+                    reason: "redirect",
+                },
                 429 => Verdict::Retry {
                     after,
                     pause_destination: true,
@@ -129,6 +148,7 @@ mod tests {
             Outcome::Response {
                 status,
                 retry_after: None,
+                confirmed: true,
             },
             SystemTime::UNIX_EPOCH,
         )
@@ -139,10 +159,26 @@ mod tests {
         for s in [200, 201, 202, 204] {
             assert_eq!(resp(s), Verdict::Delivered, "{s}");
         }
-        for s in [401, 403, 408, 429, 500, 502, 503, 504, 599] {
+        for s in [401, 403, 408, 429, 500, 502, 503, 504, 599, 301, 302, 307, 308] {
             assert!(matches!(resp(s), Verdict::Retry { .. }), "{s}");
         }
-        for s in [400, 404, 409, 413, 422, 501, 302, 100] {
+        assert!(matches!(resp(302), Verdict::Retry { reason: "redirect", .. }));
+        let unconfirmed = classify(
+            Outcome::Response {
+                status: 200,
+                retry_after: None,
+                confirmed: false,
+            },
+            SystemTime::UNIX_EPOCH,
+        );
+        assert!(matches!(
+            unconfirmed,
+            Verdict::Retry {
+                reason: "unconfirmed",
+                ..
+            }
+        ));
+        for s in [400, 404, 409, 413, 422, 501, 100] {
             assert!(matches!(resp(s), Verdict::DeadLetter { .. }), "{s}");
         }
         assert!(matches!(
@@ -177,6 +213,7 @@ mod tests {
             Outcome::Response {
                 status: 429,
                 retry_after: Some("7"),
+                confirmed: false,
             },
             now,
         );

@@ -3,7 +3,9 @@
 //! A token is fetched from `<login base>/oauth/token` with the client's id and secret (HTTP Basic),
 //! reused until 80% of its `expires_in` has passed, then replaced; a request answered 401 drops
 //! the token it used (once — not a newer one another request already fetched) so the retry gets a
-//! fresh one. Only one fetch is ever in flight. Neither the secret nor any token is ever logged,
+//! fresh one. Only one fetch is ever in flight. No redirect is followed (the secret goes only to
+//! the configured login host) and only a JSON token answer counts; the answer is read with a
+//! bound. Neither the secret nor any token is ever logged,
 //! counted or put in an error: they are held as [`Secret`].
 
 use std::time::{Duration, Instant};
@@ -141,9 +143,18 @@ impl TokenSource {
             .map_err(|e| OAuthError::Transport(crate::app::describe_http_error(e)))?;
         let status = resp.status().as_u16();
         let correlation_id = super::correlation_id(resp.headers());
+        if (300..400).contains(&status) {
+            let note = crate::outbound::redirect_note(status, resp.headers());
+            tracing::warn!(status, correlation_id = %correlation_id, "OAuth token request redirected; not followed");
+            return Err(OAuthError::BadAnswer(format!("the login host {note}")));
+        }
+        let headers = resp.headers().clone();
+        let body = crate::outbound::read_body(resp, crate::outbound::MAX_OAUTH_BODY)
+            .await
+            .map_err(|e| OAuthError::Transport(e.to_string()))?;
         if status == 400 || status == 401 || status == 403 {
-            let body: serde_json::Value = resp.json().await.unwrap_or_default();
-            let error = body["error"].as_str().unwrap_or("unknown").to_string();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let error = crate::outbound::bounded(body["error"].as_str().unwrap_or("unknown"), 100);
             tracing::error!(status, error = %error, correlation_id = %correlation_id, client_id = %self.creds.client_id, "OAuth credentials refused");
             return Err(OAuthError::Refused { status, error });
         }
@@ -151,10 +162,12 @@ impl TokenSource {
             tracing::warn!(status, correlation_id = %correlation_id, "OAuth token request failed");
             return Err(OAuthError::Unavailable { status, correlation_id });
         }
-        let answer: TokenAnswer = resp
-            .json()
-            .await
-            .map_err(|e| OAuthError::BadAnswer(crate::app::describe_http_error(e)))?;
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| {
+            OAuthError::BadAnswer(format!(
+                "HTTP {status} without a token answer ({})",
+                crate::outbound::describe_unexpected(&headers, &body)
+            ))
+        })?;
         if !answer.token_type.is_empty() && !answer.token_type.eq_ignore_ascii_case("bearer") {
             return Err(OAuthError::BadAnswer(format!(
                 "token_type `{}` is not bearer",

@@ -2,6 +2,9 @@
 //! external-events JSON schema (derived from the Avro schema, see [`super::journey::mapping`])
 //! and the configuration that uses it — and reports their ids.
 //!
+//! Follows no redirect and takes only the API's JSON answers (bounded reads): a 3xx or a 2xx
+//! that is not the API's object is an error saying what came back.
+//!
 //! Idempotent: both are looked up by name first (every page of the list) and only created when
 //! missing, so running it again changes nothing. An existing schema whose properties differ from
 //! the derived ones is reported, not overwritten.
@@ -76,16 +79,57 @@ impl Setup {
             .map_err(|e| SetupError::Transport(format!("{what}: {}", crate::app::describe_http_error(e))))?;
         let status = resp.status().as_u16();
         let correlation_id = super::correlation_id(resp.headers());
-        let body: Value = resp.json().await.unwrap_or_default();
-        if !(200..300).contains(&status) {
+        if (300..400).contains(&status) {
             return Err(SetupError::Api {
                 what: what.to_string(),
                 status,
-                message: body["message"].as_str().unwrap_or("").to_string(),
+                message: crate::outbound::redirect_note(status, resp.headers()),
                 correlation_id,
             });
         }
-        Ok(body)
+        let headers = resp.headers().clone();
+        let bytes = crate::outbound::read_body(resp, crate::outbound::MAX_API_BODY)
+            .await
+            .map_err(|e| SetupError::Transport(format!("{what}: {e}")))?;
+        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+        if !(200..300).contains(&status) {
+            let message = body
+                .as_ref()
+                .and_then(|b| b["message"].as_str())
+                .map(|m| crate::outbound::bounded(m, 1024))
+                .unwrap_or_else(|| crate::outbound::describe_unexpected(&headers, &bytes));
+            return Err(SetupError::Api {
+                what: what.to_string(),
+                status,
+                message,
+                correlation_id,
+            });
+        }
+        match body {
+            Some(v @ Value::Object(_)) => Ok(v),
+            _ => Err(SetupError::Api {
+                what: what.to_string(),
+                status,
+                message: format!(
+                    "not the API's answer ({})",
+                    crate::outbound::describe_unexpected(&headers, &bytes)
+                ),
+                correlation_id,
+            }),
+        }
+    }
+
+    /// The `id` of an object the API returned, which every answer here must carry.
+    fn id_of(what: &str, v: &Value) -> Result<String, SetupError> {
+        match v["id"].as_str() {
+            Some(id) if !id.is_empty() => Ok(id.to_string()),
+            _ => Err(SetupError::Api {
+                what: what.to_string(),
+                status: 200,
+                message: "the answer carries no id".into(),
+                correlation_id: String::new(),
+            }),
+        }
     }
 
     /// Every item of a paged list whose `key` equals `value`.
@@ -97,8 +141,16 @@ impl Setup {
                 .http
                 .get(&base)
                 .query(&[("pageSize", "100"), ("pageNumber", &page.to_string())]);
-            let body = self.call(&format!("GET {path}"), req).await?;
-            let items = body["entities"].as_array().cloned().unwrap_or_default();
+            let what = format!("GET {path}");
+            let body = self.call(&what, req).await?;
+            let Some(items) = body["entities"].as_array().cloned() else {
+                return Err(SetupError::Api {
+                    what,
+                    status: 200,
+                    message: "the listing carries no `entities` list".into(),
+                    correlation_id: String::new(),
+                });
+            };
             if let Some(found) = items.iter().find(|i| i[key] == value) {
                 return Ok(Some(found.clone()));
             }
@@ -130,7 +182,7 @@ impl Setup {
             None => (self.create(SCHEMAS, &wanted).await?, true),
         };
         let schema_differs = schema["properties"] != wanted["properties"];
-        let schema_id = schema["id"].as_str().unwrap_or_default().to_string();
+        let schema_id = Self::id_of(SCHEMAS, &schema)?;
         let (config, configuration_created) = match self.find(CONFIGS, "name", configuration_name).await? {
             Some(c) => (c, false),
             None => {
@@ -146,7 +198,7 @@ impl Setup {
         Ok(SetupResult {
             schema_id,
             schema_created,
-            configuration_id: config["id"].as_str().unwrap_or_default().to_string(),
+            configuration_id: Self::id_of(CONFIGS, &config)?,
             configuration_created,
             schema_differs,
         })

@@ -5,6 +5,7 @@
 //!   buffer at the configured persist level (`"dropped": k` too if `when_full = drop_newest` hit);
 //! - `400 {"error", "items": [{"index", "field", "reason"}]}` — nothing of the request is accepted;
 //! - `401` without a valid bearer token (compared in constant time);
+//! - `408` when the body (or the length it announced) does not arrive within the body timeout;
 //! - `413` over `max_body_bytes` (compressed or decompressed), `415` for an unknown encoding;
 //! - `503` with `Retry-After` when the buffer is full or the conduit is stopping or disabled.
 
@@ -40,6 +41,8 @@ pub struct HttpSource {
     pub enabled: bool,
     /// Set while stopping: new requests are refused.
     pub shutdown: Shutdown,
+    /// Time allowed for the whole body to arrive.
+    pub body_timeout: std::time::Duration,
 }
 
 impl HttpSource {
@@ -105,9 +108,18 @@ pub async fn push_handler(State(src): State<Arc<HttpSource>>, headers: HeaderMap
         );
     }
     let limit = src.cfg.max_body_bytes;
-    let raw: Bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
+    let raw: Bytes = match tokio::time::timeout(src.body_timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(b)) => b,
         Err(_) => {
+            src.reject("timeout", 1);
+            let secs = src.body_timeout.as_secs_f64();
+            return src.reply(
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"error": format!("the body did not arrive within {secs} s; nothing was accepted")}),
+                false,
+            );
+        }
+        Ok(Err(_)) => {
             src.reject("too_large", 1);
             return src.reply(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -178,12 +190,29 @@ fn body_error(src: &HttpSource, e: BodyError) -> Response {
 }
 
 fn ingest_error(src: &HttpSource, e: IngestError, n: u64) -> Response {
+    if let IngestError::Refused(refused) = &e {
+        src.reject("too_large", refused.len() as u64);
+        let items: Vec<push::ItemError> = refused
+            .iter()
+            .map(|r| push::ItemError {
+                index: r.index,
+                field: String::new(),
+                reason: r.reason.clone(),
+            })
+            .collect();
+        return src.reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid items; nothing of this request was accepted", "accepted": 0, "items": items}),
+            false,
+        );
+    }
     let (status, reason, retry) = match &e {
         IngestError::Buffer(BufferError::Full { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "buffer_full", true),
         IngestError::Buffer(BufferError::TooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", false),
         IngestError::Buffer(BufferError::Closed) => (StatusCode::SERVICE_UNAVAILABLE, "stopping", true),
         IngestError::Buffer(_) => (StatusCode::SERVICE_UNAVAILABLE, "buffer_error", true),
         IngestError::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encode_error", false),
+        IngestError::Refused(_) => unreachable!("answered above"),
     };
     tracing::warn!(error = %e, items = n, status = status.as_u16(), "push request not stored");
     src.reject(reason, n);

@@ -3,7 +3,11 @@
 //! once they are in the buffer at the configured persist level.
 //!
 //! Promises: a batch is stored all or nothing; when it cannot be stored, the normalizer's state
-//! is rolled back, so the sender's retry yields the same events with the same ids.
+//! is rolled back, so the sender's retry yields the same events with the same ids. An
+//! observation whose event could never be stored (larger than `buffer.max_record_bytes`) is
+//! named: [`Ingest::ingest`] refuses the whole batch with it ([`IngestError::Refused`], for a
+//! sender that is told which item to fix), [`Ingest::ingest_each`] refuses it alone and stores
+//! the rest (for a source nobody can be told, such as ICWS).
 
 pub mod http;
 pub mod icws;
@@ -27,6 +31,18 @@ pub enum IngestError {
     /// An event did not encode (a bug: the normalizer only makes valid events).
     #[error("event encoding failed: {0}")]
     Encode(#[from] CodecError),
+    /// Some observations can never be stored; nothing of the batch was.
+    #[error("{} observation(s) cannot be stored", .0.len())]
+    Refused(Vec<Refusal>),
+}
+
+/// An observation refused alone: its index in the batch and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Its index in the batch.
+    pub index: usize,
+    /// Why, for the sender or the log.
+    pub reason: String,
 }
 
 impl IngestError {
@@ -35,17 +51,20 @@ impl IngestError {
         match self {
             IngestError::Buffer(e) => e.is_retryable(),
             IngestError::Encode(e) => e.is_retryable(),
+            IngestError::Refused(_) => false,
         }
     }
 }
 
 /// What happened to a stored batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ingested {
     /// Events stored.
     pub events: usize,
     /// Events dropped at the size cap (`when_full = drop_newest`).
     pub dropped: usize,
+    /// Observations refused alone ([`Ingest::ingest_each`]).
+    pub refused: Vec<Refusal>,
 }
 
 /// The shared path from observations to the buffer.
@@ -96,19 +115,50 @@ impl Ingest {
             .import(entries, timefmt::now_ms());
     }
 
-    /// Normalizes, encodes and stores a batch; returns once it is stored.
+    /// Normalizes, encodes and stores a batch, all or nothing; returns once it is stored.
     pub async fn ingest(&self, batch: &[Observation]) -> Result<Ingested, IngestError> {
+        self.ingest_with(batch, false).await
+    }
+
+    /// As [`Self::ingest`], but an observation that can never be stored is refused alone
+    /// (listed in [`Ingested::refused`]) and the others are stored.
+    pub async fn ingest_each(&self, batch: &[Observation]) -> Result<Ingested, IngestError> {
+        self.ingest_with(batch, true).await
+    }
+
+    async fn ingest_with(&self, batch: &[Observation], alone: bool) -> Result<Ingested, IngestError> {
         let now = timefmt::now_ms();
-        let mut events: Vec<InteractionEvent> = Vec::with_capacity(batch.len() * 2);
-        let mut undo = Undo::default();
-        {
-            let mut n = self.normalizer.lock().unwrap_or_else(|p| p.into_inner());
-            for o in batch {
-                n.observe(o, now, &mut events, &mut undo);
+        let skip = std::collections::BTreeSet::new();
+        let (mut events, mut owners, mut undo) = self.observe(batch, &skip, now);
+        let mut records = self.encode(&events)?;
+        let max = self.buffer.max_record_bytes();
+        let bad: std::collections::BTreeMap<usize, usize> = records
+            .iter()
+            .zip(&owners)
+            .filter(|(r, _)| r.len() as u64 > max)
+            .map(|(r, o)| (*o, r.len()))
+            .collect();
+        let mut refused = Vec::new();
+        if !bad.is_empty() {
+            self.normalizer.lock().unwrap_or_else(|p| p.into_inner()).rollback(undo);
+            refused = bad
+                .iter()
+                .map(|(index, size)| Refusal {
+                    index: *index,
+                    reason: format!(
+                        "its event would take {size} bytes, over the {max}-byte limit (buffer.max_record_bytes): shorten its values"
+                    ),
+                })
+                .collect();
+            if !alone {
+                return Err(IngestError::Refused(refused));
             }
+            let skip: std::collections::BTreeSet<usize> = bad.keys().copied().collect();
+            (events, owners, undo) = self.observe(batch, &skip, now);
+            records = self.encode(&events)?;
         }
-        let result = self.store(&events).await;
-        match result {
+        drop(owners);
+        match self.buffer.append(records).await {
             Ok(Appended::Stored { first_seq, count }) => {
                 if let Some(c) = &self.clock {
                     c.record(first_seq..first_seq + count as u64, std::time::Instant::now());
@@ -116,26 +166,122 @@ impl Ingest {
                 Ok(Ingested {
                     events: count,
                     dropped: 0,
+                    refused,
                 })
             }
             Ok(Appended::Dropped { count }) => Ok(Ingested {
                 events: 0,
                 dropped: count,
+                refused,
             }),
             Err(e) => {
                 self.normalizer.lock().unwrap_or_else(|p| p.into_inner()).rollback(undo);
-                Err(e)
+                Err(e.into())
             }
         }
     }
 
-    async fn store(&self, events: &[InteractionEvent]) -> Result<Appended, IngestError> {
+    /// Observes the batch but the `skip`ped indices: the events, which observation made each,
+    /// and how to undo it.
+    fn observe(
+        &self,
+        batch: &[Observation],
+        skip: &std::collections::BTreeSet<usize>,
+        now: i64,
+    ) -> (Vec<InteractionEvent>, Vec<usize>, Undo) {
+        let mut events: Vec<InteractionEvent> = Vec::with_capacity(batch.len() * 2);
+        let mut owners = Vec::with_capacity(batch.len() * 2);
+        let mut undo = Undo::default();
+        let mut n = self.normalizer.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, o) in batch.iter().enumerate() {
+            if skip.contains(&i) {
+                continue;
+            }
+            n.observe(o, now, &mut events, &mut undo);
+            owners.resize(events.len(), i);
+        }
+        (events, owners, undo)
+    }
+
+    fn encode(&self, events: &[InteractionEvent]) -> Result<Vec<Vec<u8>>, IngestError> {
         let mut records = Vec::with_capacity(events.len());
         for ev in events {
             let mut out = Vec::with_capacity(320);
             self.codec.encode_into(ev, &mut out)?;
             records.push(out);
         }
-        Ok(self.buffer.append(records).await?)
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::DiskBuffer;
+    use crate::config::{BufferConfig, NormalizeConfig};
+    use crate::metrics::Metrics;
+
+    /// An ingest whose buffer takes records of at most 1 KiB, normalizing two custom attributes
+    /// of up to 1 KiB each: an observation carrying both at full length makes too large an event.
+    fn ingest(dir: &std::path::Path) -> Ingest {
+        let metrics = Metrics::new();
+        let b = BufferConfig {
+            max_record_bytes: 1024,
+            segment_max_bytes: 64 * 1024,
+            ..BufferConfig::with_dir(dir)
+        };
+        let buffer: Arc<dyn Buffer> = Arc::new(DiskBuffer::open(&b, metrics.buffer.clone()).unwrap());
+        let n = NormalizeConfig {
+            custom_attributes: vec!["Big1".into(), "Big2".into()],
+            max_attribute_value_bytes: 1024,
+            ..NormalizeConfig::default()
+        };
+        Ingest::new(Normalizer::new("cic", &n, metrics.normalize.clone()), buffer)
+    }
+
+    fn obs(id: &str, big: bool) -> Observation {
+        let mut attributes = vec![
+            ("Eic_CallIdKey".to_string(), format!("{id}20240409")),
+            ("Eic_State".to_string(), "C".to_string()),
+        ];
+        if big {
+            attributes.push(("Big1".into(), "x".repeat(1000)));
+            attributes.push(("Big2".into(), "y".repeat(1000)));
+        }
+        Observation {
+            interaction_id: id.into(),
+            attributes,
+            observed_at_ms: Some(1_700_000_000_000),
+            left: false,
+        }
+    }
+
+    #[test]
+    fn one_observation_too_large_to_store_costs_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let ing = ingest(dir.path());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let batch = [obs("1", false), obs("2", true), obs("3", false)];
+
+        // All or nothing (the push source): refused with the item named, nothing stored.
+        match rt.block_on(ing.ingest(&batch)) {
+            Err(IngestError::Refused(r)) => {
+                assert_eq!(r.len(), 1);
+                assert_eq!(r[0].index, 1);
+                assert!(r[0].reason.contains("buffer.max_record_bytes"), "{}", r[0].reason);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(ing.buffer().stats().next_seq, 0);
+        assert_eq!(ing.tracked(), 0, "the normalizer's state was rolled back");
+
+        // One by one (ICWS): the other two are stored, with the events they would have had.
+        let done = rt.block_on(ing.ingest_each(&batch)).unwrap();
+        assert_eq!(done.refused.iter().map(|r| r.index).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(done.events, 4, "STARTED and CONNECTED for interactions 1 and 3");
+        assert_eq!(ing.tracked(), 2);
     }
 }

@@ -19,6 +19,10 @@ pub const MAX_ID_LEN: usize = 64;
 pub const MAX_ATTRIBUTES: usize = 256;
 /// Longest accepted attribute name.
 pub const MAX_NAME_LEN: usize = 128;
+/// Earliest accepted `observedAt`: 2000-01-01T00:00:00Z, in Unix ms.
+pub const EARLIEST_OBSERVED_MS: i64 = 946_684_800_000;
+/// How far ahead of this machine's clock an `observedAt` may be (a sender's clock skew).
+pub const MAX_AHEAD_MS: i64 = 24 * 3600 * 1000;
 
 /// Why one item was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,6 +104,7 @@ pub fn parse(body: &[u8], max_items: usize) -> Result<Vec<Observation>, BodyErro
     }
     let mut out = Vec::with_capacity(values.len());
     let mut errors = Vec::new();
+    let now_ms = timefmt::now_ms();
     for (index, v) in values.into_iter().enumerate() {
         let item = v
             .map_err(|reason| {
@@ -109,7 +114,7 @@ pub fn parse(body: &[u8], max_items: usize) -> Result<Vec<Observation>, BodyErro
                     reason,
                 }]
             })
-            .and_then(|v| item(index, v));
+            .and_then(|v| item(index, v, now_ms));
         match item {
             Ok(o) => out.push(o),
             Err(mut e) => {
@@ -126,7 +131,7 @@ pub fn parse(body: &[u8], max_items: usize) -> Result<Vec<Observation>, BodyErro
     }
 }
 
-fn item(index: usize, v: Value) -> Result<Observation, Vec<ItemError>> {
+fn item(index: usize, v: Value, now_ms: i64) -> Result<Observation, Vec<ItemError>> {
     let err = |field: &str, reason: &str| ItemError {
         index,
         field: field.into(),
@@ -175,21 +180,40 @@ fn item(index: usize, v: Value) -> Result<Observation, Vec<ItemError>> {
                 }
                 _ => errors.push(err("attributes", "must be an object of attribute name to string value")),
             },
-            "observedAt" => match v {
-                Value::Null => {}
-                Value::String(s) => match timefmt::parse_timestamp_ms(&s) {
-                    Some(ms) => observed_at_ms = Some(ms),
-                    None => errors.push(err(
+            "observedAt" => {
+                let ms = match v {
+                    Value::Null => None,
+                    Value::String(s) => match timefmt::parse_timestamp_ms(&s) {
+                        Some(ms) => Some(ms),
+                        None => {
+                            errors.push(err(
+                                "observedAt",
+                                "not an ISO-8601 timestamp such as 2024-04-09T14:03:11Z",
+                            ));
+                            None
+                        }
+                    },
+                    Value::Number(n) => match n.as_i64() {
+                        Some(ms) if ms >= 0 => Some(ms),
+                        _ => {
+                            errors.push(err("observedAt", "epoch milliseconds must be a non-negative integer"));
+                            None
+                        }
+                    },
+                    _ => {
+                        errors.push(err("observedAt", "must be an ISO-8601 string or epoch milliseconds"));
+                        None
+                    }
+                };
+                match ms {
+                    Some(ms) if !(EARLIEST_OBSERVED_MS..=now_ms + MAX_AHEAD_MS).contains(&ms) => errors.push(err(
                         "observedAt",
-                        "not an ISO-8601 timestamp such as 2024-04-09T14:03:11Z",
+                        "out of range: must be from 2000-01-01T00:00:00Z to one day from now (is the sender's clock right?)",
                     )),
-                },
-                Value::Number(n) => match n.as_i64() {
-                    Some(ms) if ms >= 0 => observed_at_ms = Some(ms),
-                    _ => errors.push(err("observedAt", "epoch milliseconds must be a non-negative integer")),
-                },
-                _ => errors.push(err("observedAt", "must be an ISO-8601 string or epoch milliseconds")),
-            },
+                    Some(ms) => observed_at_ms = Some(ms),
+                    None => {}
+                }
+            }
             other => errors.push(err(
                 other,
                 "unknown field; allowed: interactionId, attributes, observedAt",
@@ -226,7 +250,7 @@ mod tests {
             items[1].observed_at_ms,
             timefmt::parse_timestamp_ms("2024-04-09T14:03:11Z")
         );
-        let nd = b"{\"interactionId\":\"1\",\"attributes\":{}}\n\n{\"interactionId\":\"2\",\"attributes\":{},\"observedAt\":5}\n";
+        let nd = b"{\"interactionId\":\"1\",\"attributes\":{}}\n\n{\"interactionId\":\"2\",\"attributes\":{},\"observedAt\":1700000000000}\n";
         assert_eq!(parse(nd, 10).unwrap().len(), 2);
     }
 
@@ -246,6 +270,26 @@ mod tests {
         assert!(got.contains(&(2, "interactionId")));
         assert!(got.contains(&(3, "observedAt")));
         assert!(!got.iter().any(|(i, _)| *i == 0));
+    }
+
+    #[test]
+    fn observed_at_far_from_now_is_refused() {
+        for bad in [
+            r#"9223372036854775807"#,
+            r#""1970-01-01T00:00:01Z""#,
+            r#""2999-01-01T00:00:00Z""#,
+            r#"5"#,
+        ] {
+            let body = format!(r#"[{{"interactionId":"1","attributes":{{}},"observedAt":{bad}}}]"#);
+            let Err(BodyError::Items(e)) = parse(body.as_bytes(), 10) else {
+                panic!("{bad} accepted")
+            };
+            assert_eq!(e[0].field, "observedAt");
+            assert!(e[0].reason.contains("out of range"), "{bad}: {}", e[0].reason);
+        }
+        let now = timefmt::now_ms();
+        let ok = format!(r#"[{{"interactionId":"1","attributes":{{}},"observedAt":{now}}}]"#);
+        assert!(parse(ok.as_bytes(), 10).is_ok());
     }
 
     #[test]

@@ -75,17 +75,31 @@ pub fn spawn_conduit(bin: &str, config: &Path) -> (Child, String) {
 
 /// [`spawn_conduit`] with extra environment variables.
 pub fn spawn_conduit_env(bin: &str, config: &Path, env: &[(&str, &str)]) -> (Child, String) {
-    let mut child = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(config)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.args(["run", "--config"]).arg(config).envs(env.iter().copied());
+    spawn_listening(cmd)
+}
+
+/// [`spawn_conduit`] with the process's open-file limit (soft and hard) set to `nofile`.
+pub fn spawn_conduit_nofile(bin: &str, config: &Path, nofile: u32) -> (Child, String) {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -n {nofile} && exec \"$0\" run --config \"$1\""))
+        .arg(bin)
+        .arg(config);
+    spawn_listening(cmd)
+}
+
+/// Starts `cmd` (a conduit with a JSON log) and returns it with the address it listens on.
+pub fn spawn_listening(mut cmd: Command) -> (Child, String) {
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
     let addr = loop {
-        let line = lines.next().expect("conduit exited before listening").unwrap();
+        let Some(Ok(line)) = lines.next() else {
+            panic!("conduit exited before listening:\n{}", seen.join("\n"));
+        };
+        seen.push(line.clone());
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         if v["message"] == "listening" {
             break v["addr"].as_str().unwrap().to_string();

@@ -3,7 +3,9 @@
 //! It owns one request: the body for a batch of entities ([`mapping`]), the bearer token from
 //! the shared [`TokenSource`] (a 401 fetches a new token and the request is sent once more), and
 //! reading the answer — status, `Retry-After`, `ININ-Correlation-Id`, the `inin-ratelimit-*`
-//! headers, and either the `unprocessedEntities` of a success or the message of an error. What
+//! headers, and either the `unprocessedEntities` of a success or the message of an error. No
+//! redirect is followed and a 2xx confirms only with the API's JSON answer as its body (see
+//! [`crate::outbound`]); the body is read with a bound. What
 //! to do with the answer (retry, pause, dead-letter) is the dispatcher's decision, through
 //! [`crate::sink::classify`].
 
@@ -47,6 +49,9 @@ pub struct Answer {
     pub correlation_id: String,
     /// The rate-limit headers, when all three came.
     pub rate: Option<RateLimit>,
+    /// A 2xx whose body is the API's answer (`{"unprocessedEntities": [...]}`): only that
+    /// confirms delivery.
+    pub confirmed: bool,
     /// On success: the entities not processed.
     pub unprocessed: Vec<Unprocessed>,
     /// On failure: the error body's message (bounded).
@@ -69,6 +74,7 @@ pub enum SendError {
     Auth(#[from] OAuthError),
 }
 
+/// `ExternalEventsResponse`: an object whose `unprocessedEntities`, when present, is a list.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SuccessBody {
@@ -154,36 +160,56 @@ impl JourneySink {
         let retry_after = header("retry-after");
         let correlation_id = super::correlation_id(h);
         let rate = RateLimit::from_headers(|n| h.get(n).and_then(|v| v.to_str().ok()));
-        let bytes = resp.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                SendError::Timeout
-            } else {
-                SendError::Connect(crate::app::describe_http_error(e))
-            }
-        })?;
+        let redirect = (300..400)
+            .contains(&status)
+            .then(|| crate::outbound::redirect_note(status, h));
+        let unexpected_headers = h.clone();
+        let bytes = crate::outbound::read_body(resp, crate::outbound::MAX_API_BODY)
+            .await
+            .map_err(|e| match e {
+                crate::outbound::ReadError::Transport { timeout: true, .. } => SendError::Timeout,
+                other => SendError::Connect(other.to_string()),
+            })?;
         let mut answer = Answer {
             status,
             retry_after,
             correlation_id,
             rate,
+            confirmed: false,
             unprocessed: Vec::new(),
             message: String::new(),
             elapsed: started.elapsed(),
         };
-        if (200..300).contains(&status) {
-            if let Ok(b) = serde_json::from_slice::<SuccessBody>(&bytes) {
-                answer.unprocessed = b
-                    .unprocessed_entities
-                    .into_iter()
-                    .filter_map(|u| {
-                        Some(Unprocessed {
-                            index: u.original_request_index?,
-                            retryable: u.is_retryable,
-                            status: u.status_code,
-                            message: bounded(u.error_message.unwrap_or_default()),
+        if let Some(note) = redirect {
+            answer.message = note;
+        } else if (200..300).contains(&status) {
+            // Only the API's own answer confirms: an `ExternalEventsResponse` object.
+            let parsed = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .filter(serde_json::Value::is_object)
+                .and_then(|v| serde_json::from_value::<SuccessBody>(v).ok());
+            match parsed {
+                Some(b) => {
+                    answer.confirmed = true;
+                    answer.unprocessed = b
+                        .unprocessed_entities
+                        .into_iter()
+                        .filter_map(|u| {
+                            Some(Unprocessed {
+                                index: u.original_request_index?,
+                                retryable: u.is_retryable,
+                                status: u.status_code,
+                                message: bounded(u.error_message.unwrap_or_default()),
+                            })
                         })
-                    })
-                    .collect();
+                        .collect();
+                }
+                None => {
+                    answer.message = format!(
+                        "HTTP {status} without the API's answer ({}); not a confirmation",
+                        crate::outbound::describe_unexpected(&unexpected_headers, &bytes)
+                    );
+                }
             }
         } else {
             let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();

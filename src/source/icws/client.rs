@@ -2,7 +2,9 @@
 //!
 //! A [`Session`] carries what every call after login needs: the session id in the path, the
 //! `ININ-ICWS-CSRF-Token` header and the cookie (name and value kept opaque). The password is
-//! held as a [`Secret`] and appears in no error or log.
+//! held as a [`Secret`] and appears in no error or log; it goes only over HTTPS, or plain HTTP to
+//! a loopback host unless plain HTTP is explicitly allowed ([`may_send_password`]). No redirect
+//! is followed (a 3xx is an error naming where it pointed) and every answer is read with a bound.
 
 use serde_json::{Value, json};
 
@@ -98,14 +100,73 @@ fn host_of(base: &str) -> String {
     base.split_once("://").map_or(base, |(_, r)| r).to_string()
 }
 
-async fn refusal(resp: reqwest::Response) -> IcwsError {
+/// Largest message poll answer read (a full snapshot of busy queues is a few MiB).
+pub const MAX_POLL_BYTES: usize = 16 * 1024 * 1024;
+
+/// An ICWS error answer: its `errorId` and `message`, or else what the body was.
+async fn refusal(base: &str, resp: reqwest::Response) -> IcwsError {
     let status = resp.status().as_u16();
-    let v: Value = resp.json().await.unwrap_or_default();
+    if (300..400).contains(&status) {
+        return IcwsError::BadAnswer(format!(
+            "{} {}",
+            host_of(base),
+            crate::outbound::redirect_note(status, resp.headers())
+        ));
+    }
+    let headers = resp.headers().clone();
+    let body = crate::outbound::read_body(resp, 64 * 1024).await.unwrap_or_default();
+    let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let field = |k: &str| crate::outbound::bounded(v[k].as_str().unwrap_or(""), 500);
+    let (error_id, message) = (field("errorId"), field("message"));
+    let message = if error_id.is_empty() && message.is_empty() {
+        if body.is_empty() {
+            "no explanation in the answer".to_string()
+        } else {
+            format!(
+                "no ICWS error in the answer ({})",
+                crate::outbound::describe_unexpected(&headers, &body)
+            )
+        }
+    } else {
+        message
+    };
     IcwsError::Refused {
         status,
-        error_id: v["errorId"].as_str().unwrap_or("").to_string(),
-        message: v["message"].as_str().unwrap_or("").to_string(),
+        error_id,
+        message,
     }
+}
+
+/// Reads an ICWS answer's JSON with a bound.
+async fn json_body(base: &str, resp: reqwest::Response, limit: usize) -> Result<Value, IcwsError> {
+    let bytes = crate::outbound::read_body(resp, limit).await.map_err(|e| match e {
+        crate::outbound::ReadError::TooLarge { .. } => IcwsError::BadAnswer(e.to_string()),
+        crate::outbound::ReadError::Transport { message, .. } => IcwsError::Transport {
+            host: host_of(base),
+            message,
+        },
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| IcwsError::BadAnswer(format!("not JSON: {e}")))
+}
+
+/// Whether `base` may carry the password: HTTPS, or plain HTTP to a loopback host, or plain
+/// HTTP explicitly allowed.
+pub fn may_send_password(base: &str, allow_plain_http: bool) -> bool {
+    let Some(rest) = base.strip_prefix("http://") else {
+        return base.starts_with("https://");
+    };
+    allow_plain_http || is_loopback(rest)
+}
+
+/// Whether the host of `host[:port][/...]` is a loopback address or `localhost`.
+fn is_loopback(rest: &str) -> bool {
+    let hostport = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        hostport.rsplit_once(':').map_or(hostport, |(h, _)| h)
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn transport(base: &str, e: reqwest::Error) -> IcwsError {
@@ -140,7 +201,9 @@ pub async fn login(
         .map_err(|e| transport(base, e))?;
     let status = resp.status().as_u16();
     if status == 503 {
-        let v: Value = resp.json().await.unwrap_or_default();
+        let v: Value = json_body(base, resp, crate::outbound::MAX_ICWS_BODY)
+            .await
+            .unwrap_or_default();
         let alternates = v["alternateHostList"]
             .as_array()
             .map(|a| a.iter().filter_map(|h| h.as_str().map(str::to_string)).collect())
@@ -151,7 +214,7 @@ pub async fn login(
         });
     }
     if status != 201 && status != 200 {
-        return Err(refusal(resp).await);
+        return Err(refusal(base, resp).await);
     }
     let cookie = resp
         .headers()
@@ -160,10 +223,7 @@ pub async fn login(
         .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
         .collect::<Vec<_>>()
         .join("; ");
-    let v: Value = resp
-        .json()
-        .await
-        .map_err(|e| IcwsError::BadAnswer(crate::app::describe_http_error(e)))?;
+    let v: Value = json_body(base, resp, crate::outbound::MAX_ICWS_BODY).await?;
     let field = |k: &str| v[k].as_str().map(str::to_string);
     let (Some(id), Some(csrf)) = (field("sessionId"), field("csrfToken")) else {
         return Err(IcwsError::BadAnswer(
@@ -203,7 +263,7 @@ impl Session {
         match resp.status().as_u16() {
             200..=299 => Ok(resp),
             401 => Err(IcwsError::Unauthorized),
-            _ => Err(refusal(resp).await),
+            _ => Err(refusal(&self.base, resp).await),
         }
     }
 
@@ -247,12 +307,7 @@ impl Session {
             .send()
             .await;
         let resp = self.check(resp).await?;
-        let bytes = resp.bytes().await.map_err(|e| transport(&self.base, e))?;
-        if bytes.len() > super::messages::MAX_MESSAGE_BYTES * 4 {
-            return Err(IcwsError::BadAnswer(format!("a poll answer of {} bytes", bytes.len())));
-        }
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| IcwsError::BadAnswer(e.to_string()))?;
-        match v {
+        match json_body(&self.base, resp, MAX_POLL_BYTES).await? {
             Value::Array(a) => Ok(a),
             _ => Err(IcwsError::BadAnswer("the messages answer is not an array".into())),
         }
@@ -266,9 +321,7 @@ impl Session {
             .send()
             .await;
         let resp = self.check(resp).await?;
-        resp.json()
-            .await
-            .map_err(|e| IcwsError::BadAnswer(crate::app::describe_http_error(e)))
+        json_body(&self.base, resp, crate::outbound::MAX_ICWS_BODY).await
     }
 
     /// Logs out (best effort).
@@ -280,6 +333,29 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_password_goes_over_plain_http_only_to_loopback_or_when_allowed() {
+        for ok in [
+            "https://cic01:8019",
+            "http://127.0.0.1:8018",
+            "http://localhost:8018",
+            "http://[::1]:8018",
+            "http://127.0.0.2",
+        ] {
+            assert!(may_send_password(ok, false), "{ok}");
+        }
+        for refused in [
+            "http://cic01:8018",
+            "http://10.0.0.5:8018",
+            "http://localhost.evil:80",
+            "ftp://x",
+        ] {
+            assert!(!may_send_password(refused, false), "{refused}");
+        }
+        assert!(may_send_password("http://cic01:8018", true));
+        assert!(!may_send_password("ftp://x", true));
+    }
 
     #[test]
     fn alternate_hosts_keep_scheme_and_port() {

@@ -37,6 +37,14 @@ fn entry(e: &Value, observed_at_ms: i64, out: &mut Parsed) {
         out.malformed.push("an interaction entry without interactionId".into());
         return;
     };
+    if id.len() > crate::source::push::MAX_ID_LEN {
+        out.malformed.push(format!(
+            "an interactionId of {} bytes (at most {})",
+            id.len(),
+            crate::source::push::MAX_ID_LEN
+        ));
+        return;
+    }
     let mut attributes = Vec::new();
     if let Some(attrs) = e.get("attributes") {
         let Some(map) = attrs.as_object() else {
@@ -119,6 +127,20 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn an_absurd_interaction_id_costs_only_its_entry() {
+        let huge = "9".repeat(2 * 1024 * 1024);
+        let m = json!({"__type": "urn:inin.com:queues:queueContentsMessage", "isDelta": true,
+            "interactionsAdded": [{"interactionId": "1", "attributes": {"Eic_State": "O"}},
+                                  {"interactionId": huge, "attributes": {"Eic_State": "O"}},
+                                  {"interactionId": "2", "attributes": {"Eic_State": "C"}}]});
+        let p = parse(&m, 7);
+        let ids: Vec<&str> = p.observations.iter().map(|o| o.interaction_id.as_str()).collect();
+        assert_eq!(ids, vec!["1", "2"]);
+        assert_eq!(p.malformed.len(), 1);
+        assert!(p.malformed[0].len() < 100, "the reason does not repeat the id");
+    }
 
     #[test]
     fn queue_contents_become_observations() {

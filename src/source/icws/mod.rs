@@ -20,6 +20,7 @@ pub mod carry;
 pub mod client;
 pub mod members;
 pub mod messages;
+pub mod sse;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,6 +133,8 @@ pub struct IcwsSource {
     pub ingest: Arc<Ingest>,
     /// Metrics.
     pub metrics: IcwsMetrics,
+    /// The sources' shared metrics (`conduit_source_events_*{source="icws"}`).
+    pub source_metrics: crate::metrics::SourceMetrics,
     /// Stop signal.
     pub shutdown: Shutdown,
     /// What `/health` shows.
@@ -252,6 +255,15 @@ impl IcwsSource {
         while i < hosts.len() && tried < limit {
             let base = hosts[i].clone();
             tried += 1;
+            if !client::may_send_password(&base, self.cfg.allow_plain_http) {
+                // An alternate named by the pair over plain HTTP to another machine.
+                tracing::warn!(host = %base, "not logging in over plain HTTP to a host that is not loopback (sources.icws.allow_plain_http)");
+                last = Some(IcwsError::BadAnswer(format!(
+                    "refusing to send the password in clear to {base}; use https:// or set sources.icws.allow_plain_http = true"
+                )));
+                i += 1;
+                continue;
+            }
             match client::login(
                 &self.http,
                 &base,
@@ -350,7 +362,8 @@ impl IcwsSource {
             Ok(r) => r,
             Err(e) => return Some(e.reason()),
         };
-        let mut buf: Vec<u8> = Vec::new();
+        let mut parser = sse::SseParser::new(messages::MAX_MESSAGE_BYTES);
+        let mut events = Vec::new();
         loop {
             let chunk = tokio::select! {
                 c = tokio::time::timeout(STREAM_IDLE, resp.chunk()) => c,
@@ -362,20 +375,10 @@ impl IcwsSource {
                 Ok(Ok(None)) => return Some("stream_ended"),
                 Ok(Ok(Some(b))) => b,
             };
-            // SSE lines may end in CRLF, CR or LF: keep LF only.
-            buf.extend(bytes.iter().copied().filter(|b| *b != b'\r'));
-            let mut msgs = Vec::new();
-            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
-                let event: Vec<u8> = buf.drain(..end + 2).collect();
-                let data: Vec<&[u8]> = event
-                    .split(|b| *b == b'\n')
-                    .filter_map(|line| line.strip_prefix(b"data:"))
-                    .map(|d| d.strip_prefix(b" ").unwrap_or(d))
-                    .collect();
-                if data.is_empty() {
-                    continue; // a comment (`:ping`) or an empty event
-                }
-                match serde_json::from_slice::<serde_json::Value>(&data.join(&b'\n')) {
+            let fed = parser.feed(&bytes, &mut events);
+            let mut msgs = Vec::with_capacity(events.len());
+            for data in events.drain(..) {
+                match serde_json::from_slice::<serde_json::Value>(&data) {
                     Ok(v) => msgs.push(v),
                     Err(e) => {
                         self.metrics.messages.with_label_values(&["malformed"]).inc();
@@ -383,9 +386,12 @@ impl IcwsSource {
                     }
                 }
             }
-            if buf.len() > messages::MAX_MESSAGE_BYTES {
+            if let Err(e) = fed {
                 self.metrics.messages.with_label_values(&["malformed"]).inc();
-                tracing::warn!(session = %s.id, bytes = buf.len(), "an ICWS event exceeds the size limit; reconnecting");
+                tracing::warn!(session = %s.id, error = %e, "an ICWS event exceeds the size limit; reconnecting");
+                if let Handled::Stop(reason) = self.handle(s, &msgs).await {
+                    return reason;
+                }
                 return Some("oversized");
             }
             if let Handled::Stop(reason) = self.handle(s, &msgs).await {
@@ -434,8 +440,28 @@ impl IcwsSource {
             return true;
         }
         loop {
-            match self.ingest.ingest(&batch).await {
-                Ok(_) => return true,
+            match self.ingest.ingest_each(&batch).await {
+                Ok(done) => {
+                    for r in &done.refused {
+                        let id = batch.get(r.index).map_or("", |o| o.interaction_id.as_str());
+                        tracing::warn!(
+                            interaction = %crate::outbound::bounded(id, 64),
+                            reason = %r.reason,
+                            "an ICWS change cannot be stored; refused alone"
+                        );
+                    }
+                    self.source_metrics
+                        .received
+                        .with_label_values(&["icws"])
+                        .inc_by((batch.len() - done.refused.len()) as u64);
+                    if !done.refused.is_empty() {
+                        self.source_metrics
+                            .rejected
+                            .with_label_values(&["icws", "too_large"])
+                            .inc_by(done.refused.len() as u64);
+                    }
+                    return true;
+                }
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(error = %e, observations = batch.len(), "buffer cannot take ICWS changes yet; retrying");
                     if !self.pause(Duration::from_millis(500)).await {

@@ -1,7 +1,11 @@
 //! The HTTP listener: the push source, `GET /health` and `GET /metrics`.
 //!
-//! Stops on the shared [`Shutdown`]: no new connections or requests, requests in flight finish
-//! (their appends complete and are answered), then [`serve`] returns.
+//! Connections are capped and timed out ([`listener`]), so idle or slow clients cannot take the
+//! process's file descriptors. Stops on the shared [`Shutdown`]: no new connections or requests,
+//! requests in flight finish (their appends complete and are answered), then [`serve`] returns.
+
+pub mod fdlimit;
+pub mod listener;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +23,6 @@ use crate::config::PersistPolicy;
 use crate::dispatch::gate::Gate;
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::shutdown::Shutdown;
 use crate::source::http::{HttpSource, push_handler};
 
 /// What `/health` and `/metrics` read.
@@ -97,9 +100,4 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)
     Ok((l, a))
 }
 
-/// Serves until `shutdown` fires and every request in flight has been answered.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await
-}
+pub use listener::{Limits, serve};

@@ -1,0 +1,195 @@
+//! I/O errors in the middle of appends: injected at the writer's file operations (the errors a
+//! full disk, a descriptor shortage or a failing device give), then checked on disk after a
+//! reopen. A failed group leaves nothing behind; the buffer recovers by itself; when it cannot,
+//! it says so for the process to restart.
+
+use std::time::Duration;
+
+use super::*;
+use crate::config::BufferConfig;
+use crate::metrics::Metrics;
+
+const EMFILE: i32 = 24;
+const ENOSPC: i32 = 28;
+const EIO: i32 = 5;
+
+fn cfg(dir: &std::path::Path) -> BufferConfig {
+    BufferConfig {
+        segment_max_bytes: 512,
+        max_bytes: 1 << 30,
+        max_record_bytes: 200,
+        block_timeout_ms: 200,
+        ..BufferConfig::with_dir(dir)
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn rec(tag: u8, i: usize) -> Vec<u8> {
+    let mut r = vec![tag; 40];
+    r[0] = i as u8 + 1;
+    r
+}
+
+fn batch(tag: u8, n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|i| rec(tag, i)).collect()
+}
+
+fn inject(b: &DiskBuffer, faults: &[(&'static str, i32)]) {
+    b.shared.faults.0.lock().unwrap().extend_from_slice(faults);
+}
+
+/// Every record in the directory after a reopen: (seq, payload).
+fn reopened(c: &BufferConfig) -> Vec<(u64, Vec<u8>)> {
+    let b = DiskBuffer::open(c, Metrics::new().buffer.clone()).unwrap();
+    let mut out = Vec::new();
+    b.disk_reader().read_available(usize::MAX, &mut out).unwrap();
+    out.into_iter().map(|r| (r.seq, r.payload.to_vec())).collect()
+}
+
+fn expect(batches: &[(u8, usize)]) -> Vec<(u64, Vec<u8>)> {
+    let mut seq = 0;
+    let mut out = Vec::new();
+    for (tag, n) in batches {
+        for r in batch(*tag, *n) {
+            out.push((seq, r));
+            seq += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn a_roll_without_a_file_descriptor_stores_nothing_of_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let rt = rt();
+    {
+        let b = DiskBuffer::open(&c, Metrics::new().buffer.clone()).unwrap();
+        rt.block_on(b.append(batch(1, 5))).unwrap();
+        // 20 records of 60 bytes framed do not fit the 512-byte segment: the roll fails.
+        inject(&b, &[("roll", EMFILE)]);
+        let err = rt.block_on(b.append(batch(2, 20))).unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert_eq!(b.stats().next_seq, 5);
+        assert!(b.stats().write_error.unwrap().contains("os error 24"));
+        // The next append goes in right after, and clears the error.
+        rt.block_on(b.append(batch(3, 12))).unwrap();
+        assert_eq!(b.stats().write_error, None);
+        rt.block_on(b.close()).unwrap();
+    }
+    assert_eq!(reopened(&c), expect(&[(1, 5), (3, 12)]));
+}
+
+#[test]
+fn a_write_that_fails_after_a_roll_is_undone_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let rt = rt();
+    {
+        let b = DiskBuffer::open(&c, Metrics::new().buffer.clone()).unwrap();
+        rt.block_on(b.append(batch(1, 5))).unwrap();
+        let segments_before = b.stats().segments;
+        let mut reader = b.disk_reader();
+        let mut seen = Vec::new();
+        reader.read_available(100, &mut seen).unwrap();
+        // The first write (before the roll) passes; the one after the roll finds the disk full.
+        inject(&b, &[("flush", 0), ("flush", ENOSPC)]);
+        rt.block_on(b.append(batch(2, 20))).unwrap_err();
+        assert_eq!(
+            b.stats().segments,
+            segments_before,
+            "the segment the group rolled into is gone"
+        );
+        rt.block_on(b.append(batch(3, 3))).unwrap();
+        // A reader that was reading meanwhile sees only what was stored.
+        reader.read_available(100, &mut seen).unwrap();
+        let got: Vec<(u64, Vec<u8>)> = seen.into_iter().map(|r| (r.seq, r.payload.to_vec())).collect();
+        assert_eq!(got, expect(&[(1, 5), (3, 3)]));
+        rt.block_on(b.close()).unwrap();
+    }
+    assert_eq!(reopened(&c), expect(&[(1, 5), (3, 3)]));
+}
+
+#[test]
+fn a_buffer_that_cannot_undo_yet_refuses_then_recovers_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let rt = rt();
+    {
+        let b = DiskBuffer::open(&c, Metrics::new().buffer.clone()).unwrap();
+        rt.block_on(b.append(batch(1, 2))).unwrap();
+        inject(
+            &b,
+            &[("flush", EIO), ("undo", EMFILE), ("undo", EMFILE), ("undo", EMFILE)],
+        );
+        rt.block_on(b.append(batch(2, 2))).unwrap_err();
+        assert!(b.stats().failed, "recovering");
+        let refused = rt.block_on(b.append(batch(2, 2))).unwrap_err();
+        assert!(refused.is_retryable());
+        // The housekeeper nudges the writer, which backs off (100, 200, 400 ms) and succeeds.
+        let t0 = std::time::Instant::now();
+        while b.stats().failed {
+            assert!(t0.elapsed() < Duration::from_secs(10), "never recovered");
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
+        rt.block_on(b.append(batch(4, 3))).unwrap();
+        assert_eq!(b.stats().fatal, None);
+        rt.block_on(b.close()).unwrap();
+    }
+    assert_eq!(reopened(&c), expect(&[(1, 2), (4, 3)]));
+}
+
+#[test]
+fn a_buffer_that_never_recovers_says_so_for_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let rt = rt();
+    let b = DiskBuffer::open(&c, Metrics::new().buffer.clone()).unwrap();
+    rt.block_on(b.append(batch(1, 2))).unwrap();
+    let mut faults = vec![("flush", EIO)];
+    faults.extend(std::iter::repeat_n(("undo", EIO), 1000));
+    inject(&b, &faults);
+    rt.block_on(b.append(batch(2, 2))).unwrap_err();
+    let why = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), b.fatal()).await })
+        .expect("the buffer gives up");
+    assert!(why.contains("could not recover"), "{why}");
+    assert!(b.stats().fatal.is_some());
+}
+
+#[test]
+fn damage_found_at_start_up_is_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let rt = rt();
+    {
+        let b = DiskBuffer::open(&c, Metrics::new().buffer.clone()).unwrap();
+        rt.block_on(b.append(batch(1, 4))).unwrap();
+        rt.block_on(b.close()).unwrap();
+    }
+    // Flip a payload byte of the second record of the (only, so last) segment.
+    let seg = segment::list(&dir.path().join("buffer")).unwrap().pop().unwrap();
+    let mut bytes = std::fs::read(&seg.path).unwrap();
+    bytes[frame::framed_len(40) as usize + frame::HEADER_LEN + 5] ^= 0x40;
+    std::fs::write(&seg.path, &bytes).unwrap();
+
+    let metrics = Metrics::new();
+    let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
+    assert_eq!(
+        metrics.buffer.corrupt.get(),
+        1,
+        "counted at start-up, before any reader"
+    );
+    assert_eq!(b.stats().damaged_records, 1);
+    assert!(b.stats().damage_secs_ago.is_some());
+    let mut out = Vec::new();
+    b.disk_reader().read_available(100, &mut out).unwrap();
+    assert_eq!(out.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![0, 2, 3]);
+    assert_eq!(metrics.buffer.corrupt.get(), 1, "the reader does not count it again");
+}
