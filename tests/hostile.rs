@@ -85,6 +85,12 @@ async fn a_connection_flood_cannot_take_ingest_down() {
         metric(&m, "conduit_buffer_segments ") >= 3.0,
         "segments rolled during the flood"
     );
+    eprintln!(
+        "flood: {} connections made, {open} open in the conduit, {} evicted, {} refused; /health 200; 10 of 10 pushes stored",
+        flood.len(),
+        metric(&m, "conduit_server_connections_closed_total{reason=\"evicted\"}"),
+        metric(&m, "conduit_server_connections_closed_total{reason=\"refused\"}"),
+    );
 
     drop(flood);
     assert_eq!(push_status(&addr, &batch(5000, 200)).await, 202, "push after the flood");

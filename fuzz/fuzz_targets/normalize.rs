@@ -6,26 +6,28 @@
 use cic_conduit::config::NormalizeConfig;
 use cic_conduit::event::EventCodec;
 use cic_conduit::metrics::Metrics;
+use cic_conduit::normalize::attrs::NAMES;
 use cic_conduit::normalize::{Normalizer, Observation, Undo};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
-const NAMES: [&str; 12] = [
-    "Eic_CallIdKey",
-    "Eic_State",
-    "Eic_CallDirection",
-    "Eic_ObjectType",
-    "Eic_RemoteAddress",
-    "Eic_RemoteName",
-    "Eic_WorkgroupName",
-    "Eic_UserName",
-    "Eic_InitiationTime",
-    "Eic_TerminationTime",
-    "Eic_ConnectDurationTime",
-    "Eic_RemoteTnRaw",
-];
 const VALUES: [&str; 16] = [
-    "A", "C", "H", "M", "O", "P", "R", "X", "S", "I", "E", "", "+13175551234", "20240409T140311Z", "Support", "jdoe",
+    "A",
+    "C",
+    "H",
+    "M",
+    "O",
+    "P",
+    "R",
+    "X",
+    "S",
+    "I",
+    "E",
+    "",
+    "+13175551234",
+    "20240409T140311Z",
+    "Support",
+    "jdoe",
 ];
 
 #[derive(Debug, Arbitrary)]
@@ -47,7 +49,9 @@ fuzz_target!(|changes: Vec<Change>| {
             .take(16)
             .map(|(k, v, raw)| {
                 let name = NAMES[usize::from(*k) % NAMES.len()].to_string();
-                let value = raw.clone().unwrap_or_else(|| VALUES[usize::from(*v) % VALUES.len()].to_string());
+                let value = raw
+                    .clone()
+                    .unwrap_or_else(|| VALUES[usize::from(*v) % VALUES.len()].to_string());
                 (name, value)
             })
             .collect();
@@ -58,7 +62,12 @@ fuzz_target!(|changes: Vec<Change>| {
             left: c.left,
         };
         let mut out = Vec::new();
-        n.observe(&obs, 1_700_000_000_000 + i as i64 * 1000, &mut out, &mut Undo::default());
+        n.observe(
+            &obs,
+            1_700_000_000_000 + i as i64 * 1000,
+            &mut out,
+            &mut Undo::default(),
+        );
         for ev in out {
             let mut bytes = Vec::new();
             codec.encode_into(&ev, &mut bytes).expect("every event encodes");

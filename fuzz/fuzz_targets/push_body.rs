@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 const LIMIT: usize = 64 * 1024;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, body)) = data.split_first() else { return };
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
     let decoded = if mode & 1 == 1 {
         match push::gunzip(body, LIMIT) {
             Ok(d) => {

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::tests::{cfg, rt};
 use super::*;
 use crate::config::BufferConfig;
 use crate::metrics::Metrics;
@@ -12,23 +13,6 @@ use crate::metrics::Metrics;
 const EMFILE: i32 = 24;
 const ENOSPC: i32 = 28;
 const EIO: i32 = 5;
-
-fn cfg(dir: &std::path::Path) -> BufferConfig {
-    BufferConfig {
-        segment_max_bytes: 512,
-        max_bytes: 1 << 30,
-        max_record_bytes: 200,
-        block_timeout_ms: 200,
-        ..BufferConfig::with_dir(dir)
-    }
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn rec(tag: u8, i: usize) -> Vec<u8> {
     let mut r = vec![tag; 40];

@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 /// Tiny segments: a few records each, so rollover happens constantly.
 const TEST_SEGMENT_BYTES: u64 = 512;
 
-fn cfg(dir: &std::path::Path) -> BufferConfig {
+pub(super) fn cfg(dir: &std::path::Path) -> BufferConfig {
     BufferConfig {
         segment_max_bytes: TEST_SEGMENT_BYTES,
         max_bytes: 1 << 30,
@@ -25,7 +25,7 @@ fn cfg(dir: &std::path::Path) -> BufferConfig {
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(super) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
