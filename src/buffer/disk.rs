@@ -75,8 +75,8 @@ pub(crate) struct Shared {
 /// Damaged records found so far.
 #[derive(Debug, Default)]
 pub(crate) struct Damage {
-    /// Sequence ranges counted in `conduit_buffer_corrupt_records_total` (found at start-up),
-    /// so that a reader meeting them later does not count them twice.
+    /// Sequence ranges found damaged at start-up (and counted then), so that a reader meeting
+    /// them later does not count them twice.
     pub counted: Vec<Range<u64>>,
     /// Records lost to damage since start.
     pub records: u64,
@@ -276,18 +276,15 @@ impl DiskBuffer {
         if let Some(first) = segs.first() {
             cursor_at = cursor_at.max(first.first_seq);
         }
-        let mut damage = Damage::default();
+        let mut damaged_at_start = Vec::new();
         let (file, seg_len, mut next_seq) = match segs.last_mut() {
             Some(last) => {
                 let tail = recover_tail(&last.path, last.first_seq)?;
                 metrics.truncated_bytes.inc_by(tail.truncated);
-                let lost: u64 = tail.damaged.iter().map(|r| r.end - r.start).sum();
-                if lost > 0 {
+                if !tail.damaged.is_empty() {
+                    let lost: u64 = tail.damaged.iter().map(|r| r.end - r.start).sum();
                     tracing::error!(records = lost, segment = %last.path.display(), "records lost to damage found at start-up");
-                    metrics.corrupt.inc_by(lost);
-                    damage.records = lost;
-                    damage.last_at = Some(std::time::Instant::now());
-                    damage.counted = tail.damaged.clone();
+                    damaged_at_start = tail.damaged;
                 }
                 last.len = tail.valid_len;
                 (
@@ -341,12 +338,16 @@ impl DiskBuffer {
             metrics,
             rewound: AtomicU64::new(0),
             write_error: Mutex::new(None),
-            damage: Mutex::new(damage),
+            damage: Mutex::new(Damage::default()),
             fatal: Mutex::new(None),
             fatal_notify: Notify::new(),
             #[cfg(test)]
             faults: Faults::default(),
         });
+        for gap in damaged_at_start {
+            shared.count_damage(gap.clone());
+            shared.damage.lock().expect("damage lock").counted.push(gap);
+        }
         tracing::info!(
             dir = %dir.display(), cursor = cursor_at, next_seq, segments = segs.len(), bytes = used,
             "buffer opened"
@@ -608,13 +609,9 @@ impl Buffer for DiskBuffer {
 fn stats(s: &Shared) -> BufferStats {
     let next_seq = s.next_seq.load(Ordering::Acquire);
     let cursor = s.acks.lock().expect("acks lock").cursor();
-    let damage = {
+    let (damaged_records, damage_last_at) = {
         let d = s.damage.lock().expect("damage lock");
         (d.records, d.last_at)
-    };
-    let damage = DamageView {
-        records: damage.0,
-        last_at: damage.1,
     };
     BufferStats {
         next_seq,
@@ -625,15 +622,10 @@ fn stats(s: &Shared) -> BufferStats {
         segments: s.segments.lock().expect("segments lock").len(),
         failed: s.failed.load(Ordering::Acquire),
         write_error: s.write_error.lock().expect("write error lock").clone(),
-        damaged_records: damage.records,
-        damage_secs_ago: damage.last_at.map(|t| t.elapsed().as_secs()),
+        damaged_records,
+        damage_secs_ago: damage_last_at.map(|t| t.elapsed().as_secs()),
         fatal: s.fatal.lock().expect("fatal lock").clone(),
     }
-}
-
-struct DamageView {
-    records: u64,
-    last_at: Option<std::time::Instant>,
 }
 
 pub(crate) fn refresh_gauges(s: &Shared) {

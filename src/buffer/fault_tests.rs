@@ -28,9 +28,13 @@ fn inject(b: &DiskBuffer, faults: &[(&'static str, i32)]) {
     b.shared.faults.0.lock().unwrap().extend_from_slice(faults);
 }
 
+fn open(c: &BufferConfig) -> DiskBuffer {
+    DiskBuffer::open(c, Metrics::new().buffer.clone()).unwrap()
+}
+
 /// Every record in the directory after a reopen: (seq, payload).
 fn reopened(c: &BufferConfig) -> Vec<(u64, Vec<u8>)> {
-    let b = DiskBuffer::open(c, Metrics::new().buffer.clone()).unwrap();
+    let b = open(c);
     let mut out = Vec::new();
     b.disk_reader().read_available(usize::MAX, &mut out).unwrap();
     out.into_iter().map(|r| (r.seq, r.payload.to_vec())).collect()
@@ -54,7 +58,7 @@ fn a_roll_without_a_file_descriptor_stores_nothing_of_its_group() {
     let c = cfg(dir.path());
     let rt = rt();
     {
-        let b = DiskBuffer::open(&c, Metrics::new().buffer.clone()).unwrap();
+        let b = open(&c);
         rt.block_on(b.append(batch(1, 5))).unwrap();
         // 20 records of 60 bytes framed do not fit the 512-byte segment: the roll fails.
         inject(&b, &[("roll", EMFILE)]);
@@ -71,12 +75,38 @@ fn a_roll_without_a_file_descriptor_stores_nothing_of_its_group() {
 }
 
 #[test]
+fn a_roll_that_failed_after_creating_its_file_leaves_no_segment_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let rt = rt();
+    {
+        let b = open(&c);
+        rt.block_on(b.append(batch(1, 5))).unwrap();
+        // The next segment's file is created, then syncing the directory fails.
+        inject(&b, &[("roll_dir", EIO)]);
+        rt.block_on(b.append(batch(2, 20))).unwrap_err();
+        // Fewer records than the failed group: no roll where that one rolled.
+        rt.block_on(b.append(batch(3, 2))).unwrap();
+        rt.block_on(b.close()).unwrap();
+    }
+    let segs = segment::list(&dir.path().join("buffer")).unwrap();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    let metrics = Metrics::new();
+    let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
+    assert_eq!(b.stats().next_seq, 7, "numbering continues after the stored records");
+    let mut out = Vec::new();
+    b.disk_reader().read_available(usize::MAX, &mut out).unwrap();
+    assert_eq!(out.len(), 7);
+    assert_eq!(metrics.buffer.corrupt.get(), 0, "nothing looks lost");
+}
+
+#[test]
 fn a_write_that_fails_after_a_roll_is_undone_across_segments() {
     let dir = tempfile::tempdir().unwrap();
     let c = cfg(dir.path());
     let rt = rt();
     {
-        let b = DiskBuffer::open(&c, Metrics::new().buffer.clone()).unwrap();
+        let b = open(&c);
         rt.block_on(b.append(batch(1, 5))).unwrap();
         let segments_before = b.stats().segments;
         let mut reader = b.disk_reader();
@@ -106,7 +136,7 @@ fn a_buffer_that_cannot_undo_yet_refuses_then_recovers_by_itself() {
     let c = cfg(dir.path());
     let rt = rt();
     {
-        let b = DiskBuffer::open(&c, Metrics::new().buffer.clone()).unwrap();
+        let b = open(&c);
         rt.block_on(b.append(batch(1, 2))).unwrap();
         inject(
             &b,
@@ -134,7 +164,7 @@ fn a_buffer_that_never_recovers_says_so_for_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let c = cfg(dir.path());
     let rt = rt();
-    let b = DiskBuffer::open(&c, Metrics::new().buffer.clone()).unwrap();
+    let b = open(&c);
     rt.block_on(b.append(batch(1, 2))).unwrap();
     let mut faults = vec![("flush", EIO)];
     faults.extend(std::iter::repeat_n(("undo", EIO), 1000));
@@ -153,7 +183,7 @@ fn damage_found_at_start_up_is_counted_once() {
     let c = cfg(dir.path());
     let rt = rt();
     {
-        let b = DiskBuffer::open(&c, Metrics::new().buffer.clone()).unwrap();
+        let b = open(&c);
         rt.block_on(b.append(batch(1, 4))).unwrap();
         rt.block_on(b.close()).unwrap();
     }

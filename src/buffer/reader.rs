@@ -32,7 +32,7 @@ pub struct DiskReader {
 
 impl DiskReader {
     pub(crate) fn new(shared: Arc<Shared>, start: u64) -> Self {
-        let rewound = shared_rewound(&shared);
+        let rewound = shared.rewound.load(Ordering::Acquire);
         DiskReader {
             shared,
             next_seq: start,
@@ -76,7 +76,7 @@ impl DiskReader {
             if self.next_seq >= self.shared.next_seq.load(Ordering::Acquire) {
                 return Ok(());
             }
-            let rewound = shared_rewound(&self.shared);
+            let rewound = self.shared.rewound.load(Ordering::Acquire);
             if rewound != self.rewound {
                 // The writer put the log back after a failed write: what this reader may have
                 // read ahead is gone; re-open where it stands.
@@ -145,10 +145,6 @@ impl DiskReader {
         }
         Ok(())
     }
-}
-
-fn shared_rewound(s: &Shared) -> u64 {
-    s.rewound.load(Ordering::Acquire)
 }
 
 impl BufferReader for DiskReader {

@@ -314,13 +314,14 @@ impl Writer {
         #[cfg(test)]
         self.shared.faults.take("undo")?;
         let dir = self.shared.dir.clone();
-        let later: Vec<u64> = {
-            let segs = self.shared.segments.lock().expect("segments lock");
-            segs.iter()
-                .map(|s| s.first_seq)
-                .filter(|f| *f > mark.seg_first_seq)
-                .collect()
-        };
+        // From the directory, not the segment list: a roll that failed after creating its file
+        // (renaming the spare, then no descriptor to open it; or the directory sync failing) left
+        // a file the list never got.
+        let later: Vec<std::path::PathBuf> = segment::list(&dir)?
+            .into_iter()
+            .filter(|s| s.first_seq > mark.seg_first_seq)
+            .map(|s| s.path)
+            .collect();
         if self.file_first_seq != mark.seg_first_seq {
             // A roll happened: go back to the mark's segment first (this may need a descriptor
             // the shortage does not give yet: then nothing has changed and it is tried again).
@@ -328,8 +329,8 @@ impl Writer {
             self.file = segment::open_at(&path, mark.seg_len)?;
             self.file_first_seq = mark.seg_first_seq;
         }
-        for first in &later {
-            match std::fs::remove_file(dir.join(segment::file_name(*first))) {
+        for path in &later {
+            match std::fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -431,6 +432,8 @@ impl Writer {
                 .truncate(true)
                 .open(&path)?,
         };
+        #[cfg(test)]
+        self.shared.faults.take("roll_dir")?;
         sync_dir(dir)?;
         {
             let mut segs = self.shared.segments.lock().expect("segments lock");

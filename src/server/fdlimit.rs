@@ -58,10 +58,25 @@ mod tests {
         assert_eq!(connection_cap(256, None), 256);
     }
 
+    #[cfg(unix)]
     #[test]
-    fn raising_never_lowers() {
-        let before = raise();
-        let after = raise();
-        assert!(after >= before);
+    fn a_soft_limit_below_the_hard_one_is_raised_to_it() {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: as in `raise`.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        let hard = lim.rlim_max;
+        // Lower the soft limit (still ample for this test process), then raise it back.
+        let lowered = libc::rlimit {
+            rlim_cur: hard.min(512),
+            rlim_max: hard,
+        };
+        // SAFETY: as in `raise`.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) }, 0);
+        #[allow(clippy::unnecessary_cast)]
+        let hard = hard as u64;
+        assert_eq!(raise(), Some(hard));
     }
 }

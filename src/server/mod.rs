@@ -1,7 +1,7 @@
 //! The HTTP listener: the push source, `GET /health` and `GET /metrics`.
 //!
 //! Connections are capped and timed out ([`listener`]), so idle or slow clients cannot take the
-//! process's file descriptors. Stops on the shared [`Shutdown`]: no new connections or requests,
+//! process's file descriptors. Stops on the shared [`crate::shutdown::Shutdown`]: no new connections or requests,
 //! requests in flight finish (their appends complete and are answered), then [`serve`] returns.
 
 pub mod fdlimit;

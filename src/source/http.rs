@@ -19,7 +19,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::push::{self, BodyError};
-use super::{Ingest, IngestError};
+use super::{Ingest, IngestError, Refusal};
 use crate::buffer::BufferError;
 use crate::config::{HttpSourceConfig, Secret};
 use crate::metrics::SourceMetrics;
@@ -189,30 +189,32 @@ fn body_error(src: &HttpSource, e: BodyError) -> Response {
     }
 }
 
+/// Items whose events could never be stored: a 400 naming them, as for invalid items.
+fn refused_items(src: &HttpSource, refused: &[Refusal]) -> Response {
+    src.reject("too_large", refused.len() as u64);
+    let items: Vec<push::ItemError> = refused
+        .iter()
+        .map(|r| push::ItemError {
+            index: r.index,
+            field: String::new(),
+            reason: r.reason.clone(),
+        })
+        .collect();
+    src.reply(
+        StatusCode::BAD_REQUEST,
+        json!({"error": "invalid items; nothing of this request was accepted", "accepted": 0, "items": items}),
+        false,
+    )
+}
+
 fn ingest_error(src: &HttpSource, e: IngestError, n: u64) -> Response {
-    if let IngestError::Refused(refused) = &e {
-        src.reject("too_large", refused.len() as u64);
-        let items: Vec<push::ItemError> = refused
-            .iter()
-            .map(|r| push::ItemError {
-                index: r.index,
-                field: String::new(),
-                reason: r.reason.clone(),
-            })
-            .collect();
-        return src.reply(
-            StatusCode::BAD_REQUEST,
-            json!({"error": "invalid items; nothing of this request was accepted", "accepted": 0, "items": items}),
-            false,
-        );
-    }
     let (status, reason, retry) = match &e {
+        IngestError::Refused(refused) => return refused_items(src, refused),
         IngestError::Buffer(BufferError::Full { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "buffer_full", true),
         IngestError::Buffer(BufferError::TooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", false),
         IngestError::Buffer(BufferError::Closed) => (StatusCode::SERVICE_UNAVAILABLE, "stopping", true),
         IngestError::Buffer(_) => (StatusCode::SERVICE_UNAVAILABLE, "buffer_error", true),
         IngestError::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encode_error", false),
-        IngestError::Refused(_) => unreachable!("answered above"),
     };
     tracing::warn!(error = %e, items = n, status = status.as_u16(), "push request not stored");
     src.reject(reason, n);

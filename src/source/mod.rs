@@ -129,7 +129,7 @@ impl Ingest {
     async fn ingest_with(&self, batch: &[Observation], alone: bool) -> Result<Ingested, IngestError> {
         let now = timefmt::now_ms();
         let skip = std::collections::BTreeSet::new();
-        let (mut events, mut owners, mut undo) = self.observe(batch, &skip, now);
+        let (mut events, owners, mut undo) = self.observe(batch, &skip, now);
         let mut records = self.encode(&events)?;
         let max = self.buffer.max_record_bytes();
         let bad: std::collections::BTreeMap<usize, usize> = records
@@ -154,10 +154,9 @@ impl Ingest {
                 return Err(IngestError::Refused(refused));
             }
             let skip: std::collections::BTreeSet<usize> = bad.keys().copied().collect();
-            (events, owners, undo) = self.observe(batch, &skip, now);
+            (events, _, undo) = self.observe(batch, &skip, now);
             records = self.encode(&events)?;
         }
-        drop(owners);
         match self.buffer.append(records).await {
             Ok(Appended::Stored { first_seq, count }) => {
                 if let Some(c) = &self.clock {
