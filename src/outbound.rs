@@ -43,20 +43,27 @@ pub enum ReadError {
 }
 
 /// Reads `resp`'s body, refusing more than `limit` bytes while reading.
+///
+/// Chunks are kept as they come (each in an allocation of its own size) and joined once at the
+/// end: growing one buffer by doubling would leave each outgrown buffer resident until the
+/// allocator returns it, several times the limit for a large answer.
 pub async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Bytes, ReadError> {
     if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(ReadError::TooLarge { limit });
     }
-    let mut out = BytesMut::new();
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total = 0;
     loop {
         match resp.chunk().await {
             Ok(Some(c)) => {
-                if out.len() + c.len() > limit {
+                total += c.len();
+                if total > limit {
                     return Err(ReadError::TooLarge { limit });
                 }
-                out.extend_from_slice(&c);
+                // A copy: the chunk may share a larger read buffer it would keep alive.
+                chunks.push(Bytes::copy_from_slice(&c));
             }
-            Ok(None) => return Ok(out.freeze()),
+            Ok(None) => break,
             Err(e) => {
                 return Err(ReadError::Transport {
                     timeout: e.is_timeout(),
@@ -65,6 +72,14 @@ pub async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Byte
             }
         }
     }
+    if chunks.len() == 1 {
+        return Ok(chunks.pop().unwrap_or_default());
+    }
+    let mut out = BytesMut::with_capacity(total);
+    for c in chunks {
+        out.extend_from_slice(&c);
+    }
+    Ok(out.freeze())
 }
 
 /// For a 3xx answer: what to say about it, naming where it pointed.
@@ -110,6 +125,55 @@ mod tests {
         );
         let n = redirect_note(307, &h);
         assert!(n.contains("307") && n.contains("https://elsewhere.example/x"), "{n}");
+    }
+
+    /// A real server on loopback answering `GET /<n>` with `n` bytes, streamed in 1 KiB chunks
+    /// without a length (`/len/<n>` with a `Content-Length`).
+    async fn server() -> String {
+        use axum::extract::Path;
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route(
+                "/{n}",
+                get(|Path(n): Path<usize>| async move {
+                    let chunks = (0..n.div_ceil(1024))
+                        .map(move |i| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; (n - i * 1024).min(1024)])));
+                    axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+                }),
+            )
+            .route("/len/{n}", get(|Path(n): Path<usize>| async move { vec![b'y'; n] }));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_up_to_the_limit_and_no_further() {
+        let base = server().await;
+        let http = reqwest::Client::new();
+        let get = |path: String| {
+            let http = http.clone();
+            async move { http.get(path).send().await.unwrap() }
+        };
+        let body = read_body(get(format!("{base}/5000")).await, 5000).await.unwrap();
+        assert_eq!(body.len(), 5000);
+        assert!(matches!(
+            read_body(get(format!("{base}/5001")).await, 5000).await,
+            Err(ReadError::TooLarge { limit: 5000 })
+        ));
+        // An announced length over the limit is refused before reading.
+        assert!(matches!(
+            read_body(get(format!("{base}/len/5001")).await, 5000).await,
+            Err(ReadError::TooLarge { .. })
+        ));
+        assert_eq!(
+            read_body(get(format!("{base}/len/10")).await, 5000)
+                .await
+                .unwrap()
+                .len(),
+            10
+        );
     }
 
     #[test]

@@ -239,6 +239,8 @@ impl Writer {
         match result {
             Ok(()) => {
                 self.publish();
+                // Before answering: an appender that hears "stored" sees the error cleared.
+                self.shared.set_write_error(None);
                 self.answer(
                     senders
                         .into_iter()
@@ -249,7 +251,6 @@ impl Writer {
                 let m = &self.shared.metrics;
                 m.appended.inc_by(self.next_seq - before);
                 m.batch_records.observe((self.next_seq - before) as f64);
-                self.shared.set_write_error(None);
             }
             Err(e) => {
                 tracing::error!(error = %e, "buffer write failed; undoing the group");

@@ -22,7 +22,10 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    load_str(&text, std::env::vars())
+    load_str(&text, std::env::vars()).map_err(|e| match e {
+        ConfigError::Syntax(m) => ConfigError::Syntax(format!("{}: {m}", path.display())),
+        e => e,
+    })
 }
 
 /// Parses config text, applies the given `CONDUIT_*` variables, and validates.
