@@ -16,11 +16,18 @@ fn the_example_config_is_accepted() {
         ])
         .env("CIC_CONDUIT_PUSH_TOKEN", "s3cret-value-0123456")
         .env("CIC_CONDUIT_CLIENT_SECRET", "oauth-s3cret")
+        .env("CONDUIT_HOME", "/opt/conduit")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("config OK"));
+    // An unrelated prefixed variable is named in a warning, and does not stop anything.
+    assert!(
+        stderr.contains("warning: environment variable CONDUIT_HOME ignored"),
+        "{stderr}"
+    );
     assert!(stdout.contains("journey sink   configuration"));
     assert!(
         !stdout.contains("s3cret-value-0123456") && !stdout.contains("oauth-s3cret"),

@@ -84,6 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { config } => {
             let cfg = config::load_file(&config)?;
             crate::telemetry::init(&cfg.log);
+            log_warnings(&cfg);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("conduit")
@@ -103,6 +104,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if let Some(t) = &cfg.organization.client_secret {
                 t.resolve("organization.client_secret")?;
+            }
+            for w in &cfg.warnings {
+                eprintln!("warning: {w}");
             }
             println!("config OK: {}", config.display());
             println!("  enabled        {}", cfg.enabled);
@@ -152,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Setup { config, name, source } => {
             let cfg = config::load_file(&config)?;
             crate::telemetry::init(&cfg.log);
+            log_warnings(&cfg);
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let r = rt.block_on(setup(&cfg, &name, &source))?;
             println!(
@@ -180,6 +185,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("external_source_id = \"<your external source id>\"");
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn log_warnings(cfg: &config::Config) {
+    for w in &cfg.warnings {
+        tracing::warn!(warning = %w, "config");
     }
 }
 

@@ -5,7 +5,10 @@
 //! sections: `CONDUIT_BUFFER__PERSIST=flush`, `CONDUIT_ENABLED=false`,
 //! `CONDUIT_SOURCES__HTTP__TOKEN=...`. Values are TOML literals (`false`, `42`, `["a","b"]`);
 //! anything that is not one is taken as a string, and keys that name secrets are always strings.
-//! An override naming no key is an error, like an unknown key in the file.
+//! A prefixed variable that names no key (an unrelated `CONDUIT_HOME`, a misspelling) is left
+//! out with a warning in [`Config::warnings`] naming the variable — the service manager's
+//! environment is not ours to police; a bad *value* for a real key is an error naming the key,
+//! and an unknown key in the file is an error too.
 
 use std::path::Path;
 
@@ -30,26 +33,74 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses config text, applies the given `CONDUIT_*` variables, and validates.
 pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
-    let mut table: Table = text
+    let base: Table = text
         .parse()
         .map_err(|e: toml::de::Error| ConfigError::Syntax(syntax_error(text, &e)))?;
     let mut overrides: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
     overrides.sort();
-    for (var, value) in overrides {
-        apply_override(&mut table, &var, &value)?;
-    }
-    let config: Config = serde_path_to_error::deserialize(table).map_err(|e| {
-        let key = e.path().to_string();
-        let message = e.inner().to_string();
-        let key = if key == "." {
-            unknown_key(&message).unwrap_or(key)
-        } else {
-            key
+    let mut warnings = Vec::new();
+    // Each round either deserializes or sets aside one variable that names no key: bounded.
+    loop {
+        let mut table = base.clone();
+        let mut paths = Vec::with_capacity(overrides.len());
+        let mut i = 0;
+        while i < overrides.len() {
+            let (var, value) = &overrides[i];
+            match apply_override(&mut table, var, value) {
+                Ok(path) => {
+                    paths.push(path);
+                    i += 1;
+                }
+                Err(message) => {
+                    warnings.push(ignored(var, &message));
+                    overrides.remove(i);
+                }
+            }
+        }
+        let err = match serde_path_to_error::deserialize::<_, Config>(table) {
+            Ok(mut config) => {
+                config.validate()?;
+                config.warnings = warnings;
+                return Ok(config);
+            }
+            Err(e) => e,
         };
-        ConfigError::Invalid { key, message }
-    })?;
-    config.validate()?;
-    Ok(config)
+        let at = err.path().to_string();
+        let message = err.inner().to_string();
+        let unknown = unknown_key(&message).filter(|_| message.starts_with("unknown field"));
+        let key = match (at == ".", &unknown) {
+            (true, Some(field)) => field.clone(),
+            (true, None) => at,
+            (false, Some(field)) if !at.ends_with(&format!(".{field}")) && at != *field => format!("{at}.{field}"),
+            (false, _) => at,
+        };
+        // An unknown key that only a variable brought in, or a variable that takes a value for
+        // a section: that variable names no key.
+        let below = format!("{key}.");
+        let culprit = if unknown.is_some() {
+            paths.iter().position(|p| *p == key || p.starts_with(&below))
+        } else if message.starts_with("invalid type: map") {
+            paths.iter().position(|p| p.starts_with(&below))
+        } else {
+            None
+        };
+        match culprit {
+            Some(i) => {
+                let (var, _) = overrides.remove(i);
+                let why = if unknown.is_some() {
+                    format!("there is no config key `{key}`")
+                } else {
+                    format!("`{key}` is a value, not a section")
+                };
+                warnings.push(ignored(&var, &why));
+            }
+            None => return Err(ConfigError::Invalid { key, message }),
+        }
+    }
+}
+
+fn ignored(var: &str, why: &str) -> String {
+    format!("environment variable {var} ignored: {why}")
 }
 
 /// For an error at the top level, the field serde named, if any.
@@ -59,17 +110,17 @@ fn unknown_key(message: &str) -> Option<String> {
     Some(message[start..end].to_string())
 }
 
-fn apply_override(table: &mut Table, var: &str, raw: &str) -> Result<(), ConfigError> {
+/// Applies one variable to the table, returning the dotted key path it set; an error says why
+/// the variable names no key.
+fn apply_override(table: &mut Table, var: &str, raw: &str) -> Result<String, String> {
     let path: Vec<String> = var[ENV_PREFIX.len()..]
         .split("__")
         .map(|p| p.to_ascii_lowercase())
         .collect();
     if path.iter().any(|p| p.is_empty()) {
-        return Err(ConfigError::Env {
-            var: var.into(),
-            message: "empty key segment; separate sections with a double underscore, e.g. CONDUIT_BUFFER__PERSIST"
-                .into(),
-        });
+        return Err(
+            "empty key segment; separate sections with a double underscore, e.g. CONDUIT_BUFFER__PERSIST".into(),
+        );
     }
     let (last, parents) = path.split_last().expect("split on a non-empty string yields a part");
     let mut node = table;
@@ -77,12 +128,7 @@ fn apply_override(table: &mut Table, var: &str, raw: &str) -> Result<(), ConfigE
         let entry = node.entry(part.clone()).or_insert_with(|| Value::Table(Table::new()));
         node = match entry {
             Value::Table(t) => t,
-            _ => {
-                return Err(ConfigError::Env {
-                    var: var.into(),
-                    message: format!("`{part}` is a value, not a section"),
-                });
-            }
+            _ => return Err(format!("`{part}` is a value, not a section")),
         };
     }
     let is_secret = ["token", "password", "secret", "client_secret"].contains(&last.as_str());
@@ -93,7 +139,7 @@ fn apply_override(table: &mut Table, var: &str, raw: &str) -> Result<(), ConfigE
         parse_literal(raw).unwrap_or_else(|| Value::String(raw.to_string()))
     };
     node.insert(last.clone(), value);
-    Ok(())
+    Ok(path.join("."))
 }
 
 fn parse_literal(raw: &str) -> Option<Value> {
@@ -169,7 +215,6 @@ mod tests {
     fn errors_name_the_key() {
         type Case<'a> = (&'a str, Vec<(String, String)>, &'a str);
         let cases: &[Case] = &[
-            (MINIMAL, env(&[("CONDUIT_BUFFER__PERSIT", "flush")]), "persit"),
             (
                 MINIMAL,
                 env(&[("CONDUIT_BUFFER__PERSIST", "sometimes")]),
@@ -191,13 +236,35 @@ mod tests {
                 env(&[("CONDUIT_BUFFER__MAX_BYTES", "1000")]),
                 "buffer.max_bytes",
             ),
-            (MINIMAL, env(&[("CONDUIT_SURPRISE", "1")]), "surprise"),
             ("cic_server = \"x\"", env(&[]), "organization"),
         ];
         for (text, vars, key) in cases {
             let err = load_str(text, vars.clone()).unwrap_err().to_string();
             assert!(err.contains(key), "expected `{key}` in: {err}");
         }
+    }
+
+    #[test]
+    fn a_variable_naming_no_key_is_a_warning_not_a_stop() {
+        let vars = env(&[
+            ("CONDUIT_HOME", "/opt/conduit"),
+            ("CONDUIT_BUFFER__PERSIT", "flush"),
+            ("CONDUIT_NEW_SECTION__KEY", "1"),
+            ("CONDUIT_ENABLED__X", "1"),
+            ("CONDUIT_", "1"),
+            ("CONDUIT_BUFFER__PERSIST", "flush"),
+        ]);
+        let c = load_str(MINIMAL, vars).unwrap();
+        assert_eq!(c.buffer.persist, crate::config::PersistPolicy::Flush, "real keys still apply");
+        let w = c.warnings.join("\n");
+        for var in ["CONDUIT_HOME ", "CONDUIT_BUFFER__PERSIT ", "CONDUIT_NEW_SECTION__KEY ", "CONDUIT_ENABLED__X ", "CONDUIT_ "] {
+            assert!(w.contains(var), "no warning for {var}: {w}");
+        }
+        assert!(w.contains("`buffer.persit`") && w.contains("`home`"), "{w}");
+        assert_eq!(c.warnings.len(), 5, "{w}");
+        // A misspelling in the file itself is still an error.
+        let err = load_str(&format!("{MINIMAL}\nsurprise = 1\n"), env(&[("CONDUIT_HOME", "x")])).unwrap_err();
+        assert!(err.to_string().contains("surprise"), "{err}");
     }
 
     #[test]

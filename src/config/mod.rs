@@ -42,14 +42,6 @@ pub enum ConfigError {
         /// What is wrong and what is allowed.
         message: String,
     },
-    /// A `CONDUIT_*` environment override could not be applied.
-    #[error("environment variable {var}: {message}")]
-    Env {
-        /// The variable name.
-        var: String,
-        /// What is wrong.
-        message: String,
-    },
     /// A secret could not be resolved from its env var or file.
     #[error("config key `{key}`: {message}")]
     Secret {
@@ -101,6 +93,10 @@ pub struct Config {
     /// Switchover pairs: which conduit of a pair reads CIC.
     #[serde(default)]
     pub ha: HaConfig,
+    /// What loading set aside with a warning (environment variables that name no key): logged
+    /// at start and printed by `check-config`.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// How a conduit beside one server of a CIC switchover pair behaves.
