@@ -18,32 +18,19 @@ use apache_avro::types::Value;
 use apache_avro::{Reader, Schema, Writer};
 use bytes::Bytes;
 
-use crate::event::codec::SCHEMA_V1;
 use crate::event::{EventCodec, InteractionEvent};
 use crate::timefmt;
 
 /// A file is rolled once it passes this size.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// The dead-letter record's schema; `event` embeds the interaction event schema.
-pub static SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
-    let text = format!(
-        r#"{{"type": "record", "name": "DeadLetter", "namespace": "io.cicconduit.v1",
-  "doc": "An event Genesys Cloud refused for good, as cic-conduit keeps it.",
-  "fields": [
-    {{"name": "seq", "type": "long", "doc": "Its sequence number in the buffer."}},
-    {{"name": "sink", "type": "string"}},
-    {{"name": "reason", "type": "string", "doc": "Bounded reason code, as in conduit_sink_events_dead_lettered_total."}},
-    {{"name": "status", "type": ["null", "int"], "default": null, "doc": "HTTP status (of the entity when the cloud gave one)."}},
-    {{"name": "correlation_id", "type": ["null", "string"], "default": null}},
-    {{"name": "message", "type": "string", "doc": "The cloud's error message."}},
-    {{"name": "dead_lettered_at", "type": {{"type": "long", "logicalType": "timestamp-millis"}}}},
-    {{"name": "payload", "type": "bytes", "doc": "The buffered record exactly as stored."}},
-    {{"name": "event", "type": ["null", {SCHEMA_V1}], "default": null}}
-  ]}}"#
-    );
-    Schema::parse_str(&text).expect("the dead-letter schema is tested to parse")
-});
+/// The dead-letter record's schema text, `schemas/dead_letter.v1.avsc`; its `event` embeds the
+/// current interaction event schema.
+pub const SCHEMA_TEXT: &str = include_str!("../../schemas/dead_letter.v1.avsc");
+
+/// The dead-letter record's schema, parsed once.
+pub static SCHEMA: LazyLock<Schema> =
+    LazyLock::new(|| Schema::parse_str(SCHEMA_TEXT).expect("the dead-letter schema is tested to parse"));
 
 /// A dead-letter failure.
 #[derive(Debug, thiserror::Error)]

@@ -1,28 +1,41 @@
 //! Avro encoding of [`InteractionEvent`] for the buffer and for Avro files.
 //!
 //! A buffered record is an Avro *single-object encoding*: the two bytes `C3 01`, the 8-byte
-//! CRC-64-AVRO (Rabin) fingerprint of the writer schema, then the datum. The fingerprint lets a
-//! later version read what an earlier one wrote. Encoding goes straight from serde to bytes with
-//! apache-avro's schema-aware serializer into a caller-owned, reused buffer: never through
-//! `apache_avro::types::Value`, which costs about eight times as much.
+//! fingerprint of the writer schema as the specification defines it (CRC-64-AVRO of the Parsing
+//! Canonical Form, little-endian; see [`super::fingerprint`]), then the datum — so any Avro tool
+//! that looks a schema up by fingerprint reads it. Records written by earlier versions decode
+//! too: those of `interaction_event.v1`, under its standard fingerprint and under the one
+//! earlier releases wrote (apache-avro's, [`V1_LEGACY_FINGERPRINT`]). Encoding goes straight
+//! from serde to bytes with apache-avro's schema-aware serializer into a caller-owned, reused
+//! buffer: never through `apache_avro::types::Value`, which costs about eight times as much.
 
 use std::sync::LazyLock;
 
 use apache_avro::Schema;
-use apache_avro::rabin::Rabin;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
 use serde::Serialize;
 use serde::ser::{SerializeTuple, Serializer};
 
 use super::InteractionEvent;
+use super::fingerprint::{fingerprint, hex};
 
 /// The current writer schema's text.
-pub const SCHEMA_V1: &str = include_str!("../../schemas/interaction_event.v1.avsc");
+pub const SCHEMA_TEXT: &str = include_str!("../../schemas/interaction_event.v2.avsc");
+
+/// The first schema version's text (still read).
+pub const SCHEMA_V1_TEXT: &str = include_str!("../../schemas/interaction_event.v1.avsc");
+
+/// The fingerprint earlier releases wrote for `interaction_event.v1` (apache-avro's canonical
+/// form, which keeps `logicalType`): not the standard one, still read.
+pub const V1_LEGACY_FINGERPRINT: [u8; 8] = [0xae, 0xaa, 0x85, 0x1e, 0x7a, 0x20, 0x75, 0x91];
 
 /// The current writer schema, parsed once.
 pub static SCHEMA: LazyLock<Schema> =
-    LazyLock::new(|| Schema::parse_str(SCHEMA_V1).expect("the bundled schema is tested to parse"));
+    LazyLock::new(|| Schema::parse_str(SCHEMA_TEXT).expect("the bundled schema is tested to parse"));
+
+static SCHEMA_V1: LazyLock<Schema> =
+    LazyLock::new(|| Schema::parse_str(SCHEMA_V1_TEXT).expect("the bundled schemas are tested to parse"));
 
 /// Marker of Avro single-object encoding.
 const MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -35,9 +48,9 @@ pub enum CodecError {
     /// The bytes are not Avro single-object encoding.
     #[error("not an Avro single-object record (bad header)")]
     BadHeader,
-    /// Written with a schema this version does not know.
-    #[error("record written with unknown schema fingerprint {0:016x}")]
-    UnknownSchema(u64),
+    /// Written with a schema this version does not know (its fingerprint, as hex).
+    #[error("record written with unknown schema fingerprint {0}")]
+    UnknownSchema(String),
     /// Avro itself failed.
     #[error("avro: {0}")]
     Avro(String),
@@ -54,13 +67,24 @@ impl CodecError {
 pub struct EventCodec {
     writer: GenericDatumWriter<'static>,
     reader: GenericDatumReader<'static>,
-    fingerprint: u64,
+    fingerprint: [u8; 8],
+    /// Readers of earlier versions' records, by the fingerprint in their header. Each earlier
+    /// version's fields and symbols are a subset of the current one's, so its datum deserializes
+    /// straight into today's event.
+    older: Vec<([u8; 8], GenericDatumReader<'static>)>,
 }
 
 impl std::fmt::Debug for EventCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "EventCodec({:016x})", self.fingerprint)
+        write!(f, "EventCodec({})", hex(&self.fingerprint))
     }
+}
+
+fn datum_reader(schema: &'static Schema) -> GenericDatumReader<'static> {
+    GenericDatumReader::builder(schema)
+        .human_readable(false)
+        .build()
+        .expect("the bundled schemas resolve")
 }
 
 impl EventCodec {
@@ -72,26 +96,27 @@ impl EventCodec {
             .human_readable(false)
             .build()
             .expect("the bundled schema resolves");
-        let reader = GenericDatumReader::builder(schema)
-            .human_readable(false)
-            .build()
-            .expect("the bundled schema resolves");
+        let v1 = fingerprint(SCHEMA_V1_TEXT).expect("the bundled schemas are JSON");
         EventCodec {
             writer,
-            reader,
-            fingerprint: fingerprint(schema),
+            reader: datum_reader(schema),
+            fingerprint: fingerprint(SCHEMA_TEXT).expect("the bundled schema is JSON"),
+            older: vec![
+                (v1, datum_reader(&SCHEMA_V1)),
+                (V1_LEGACY_FINGERPRINT, datum_reader(&SCHEMA_V1)),
+            ],
         }
     }
 
-    /// The writer schema's Rabin fingerprint.
-    pub fn fingerprint(&self) -> u64 {
+    /// The writer schema's fingerprint: the 8 header bytes.
+    pub fn fingerprint(&self) -> [u8; 8] {
         self.fingerprint
     }
 
     /// Appends one encoded record to `out` (which the caller reuses).
     pub fn encode_into(&self, event: &InteractionEvent, out: &mut Vec<u8>) -> Result<(), CodecError> {
         out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&self.fingerprint.to_le_bytes());
+        out.extend_from_slice(&self.fingerprint);
         self.writer
             .write_ser(out, &Positional(event))
             .map_err(|e| CodecError::Avro(e.to_string()))?;
@@ -110,12 +135,17 @@ impl EventCodec {
         if bytes.len() < HEADER_LEN || bytes[..2] != MAGIC {
             return Err(CodecError::BadHeader);
         }
-        let fp = u64::from_le_bytes(bytes[2..10].try_into().expect("8 bytes"));
-        if fp != self.fingerprint {
-            return Err(CodecError::UnknownSchema(fp));
-        }
+        let fp: [u8; 8] = bytes[2..HEADER_LEN].try_into().expect("8 bytes");
+        let reader = if fp == self.fingerprint {
+            &self.reader
+        } else {
+            match self.older.iter().find(|(f, _)| *f == fp) {
+                Some((_, r)) => r,
+                None => return Err(CodecError::UnknownSchema(hex(&fp))),
+            }
+        };
         let mut datum = &bytes[HEADER_LEN..];
-        self.reader
+        reader
             .read_deser(&mut datum)
             .map_err(|e| CodecError::Avro(e.to_string()))
     }
@@ -183,14 +213,6 @@ impl Serialize for PositionalCustomer<'_> {
     }
 }
 
-/// CRC-64-AVRO fingerprint of a schema's canonical form, as a number.
-pub fn fingerprint(schema: &Schema) -> u64 {
-    let fp = schema.fingerprint::<Rabin>();
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&fp.bytes[..8]);
-    u64::from_le_bytes(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +243,24 @@ mod tests {
             .write_value_to_vec(value)
             .unwrap();
         assert_eq!(&fast[HEADER_LEN..], &slow[..]);
+    }
+
+    #[test]
+    fn writes_the_standard_fingerprint_and_reads_version_1_records() {
+        let codec = EventCodec::new();
+        let bytes = codec.encode(&InteractionEvent::example()).unwrap();
+        assert_eq!(bytes[2..HEADER_LEN], fingerprint(SCHEMA_TEXT).unwrap());
+        // A record as earlier releases wrote it: v1 schema, apache-avro's fingerprint.
+        let v1 = GenericDatumWriter::builder(&SCHEMA_V1).build().unwrap();
+        let ev = InteractionEvent::example();
+        let value = apache_avro::to_value(&ev).unwrap().resolve(&SCHEMA_V1).unwrap();
+        let datum = v1.write_value_to_vec(value).unwrap();
+        for fp in [V1_LEGACY_FINGERPRINT, fingerprint(SCHEMA_V1_TEXT).unwrap()] {
+            let mut old = MAGIC.to_vec();
+            old.extend_from_slice(&fp);
+            old.extend_from_slice(&datum);
+            assert_eq!(codec.decode(&old).unwrap(), ev, "{}", hex(&fp));
+        }
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The canonical event model: [`InteractionEvent`], mirrored field for field by
-//! `schemas/interaction_event.v1.avsc`, plus its deterministic ids ([`id`]) and Avro codec
-//! ([`codec`]).
+//! `schemas/interaction_event.v2.avsc`, plus its deterministic ids ([`id`]), Avro codec
+//! ([`codec`]) and the specification's schema fingerprint ([`fingerprint`]).
 //!
 //! Promises: every event this crate writes conforms to the current schema; optional fields are
 //! `None` (Avro `null`) rather than invented; the serde names below are the Avro names.
 
 pub mod codec;
+pub mod fingerprint;
 pub mod id;
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ pub use codec::{CodecError, EventCodec};
 pub enum EventType {
     /// First seen.
     Started,
-    /// Offering or alerting: waiting for an agent.
+    /// Offered to the queue (`Eic_State` O): waiting for an agent.
     Queued,
     /// Connected to an agent.
     Connected,
@@ -36,11 +37,18 @@ pub enum EventType {
     Transferred,
     /// Disconnected (locally or remotely: see the interaction's state).
     Ended,
+    /// Offered to an agent, whose phone or client is ringing (`Eic_State` A): carries the agent.
+    Alerting,
+    /// An outbound call being dialed (`Eic_State` R, proceeding).
+    Dialing,
+    /// Any other change of `Eic_State` (suspended, system, not set): the new state is in
+    /// `interaction.state`.
+    StateChanged,
 }
 
 impl EventType {
     /// Every type, in schema order.
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 12] = [
         EventType::Started,
         EventType::Queued,
         EventType::Connected,
@@ -50,6 +58,9 @@ impl EventType {
         EventType::Voicemail,
         EventType::Transferred,
         EventType::Ended,
+        EventType::Alerting,
+        EventType::Dialing,
+        EventType::StateChanged,
     ];
 
     /// Lower-case name for metrics labels and logs.
@@ -64,6 +75,9 @@ impl EventType {
             EventType::Voicemail => "voicemail",
             EventType::Transferred => "transferred",
             EventType::Ended => "ended",
+            EventType::Alerting => "alerting",
+            EventType::Dialing => "dialing",
+            EventType::StateChanged => "state_changed",
         }
     }
 }

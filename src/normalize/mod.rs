@@ -4,11 +4,12 @@
 //! It keeps each interaction's merged attributes so that deltas make sense and a repeated or
 //! re-sent snapshot yields nothing new. Which events come from a change:
 //!
-//! - first sight of an interaction: `STARTED`;
+//! - first sight of an interaction: `STARTED`, describing it as it began (see [`as_it_began`]);
 //! - workgroup or agent changing from one value to another: `TRANSFERRED`;
-//! - `Eic_State` entering O/A: `QUEUED` (once per entry, O→A is the same queue phase);
-//!   C: `CONNECTED`, or `RESUMED` after H; H: `HELD`; P: `PARKED`; M: `VOICEMAIL`;
-//!   I/E: `ENDED` (after which the interaction yields nothing more);
+//! - every change of `Eic_State`, one event each: O `QUEUED`, A `ALERTING` (with the alerted
+//!   agent), R `DIALING`, C `CONNECTED` (or `RESUMED` after H), H `HELD`, P `PARKED`,
+//!   M `VOICEMAIL`, I/E `ENDED` (after which the interaction yields nothing more), and X, S or
+//!   a cleared state `STATE_CHANGED`;
 //! - an observation that says the interaction *left* (it left every watched queue without being
 //!   seen to disconnect, see [`Observation::left`]): `ENDED` with its last known state — the
 //!   source will see nothing more of it. An interaction never seen before yields nothing. If it
@@ -242,16 +243,19 @@ impl Normalizer {
         if let Some(s) = state
             && Some(s) != t.last_state
         {
-            let queued_before = matches!(t.last_state, Some(State::Offering | State::Alerting));
+            // One event for every change of Eic_State.
             let ev = match s {
-                State::Offering | State::Alerting if !queued_before => Some(EventType::Queued),
+                State::NotSet if t.last_state.is_none() => None,
+                State::Offering => Some(EventType::Queued),
+                State::Alerting => Some(EventType::Alerting),
+                State::Proceeding => Some(EventType::Dialing),
                 State::Connected if t.last_state == Some(State::Held) => Some(EventType::Resumed),
                 State::Connected => Some(EventType::Connected),
                 State::Held => Some(EventType::Held),
                 State::Parked => Some(EventType::Parked),
                 State::Messaging => Some(EventType::Voicemail),
                 State::DisconnectedLocal | State::DisconnectedRemote => Some(EventType::Ended),
-                _ => None,
+                State::Suspended | State::System | State::NotSet => Some(EventType::StateChanged),
             };
             t.last_state = Some(s);
             if let Some(ev) = ev {
@@ -287,6 +291,9 @@ impl Normalizer {
             ev.event_id = event_id;
             ev.event_type = ty;
             ev.occurred_at = occurred_at;
+            if ty == EventType::Started {
+                as_it_began(&mut ev);
+            }
             out.push(ev);
         }
     }
@@ -406,6 +413,21 @@ impl Normalizer {
         }
         self.metrics.tracked.set(self.table.len() as i64);
     }
+}
+
+/// `STARTED` describes the interaction as it began, so that whoever sends its id — this
+/// conduit or its partner beside the other server of a pair, live or from a later snapshot —
+/// sends the same content: what an interaction is born with (its keys, medium, direction,
+/// addresses, initiation time) stays; what changes over its life (state, workgroup, agent, end,
+/// durations, custom attributes) is left to the events of those changes.
+fn as_it_began(ev: &mut InteractionEvent) {
+    let i = &mut ev.interaction;
+    i.state = None;
+    i.workgroup = None;
+    i.agent = None;
+    i.terminated_at = None;
+    i.connected_duration_ms = None;
+    ev.attributes.clear();
 }
 
 #[cfg(test)]

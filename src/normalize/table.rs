@@ -29,8 +29,10 @@ pub struct Tracked {
     pub last_workgroup: Option<Box<str>>,
     /// Agent as of the last event (transfer detection).
     pub last_agent: Option<Box<str>>,
-    /// How many events of each type were emitted, by [`EventType`] position.
-    pub counts: [u32; 9],
+    /// How many events of each type were emitted, by [`EventType`] position (state carried
+    /// from a version with fewer types reads with the new ones at zero).
+    #[serde(deserialize_with = "counts_of_any_length")]
+    pub counts: [u32; EventType::ALL.len()],
     /// An `ENDED` event was emitted.
     pub ended: bool,
     /// That `ENDED` came from leaving the watched queues, not from a seen disconnect: taken back
@@ -42,6 +44,15 @@ pub struct Tracked {
     /// Bumped on every change, so a rollback only undoes its own change.
     #[serde(skip)]
     pub generation: u64,
+}
+
+fn counts_of_any_length<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u32; EventType::ALL.len()], D::Error> {
+    let v: Vec<u32> = Vec::deserialize(d)?;
+    let mut out = [0; EventType::ALL.len()];
+    for (slot, n) in out.iter_mut().zip(v) {
+        *slot = n;
+    }
+    Ok(out)
 }
 
 impl Tracked {

@@ -59,13 +59,22 @@ fn a_call_from_offer_to_hangup() {
     );
     assert_eq!(started.customer.phone.as_deref(), Some("+13175551234"));
     assert_eq!(started.interaction.call_id_key, "100265870720240409");
-    assert_eq!(started.attributes.get("AccountTier").map(String::as_str), Some("gold"));
-    assert_eq!(started.interaction.state, Some(State::Offering));
+    // STARTED: the interaction as it began; what changes over its life is on the next events.
+    assert_eq!(started.interaction.state, None);
+    assert_eq!(started.interaction.workgroup, None);
+    assert!(started.attributes.is_empty());
+    assert_eq!(started.interaction.direction, Some(crate::event::Direction::Inbound));
+    let queued = &first[1];
+    assert_eq!(queued.attributes.get("AccountTier").map(String::as_str), Some("gold"));
+    assert_eq!(queued.interaction.state, Some(State::Offering));
+    assert_eq!(queued.interaction.workgroup.as_deref(), Some("Support"));
 
-    assert!(
-        run(&mut n, &obs("1002658707", &[("eic_state", "A")])).is_empty(),
-        "O→A stays queued"
+    let alerting = run(
+        &mut n,
+        &obs("1002658707", &[("eic_state", "A"), ("Eic_UserName", "jdoe")]),
     );
+    assert_eq!(types(&alerting), vec![EventType::Alerting], "O→A: an agent is alerted");
+    assert_eq!(alerting[0].interaction.agent.as_deref(), Some("jdoe"));
     let c = run(
         &mut n,
         &obs("1002658707", &[("EIC_STATE", "C"), ("Eic_UserName", "jdoe")]),
@@ -146,6 +155,48 @@ fn an_interaction_that_left_unseen_ends_once_with_the_id_a_seen_end_has() {
     );
     assert!(run(&mut unseen, &gone("never-seen")).is_empty());
     assert_eq!(unseen.tracked(), 1, "an unknown id is not tracked for leaving");
+}
+
+#[test]
+fn every_change_of_state_is_one_event() {
+    let mut n = normalizer();
+    let first = run(&mut n, &obs("7", &[("Eic_CallIdKey", "720240409"), ("Eic_State", "R")]));
+    assert_eq!(
+        types(&first),
+        vec![EventType::Started, EventType::Dialing],
+        "outbound: proceeding"
+    );
+    let steps = [
+        ("C", EventType::Connected),
+        ("X", EventType::StateChanged),
+        ("C", EventType::Connected),
+        ("S", EventType::StateChanged),
+        ("", EventType::StateChanged),
+        ("A", EventType::Alerting),
+        ("O", EventType::Queued),
+        ("A", EventType::Alerting),
+        ("P", EventType::Parked),
+        ("C", EventType::Connected),
+        ("H", EventType::Held),
+        ("C", EventType::Resumed),
+        ("M", EventType::Voicemail),
+        ("I", EventType::Ended),
+    ];
+    let mut ids = std::collections::HashSet::new();
+    for (letter, ty) in steps {
+        let evs = run(&mut n, &obs("7", &[("Eic_State", letter)]));
+        assert_eq!(types(&evs), vec![ty], "state {letter:?}");
+        assert!(ids.insert(evs[0].event_id.clone()), "each change its own id");
+        // The same state again is no change.
+        if ty != EventType::Ended {
+            assert!(run(&mut n, &obs("7", &[("Eic_State", letter)])).is_empty());
+        }
+    }
+    // Unset on first sight is no change.
+    assert_eq!(
+        types(&run(&mut n, &obs("8", &[("Eic_State", "")]))),
+        vec![EventType::Started]
+    );
 }
 
 #[test]

@@ -155,7 +155,10 @@ impl Traffic {
         let mut at = t;
         if !outbound {
             at += self.secs(0.5, 6.0);
-            self.schedule(at, change(state("A")));
+            // Offered to an agent: CIC names the alerted agent as the phone rings.
+            let mut alert = state("A");
+            alert.push(("Eic_UserName", agent.to_string()));
+            self.schedule(at, change(alert));
             if self.rng.u32(0..100) < 6 {
                 // Abandoned in queue.
                 at += self.secs(1.0, 20.0);
