@@ -57,7 +57,6 @@ impl Sim {
         let schema = json!({
             "$schema": "http://json-schema.org/draft-04/schema#",
             "title": "calls",
-            "additionalProperties": false,
             "required": ["state"],
             "properties": {"state": {"type": "string", "enum": ["connected", "ended"]}, "ms": {"type": "integer"}}
         });
@@ -65,10 +64,29 @@ impl Sim {
         assert_eq!(status, 200, "{s}");
         let (status, again, _) = self.post("/api/v2/journey/externalevents/schemas", &schema).await;
         assert_eq!(status, 409, "titles are unique: {again}");
-        let cfg = json!({"name": "c", "schemaId": s["id"], "source": "PureConnect"});
+        let division = reqwest::Client::new()
+            .get(format!("{}/api/v2/authorization/divisions/home", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        assert_eq!(division["homeDivision"], true, "{division}");
+        let cfg = json!({"name": "c", "description": "", "divisionId": division["id"],
+            "schemaId": s["id"], "source": "PureConnect"});
+        let mut no_division = cfg.clone();
+        no_division.as_object_mut().unwrap().remove("divisionId");
+        let (status, e, _) = self
+            .post("/api/v2/journey/externalevents/configurations", &no_division)
+            .await;
+        assert_eq!(status, 400, "a configuration needs its division: {e}");
+        assert!(e.to_string().contains("divisionId is required"), "{e}");
         let (status, c, _) = self.post("/api/v2/journey/externalevents/configurations", &cfg).await;
         assert_eq!(status, 200, "{c}");
-        let bad = json!({"name": "d", "schemaId": "nope", "source": "x"});
+        let bad = json!({"name": "d", "description": "", "divisionId": division["id"],
+            "schemaId": "nope", "source": "x"});
         let (status, e, _) = self.post("/api/v2/journey/externalevents/configurations", &bad).await;
         assert_eq!(status, 400, "{e}");
         format!(
@@ -134,7 +152,7 @@ async fn malformed_bodies_are_refused_with_the_reason() {
         .post(&path, &json!({"entities": [no_date, bad_date, no_ids, no_id]}))
         .await;
     assert_eq!(status, 400, "{body}");
-    let details: Vec<String> = body["details"]
+    let details: Vec<String> = body["errors"]
         .as_array()
         .unwrap()
         .iter()
@@ -144,7 +162,7 @@ async fn malformed_bodies_are_refused_with_the_reason() {
         "entities[0].dateCreated is required",
         "entities[1].dateCreated `20240409T140311Z` is not an ISO-8601 date-time",
         "entities[2].identifiers.externalIds must not be empty",
-        "entities[3].id is required",
+        "entities[3].id must be a non-empty string",
         "entities[3].identifiers.externalIds[0].externalSourceId is required",
     ] {
         assert!(details.iter().any(|d| d.starts_with(want)), "{want} in {details:?}");

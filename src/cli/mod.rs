@@ -162,20 +162,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!(
                 "schema         {} ({})",
                 r.schema_id,
-                if r.schema_created { "created" } else { "already there" }
+                if r.schema_created {
+                    "created"
+                } else if r.schema_updated {
+                    "updated to this release's fields"
+                } else {
+                    "already there"
+                }
             );
             println!(
-                "configuration  {} ({})",
+                "configuration  {} ({}, division {})",
                 r.configuration_id,
                 if r.configuration_created {
                     "created"
                 } else {
                     "already there"
-                }
+                },
+                r.division_id
             );
-            if r.schema_differs {
+            if r.configuration_schema_differs {
                 eprintln!(
-                    "warning: the organization's schema differs from the one this version derives (custom attributes changed?); events may be refused until it is updated"
+                    "warning: the configuration \"{name}\" uses another schema than {}; events may be refused",
+                    r.schema_id
                 );
             }
             println!(
@@ -206,10 +214,22 @@ pub async fn setup(cfg: &config::Config, name: &str, source: &str) -> anyhow::Re
         .map(|j| j.external_source_id.clone())
         .unwrap_or_default();
     let mapper = crate::sink::journey::Mapper::new(&cfg.normalize.custom_attributes, &external_source);
+    let (initial, max) = cfg
+        .sinks
+        .journey
+        .as_ref()
+        .map_or((500, 30_000), |j| (j.retry_initial_ms, j.retry_max_ms));
     let s = crate::sink::setup::Setup {
         http,
         api_base: cfg.organization.api_base(),
         tokens,
+        division_id: cfg.organization.division_id.clone(),
+        retry: (
+            std::time::Duration::from_millis(initial),
+            std::time::Duration::from_millis(max),
+        ),
+        give_up_after: std::time::Duration::from_secs(120),
+        progress: Box::new(|line| eprintln!("{line}")),
     };
     Ok(s.run(&mapper, name, source).await?)
 }

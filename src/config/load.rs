@@ -255,9 +255,19 @@ mod tests {
             ("CONDUIT_BUFFER__PERSIST", "flush"),
         ]);
         let c = load_str(MINIMAL, vars).unwrap();
-        assert_eq!(c.buffer.persist, crate::config::PersistPolicy::Flush, "real keys still apply");
+        assert_eq!(
+            c.buffer.persist,
+            crate::config::PersistPolicy::Flush,
+            "real keys still apply"
+        );
         let w = c.warnings.join("\n");
-        for var in ["CONDUIT_HOME ", "CONDUIT_BUFFER__PERSIT ", "CONDUIT_NEW_SECTION__KEY ", "CONDUIT_ENABLED__X ", "CONDUIT_ "] {
+        for var in [
+            "CONDUIT_HOME ",
+            "CONDUIT_BUFFER__PERSIT ",
+            "CONDUIT_NEW_SECTION__KEY ",
+            "CONDUIT_ENABLED__X ",
+            "CONDUIT_ ",
+        ] {
             assert!(w.contains(var), "no warning for {var}: {w}");
         }
         assert!(w.contains("`buffer.persit`") && w.contains("`home`"), "{w}");

@@ -254,6 +254,10 @@ pub struct OrganizationConfig {
     /// The OAuth client secret: a string, `{ env = "VAR" }` or `{ file = "PATH" }`.
     #[serde(default)]
     pub client_secret: Option<SecretSource>,
+    /// The division `setup` files the external-events configuration under; unset: the
+    /// organization's home division.
+    #[serde(default)]
+    pub division_id: Option<String>,
 }
 
 impl OrganizationConfig {

@@ -7,9 +7,18 @@
 //!
 //! Idempotent: both are looked up by name first (every page of the list) and only created when
 //! missing, so running it again changes nothing. An existing schema whose properties differ from
-//! the derived ones is reported, not overwritten.
+//! the derived ones (a release that adds event types or attributes, a changed custom-attribute
+//! list) is updated to a new version (`PUT .../schemas/{id}`), so re-running `setup` after an
+//! upgrade is the whole upgrade. The configuration is filed under `organization.division_id`, or
+//! the organization's home division (`GET /api/v2/authorization/divisions/home`).
+//!
+//! What is retryable — a 429 (after its `Retry-After`), a 5xx, no answer — is retried with the
+//! delivery's capped, jittered backoff for up to [`Setup::give_up_after`]; each step and each
+//! retry is reported through [`Setup::progress`]. A refusal carries the cloud's message and
+//! `ININ-Correlation-Id`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -55,8 +64,12 @@ pub struct SetupResult {
     pub configuration_id: String,
     /// Whether it was created now.
     pub configuration_created: bool,
-    /// Set when the existing schema's properties differ from the derived ones.
-    pub schema_differs: bool,
+    /// Set when the existing schema differed from the derived one and was updated to it.
+    pub schema_updated: bool,
+    /// The division the configuration is filed under.
+    pub division_id: String,
+    /// Set when an existing configuration uses another schema than this one.
+    pub configuration_schema_differs: bool,
 }
 
 /// Talks to one organization's API.
@@ -67,55 +80,132 @@ pub struct Setup {
     pub api_base: String,
     /// Shared tokens.
     pub tokens: Arc<TokenSource>,
+    /// `organization.division_id`, if set.
+    pub division_id: Option<String>,
+    /// The backoff's first and largest delay (the journey sink's `retry_initial_ms` and
+    /// `retry_max_ms`).
+    pub retry: (Duration, Duration),
+    /// Retrying stops, with the last error, once this long has passed since the first attempt.
+    pub give_up_after: Duration,
+    /// Told each step and each retry, as a line for a person.
+    pub progress: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+/// One attempt's outcome: an answer, or an error and whether (and after how long) to retry.
+enum Attempt {
+    Done(Value),
+    Failed(SetupError, Option<Option<Duration>>),
 }
 
 impl Setup {
-    async fn call(&self, what: &str, req: reqwest::RequestBuilder) -> Result<Value, SetupError> {
-        let token = self.tokens.token().await?;
-        let resp = req
-            .bearer_auth(token.expose())
-            .send()
-            .await
-            .map_err(|e| SetupError::Transport(format!("{what}: {}", crate::app::describe_http_error(e))))?;
+    /// One API call, retried while retryable.
+    async fn call(&self, what: &str, req: impl Fn() -> reqwest::RequestBuilder) -> Result<Value, SetupError> {
+        let started = Instant::now();
+        let mut backoff = crate::dispatch::lane::Backoff::new(self.retry.0, self.retry.1);
+        loop {
+            let (err, retry) = match self.attempt(what, req()).await? {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Failed(e, None) => return Err(e),
+                Attempt::Failed(e, Some(after)) => (e, after),
+            };
+            let delay = retry.unwrap_or_else(|| backoff.next_delay());
+            if started.elapsed() + delay > self.give_up_after {
+                return Err(err);
+            }
+            (self.progress)(&format!("  {err}; retrying in {:.1} s", delay.as_secs_f64()));
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self, what: &str, req: reqwest::RequestBuilder) -> Result<Attempt, SetupError> {
+        let token = match self.tokens.token().await {
+            Ok(t) => t,
+            Err(e) if e.is_retryable() => return Ok(Attempt::Failed(SetupError::Auth(e), Some(None))),
+            Err(e) => return Err(e.into()),
+        };
+        let resp = match req.bearer_auth(token.expose()).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let e = SetupError::Transport(format!("{what}: {}", crate::app::describe_http_error(e)));
+                return Ok(Attempt::Failed(e, Some(None)));
+            }
+        };
         let status = resp.status().as_u16();
         let correlation_id = super::correlation_id(resp.headers());
         if (300..400).contains(&status) {
-            return Err(SetupError::Api {
-                what: what.to_string(),
-                status,
-                message: crate::outbound::redirect_note(status, resp.headers()),
-                correlation_id,
-            });
+            return Ok(Attempt::Failed(
+                SetupError::Api {
+                    what: what.to_string(),
+                    status,
+                    message: crate::outbound::redirect_note(status, resp.headers()),
+                    correlation_id,
+                },
+                None,
+            ));
         }
         let headers = resp.headers().clone();
-        let bytes = crate::outbound::read_body(resp, crate::outbound::MAX_API_BODY)
-            .await
-            .map_err(|e| SetupError::Transport(format!("{what}: {e}")))?;
+        let bytes = match crate::outbound::read_body(resp, crate::outbound::MAX_API_BODY).await {
+            Ok(b) => b,
+            Err(e) => {
+                return Ok(Attempt::Failed(
+                    SetupError::Transport(format!("{what}: {e}")),
+                    Some(None),
+                ));
+            }
+        };
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
         if !(200..300).contains(&status) {
             let message = body
                 .as_ref()
                 .and_then(|b| b["message"].as_str())
-                .map(|m| crate::outbound::bounded(m, 1024))
+                .map(|m| {
+                    // and what each fault was (`ErrorBody.errors`)
+                    let faults = body.as_ref().and_then(|b| b["errors"].as_array());
+                    let mut m = m.to_string();
+                    for f in faults
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| f["message"].as_str())
+                        .take(5)
+                    {
+                        m.push_str("; ");
+                        m.push_str(f);
+                    }
+                    crate::outbound::bounded(&m, 1024)
+                })
                 .unwrap_or_else(|| crate::outbound::describe_unexpected(&headers, &bytes));
-            return Err(SetupError::Api {
+            let retry = match status {
+                429 => Some(
+                    headers
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| super::classify::parse_retry_after(v, SystemTime::now())),
+                ),
+                500..=599 => Some(None),
+                _ => None,
+            };
+            let e = SetupError::Api {
                 what: what.to_string(),
                 status,
                 message,
                 correlation_id,
-            });
+            };
+            return Ok(Attempt::Failed(e, retry));
         }
         match body {
-            Some(v @ Value::Object(_)) => Ok(v),
-            _ => Err(SetupError::Api {
-                what: what.to_string(),
-                status,
-                message: format!(
-                    "not the API's answer ({})",
-                    crate::outbound::describe_unexpected(&headers, &bytes)
-                ),
-                correlation_id,
-            }),
+            Some(v @ Value::Object(_)) => Ok(Attempt::Done(v)),
+            _ => Ok(Attempt::Failed(
+                SetupError::Api {
+                    what: what.to_string(),
+                    status,
+                    message: format!(
+                        "not the API's answer ({})",
+                        crate::outbound::describe_unexpected(&headers, &bytes)
+                    ),
+                    correlation_id,
+                },
+                None,
+            )),
         }
     }
 
@@ -132,16 +222,18 @@ impl Setup {
         }
     }
 
-    /// Every item of a paged list whose `key` equals `value`.
-    async fn find(&self, path: &str, key: &str, value: &str) -> Result<Option<Value>, SetupError> {
+    /// The first item of a (possibly paged) list that `matches`.
+    async fn find(&self, path: &str, matches: impl Fn(&Value) -> bool) -> Result<Option<Value>, SetupError> {
         let base = format!("{}{path}", self.api_base.trim_end_matches('/'));
         let mut page = 1;
         loop {
-            let req = self
-                .http
-                .get(&base)
-                .query(&[("pageSize", "100"), ("pageNumber", &page.to_string())]);
             let what = format!("GET {path}");
+            let page_number = page.to_string();
+            let req = || {
+                self.http
+                    .get(&base)
+                    .query(&[("pageSize", "100"), ("pageNumber", page_number.as_str())])
+            };
             let body = self.call(&what, req).await?;
             let Some(items) = body["entities"].as_array().cloned() else {
                 return Err(SetupError::Api {
@@ -151,7 +243,7 @@ impl Setup {
                     correlation_id: String::new(),
                 });
             };
-            if let Some(found) = items.iter().find(|i| i[key] == value) {
+            if let Some(found) = items.iter().find(|i| matches(i)) {
                 return Ok(Some(found.clone()));
             }
             let count = body["pageCount"].as_u64().unwrap_or(1);
@@ -162,12 +254,25 @@ impl Setup {
         }
     }
 
-    async fn create(&self, path: &str, body: &Value) -> Result<Value, SetupError> {
+    async fn send(&self, method: reqwest::Method, path: &str, body: &Value) -> Result<Value, SetupError> {
         let url = format!("{}{path}", self.api_base.trim_end_matches('/'));
-        self.call(&format!("POST {path}"), self.http.post(url).json(body)).await
+        let what = format!("{method} {path}");
+        self.call(&what, || self.http.request(method.clone(), &url).json(body))
+            .await
     }
 
-    /// Finds or creates the schema and the configuration.
+    /// The division to file the configuration under: the configured one, else the home one.
+    async fn division(&self) -> Result<String, SetupError> {
+        if let Some(d) = &self.division_id {
+            return Ok(d.clone());
+        }
+        const HOME: &str = "/api/v2/authorization/divisions/home";
+        let url = format!("{}{HOME}", self.api_base.trim_end_matches('/'));
+        let home = self.call(&format!("GET {HOME}"), || self.http.get(&url)).await?;
+        Self::id_of(HOME, &home)
+    }
+
+    /// Finds, creates or updates the schema, then finds or creates the configuration.
     pub async fn run(
         &self,
         mapper: &Mapper,
@@ -177,30 +282,69 @@ impl Setup {
         const SCHEMAS: &str = "/api/v2/journey/externalevents/schemas";
         const CONFIGS: &str = "/api/v2/journey/externalevents/configurations";
         let wanted = mapper.json_schema(SCHEMA_TITLE);
-        let (schema, schema_created) = match self.find(SCHEMAS, "title", SCHEMA_TITLE).await? {
-            Some(s) => (s, false),
-            None => (self.create(SCHEMAS, &wanted).await?, true),
-        };
-        let schema_differs = schema["properties"] != wanted["properties"];
-        let schema_id = Self::id_of(SCHEMAS, &schema)?;
-        let (config, configuration_created) = match self.find(CONFIGS, "name", configuration_name).await? {
-            Some(c) => (c, false),
+        (self.progress)(&format!("looking up the schema \"{SCHEMA_TITLE}\""));
+        let found = self.find(SCHEMAS, |s| s["jsonSchema"]["title"] == SCHEMA_TITLE).await?;
+        let (schema, schema_created, schema_updated) = match found {
             None => {
-                let body = json!({
-                    "name": configuration_name,
-                    "description": "PureConnect (CIC) interaction events delivered by cic-conduit",
-                    "schemaId": schema_id,
-                    "source": source,
-                });
-                (self.create(CONFIGS, &body).await?, true)
+                (self.progress)("creating the schema");
+                (self.send(reqwest::Method::POST, SCHEMAS, &wanted).await?, true, false)
+            }
+            Some(s) if s["jsonSchema"]["properties"] != wanted["properties"] => {
+                let id = Self::id_of(SCHEMAS, &s)?;
+                (self.progress)(&format!(
+                    "updating schema {id} (version {}) to this release's event fields",
+                    s["version"]
+                ));
+                let body = schema_update_request(&s, &wanted);
+                let path = format!("{SCHEMAS}/{id}");
+                (self.send(reqwest::Method::PUT, &path, &body).await?, false, true)
+            }
+            Some(s) => (s, false, false),
+        };
+        let schema_id = Self::id_of(SCHEMAS, &schema)?;
+        (self.progress)(&format!("looking up the configuration \"{configuration_name}\""));
+        let found = self.find(CONFIGS, |c| c["name"] == configuration_name).await?;
+        let (config, configuration_created, division_id) = match found {
+            Some(c) => {
+                let division = c["divisionId"].as_str().unwrap_or_default().to_string();
+                (c, false, division)
+            }
+            None => {
+                let division = self.division().await?;
+                (self.progress)(&format!("creating the configuration in division {division}"));
+                let body = configuration_request(configuration_name, &division, &schema_id, source);
+                (self.send(reqwest::Method::POST, CONFIGS, &body).await?, true, division)
             }
         };
         Ok(SetupResult {
+            configuration_schema_differs: config["schemaId"] != schema_id.as_str(),
             schema_id,
             schema_created,
             configuration_id: Self::id_of(CONFIGS, &config)?,
             configuration_created,
-            schema_differs,
+            schema_updated,
+            division_id,
         })
     }
+}
+
+/// The body that creates the configuration (`CreateExternalEventsConfigurationRequest`).
+pub fn configuration_request(name: &str, division_id: &str, schema_id: &str, source: &str) -> Value {
+    json!({
+        "name": name,
+        "description": "PureConnect (CIC) interaction events delivered by cic-conduit",
+        "divisionId": division_id,
+        "schemaId": schema_id,
+        "source": source,
+    })
+}
+
+/// The body that updates an existing schema (`existing`, as the API listed it) to `wanted`
+/// (`JourneySchemaUpdateRequest`).
+pub fn schema_update_request(existing: &Value, wanted: &Value) -> Value {
+    json!({
+        "version": existing["version"].as_i64().unwrap_or(1),
+        "enabled": true,
+        "jsonSchema": wanted,
+    })
 }

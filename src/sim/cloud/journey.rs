@@ -1,7 +1,9 @@
 //! Customer-journey external events (`interfaces.md` §2): the schema and configuration set-up
 //! objects, and `POST /api/v2/journey/externalevents/configurations/{id}/events`.
 //!
-//! Validation is as strict as the real service's: `entities` must be a non-empty array; every
+//! Every body is first checked against its model in the official SDK ([`super::models`]), and
+//! every answer is built to its model and checked too. Beyond the models, validation is as
+//! strict as the real service's: `entities` must be a non-empty array; every
 //! entity needs all four fields — `id` (a non-empty string), `dateCreated` (ISO-8601),
 //! `identifiers.externalIds` (a non-empty array of `{value, externalSourceId}`) and `attributes`
 //! (an object conforming to the configuration's JSON schema). A malformed body or entity is
@@ -15,13 +17,13 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::faults::chance;
 use super::jsonschema;
-use super::{CloudSim, Received, error, error_with_details, rate_headers};
+use super::{CloudSim, Received, answer, error, error_with_details, models, rate_headers};
 use crate::timefmt;
 
 /// Largest request body accepted (bytes).
@@ -90,37 +92,63 @@ fn with_rate(mut resp: Response, standing: &super::Standing) -> Response {
     resp
 }
 
-pub(super) async fn list_schemas(
-    State(sim): State<Arc<CloudSim>>,
-    headers: HeaderMap,
-    Query(p): Query<Paging>,
-) -> Response {
+/// A 400 naming each way `body` breaks `model`, if it does.
+fn refuse_unless(model: &str, body: &Value) -> Result<(), Box<Response>> {
+    let faults = models::check(model, body, "");
+    if faults.is_empty() {
+        return Ok(());
+    }
+    Err(Box::new(error_with_details(
+        StatusCode::BAD_REQUEST,
+        "invalid.property",
+        &format!("The request body is not a valid {model}"),
+        &faults,
+    )))
+}
+
+fn now_iso() -> String {
+    timefmt::format_timestamp_ms(timefmt::now_ms())
+}
+
+pub(super) async fn list_schemas(State(sim): State<Arc<CloudSim>>, headers: HeaderMap) -> Response {
     let (_, standing) = admit_or_return!(sim, headers);
     let items = sim.lock().schemas.clone();
-    with_rate(axum::Json(listing(&items, &p)).into_response(), &standing)
+    let body = json!({
+        "entities": items,
+        "total": items.len(),
+        "selfUri": "/api/v2/journey/externalevents/schemas",
+    });
+    with_rate(
+        answer(StatusCode::OK, "JourneyExternalEventsSchemaListing", body),
+        &standing,
+    )
+}
+
+/// The schema faults of a `JourneyJsonSchemaRequest` that its model allows, as a 400.
+fn check_json_schema(schema: &Value) -> Result<(), Box<Response>> {
+    jsonschema::check_schema(schema).map_err(|details| {
+        Box::new(error_with_details(
+            StatusCode::BAD_REQUEST,
+            "invalid.schema",
+            "The schema is not a valid external-event schema",
+            &details,
+        ))
+    })
 }
 
 pub(super) async fn create_schema(State(sim): State<Arc<CloudSim>>, headers: HeaderMap, body: Bytes) -> Response {
     let (_, standing) = admit_or_return!(sim, headers);
-    let schema = match json_body(&headers, &body) {
+    let schema = match json_body(&headers, &body)
+        .and_then(|v| refuse_unless("JourneyJsonSchemaRequest", &v).map(|_| v))
+        .and_then(|v| check_json_schema(&v).map(|_| v))
+    {
         Ok(v) => v,
         Err(resp) => return with_rate(*resp, &standing),
     };
-    if let Err(details) = jsonschema::check_schema(&schema) {
-        return with_rate(
-            error_with_details(
-                StatusCode::BAD_REQUEST,
-                "invalid.schema",
-                "The schema is not a valid external-event schema",
-                &details,
-            ),
-            &standing,
-        );
-    }
     let id = uuid_like(&sim.new_id());
     let mut inner = sim.lock();
     let title = schema["title"].clone();
-    if inner.schemas.iter().any(|s| s["title"] == title) {
+    if inner.schemas.iter().any(|s| s["jsonSchema"]["title"] == title) {
         drop(inner);
         return with_rate(
             error(
@@ -131,12 +159,72 @@ pub(super) async fn create_schema(State(sim): State<Arc<CloudSim>>, headers: Hea
             &standing,
         );
     }
-    let mut stored = schema;
-    stored["id"] = json!(id);
-    stored["version"] = json!(1);
+    let stored = json!({
+        "id": id,
+        "version": 1,
+        "enabled": true,
+        "dateCreated": now_iso(),
+        "jsonSchema": schema,
+        "selfUri": format!("/api/v2/journey/externalevents/schemas/{id}"),
+    });
     inner.schemas.push(stored.clone());
     drop(inner);
-    with_rate((StatusCode::OK, axum::Json(stored)).into_response(), &standing)
+    with_rate(answer(StatusCode::OK, "JourneyExternalEventsSchema", stored), &standing)
+}
+
+/// `PUT .../schemas/{id}` (`JourneySchemaUpdateRequest`): a new version of the schema; the
+/// request's `version` must be the current one (409 otherwise, as a stale update is).
+pub(super) async fn update_schema(
+    State(sim): State<Arc<CloudSim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (_, standing) = admit_or_return!(sim, headers);
+    let update = match json_body(&headers, &body)
+        .and_then(|v| refuse_unless("JourneySchemaUpdateRequest", &v).map(|_| v))
+        .and_then(|v| check_json_schema(&v["jsonSchema"]).map(|_| v))
+    {
+        Ok(v) => v,
+        Err(resp) => return with_rate(*resp, &standing),
+    };
+    let mut inner = sim.lock();
+    let Some(stored) = inner.schemas.iter_mut().find(|s| s["id"] == id.as_str()) else {
+        drop(inner);
+        return with_rate(
+            error(StatusCode::NOT_FOUND, "not.found", &format!("No schema with id {id}")),
+            &standing,
+        );
+    };
+    if stored["version"] != update["version"] {
+        let current = stored["version"].clone();
+        drop(inner);
+        return with_rate(
+            error(
+                StatusCode::CONFLICT,
+                "version.mismatch",
+                &format!("The schema's current version is {current}"),
+            ),
+            &standing,
+        );
+    }
+    if stored["jsonSchema"]["title"] != update["jsonSchema"]["title"] {
+        drop(inner);
+        return with_rate(
+            error(
+                StatusCode::BAD_REQUEST,
+                "invalid.property",
+                "A schema's title cannot change",
+            ),
+            &standing,
+        );
+    }
+    stored["version"] = json!(stored["version"].as_i64().unwrap_or(1) + 1);
+    stored["enabled"] = update["enabled"].clone();
+    stored["jsonSchema"] = update["jsonSchema"].clone();
+    let out = stored.clone();
+    drop(inner);
+    with_rate(answer(StatusCode::OK, "JourneyExternalEventsSchema", out), &standing)
 }
 
 pub(super) async fn list_configurations(
@@ -146,7 +234,14 @@ pub(super) async fn list_configurations(
 ) -> Response {
     let (_, standing) = admit_or_return!(sim, headers);
     let items = sim.lock().configurations.clone();
-    with_rate(axum::Json(listing(&items, &p)).into_response(), &standing)
+    with_rate(
+        answer(
+            StatusCode::OK,
+            "ExternalEventsConfigurationListing",
+            listing(&items, &p),
+        ),
+        &standing,
+    )
 }
 
 pub(super) async fn create_configuration(
@@ -155,20 +250,20 @@ pub(super) async fn create_configuration(
     body: Bytes,
 ) -> Response {
     let (_, standing) = admit_or_return!(sim, headers);
-    let cfg = match json_body(&headers, &body) {
+    let cfg = match json_body(&headers, &body)
+        .and_then(|v| refuse_unless("CreateExternalEventsConfigurationRequest", &v).map(|_| v))
+    {
         Ok(v) => v,
         Err(resp) => return with_rate(*resp, &standing),
     };
     let mut details = Vec::new();
-    for key in ["name", "schemaId", "source"] {
+    for key in ["name", "schemaId", "source", "divisionId"] {
         if cfg[key].as_str().is_none_or(|s| s.trim().is_empty()) {
-            details.push(format!("{key} is required"));
+            details.push(format!("{key} must not be empty"));
         }
     }
-    for key in ["description", "divisionId"] {
-        if !cfg[key].is_null() && !cfg[key].is_string() {
-            details.push(format!("{key} must be a string"));
-        }
+    if details.is_empty() && cfg["divisionId"] != super::HOME_DIVISION {
+        details.push("divisionId names no division of this organization".into());
     }
     let mut inner = sim.lock();
     if details.is_empty() && !inner.schemas.iter().any(|s| s["id"] == cfg["schemaId"]) {
@@ -197,15 +292,22 @@ pub(super) async fn create_configuration(
             &standing,
         );
     }
-    let mut stored = cfg;
-    stored["id"] = json!(uuid_like(&sim.new_id()));
-    if stored["divisionId"].is_null() {
-        stored["divisionId"] = json!("*");
-    }
-    stored["version"] = json!(1);
+    let id = uuid_like(&sim.new_id());
+    let stored = json!({
+        "id": id,
+        "name": cfg["name"],
+        "description": cfg["description"],
+        "divisionId": cfg["divisionId"],
+        "divisionIdActive": true,
+        "schemaId": cfg["schemaId"],
+        "schemaActive": true,
+        "source": cfg["source"],
+        "dateLastModified": now_iso(),
+        "selfUri": format!("/api/v2/journey/externalevents/configurations/{id}"),
+    });
     inner.configurations.push(stored.clone());
     drop(inner);
-    with_rate((StatusCode::OK, axum::Json(stored)).into_response(), &standing)
+    with_rate(answer(StatusCode::OK, "ExternalEventsConfiguration", stored), &standing)
 }
 
 /// 32 hex digits as a hyphenated UUID.
@@ -229,46 +331,30 @@ pub fn is_iso8601_date_time(s: &str) -> bool {
     shape && timefmt::parse_timestamp_ms(s).is_some()
 }
 
-/// Checks one entity's four fields; attribute faults go to `schema_errors`, the rest to
-/// `errors`.
+/// Checks what the `ExternalEvent` model leaves open: the id and the identifiers must not be
+/// empty, and the attributes must conform to the configuration's schema (those faults go to
+/// `schema_errors`, the rest to `errors`).
 fn check_entity(i: usize, e: &Value, schema: &Value, errors: &mut Vec<String>, schema_errors: &mut Vec<String>) {
     let at = format!("entities[{i}]");
-    let Some(obj) = e.as_object() else {
-        errors.push(format!("{at} must be an object"));
-        return;
-    };
-    if obj.get("id").and_then(Value::as_str).is_none_or(|s| s.is_empty()) {
-        errors.push(format!("{at}.id is required and must be a non-empty string"));
+    if e["id"].as_str().is_some_and(str::is_empty) {
+        errors.push(format!("{at}.id must be a non-empty string"));
     }
-    match obj.get("dateCreated").and_then(Value::as_str) {
-        None => errors.push(format!("{at}.dateCreated is required")),
-        Some(d) if !is_iso8601_date_time(d) => {
-            errors.push(format!("{at}.dateCreated `{d}` is not an ISO-8601 date-time"))
+    if let Some(ids) = e["identifiers"]["externalIds"].as_array() {
+        if ids.is_empty() {
+            errors.push(format!("{at}.identifiers.externalIds must not be empty"));
         }
-        Some(_) => {}
-    }
-    match obj
-        .get("identifiers")
-        .and_then(|i| i.get("externalIds"))
-        .and_then(Value::as_array)
-    {
-        None => errors.push(format!("{at}.identifiers.externalIds is required")),
-        Some(ids) if ids.is_empty() => errors.push(format!("{at}.identifiers.externalIds must not be empty")),
-        Some(ids) => {
-            for (j, x) in ids.iter().enumerate() {
-                for key in ["value", "externalSourceId"] {
-                    if x.get(key).and_then(Value::as_str).is_none_or(|s| s.is_empty()) {
-                        errors.push(format!(
-                            "{at}.identifiers.externalIds[{j}].{key} is required and must be a non-empty string"
-                        ));
-                    }
+        for (j, x) in ids.iter().enumerate() {
+            for key in ["value", "externalSourceId"] {
+                if x[key].as_str().is_some_and(str::is_empty) {
+                    errors.push(format!(
+                        "{at}.identifiers.externalIds[{j}].{key} must be a non-empty string"
+                    ));
                 }
             }
         }
     }
-    match obj.get("attributes") {
-        None => errors.push(format!("{at}.attributes is required")),
-        Some(a) => schema_errors.extend(jsonschema::validate(schema, a, &format!("{at}.attributes"))),
+    if let Some(a) = e.get("attributes").filter(|a| a.is_object()) {
+        schema_errors.extend(jsonschema::validate(schema, a, &format!("{at}.attributes")));
     }
 }
 
@@ -301,7 +387,11 @@ fn events(sim: &CloudSim, config_id: &str, headers: &HeaderMap, body: &Bytes) ->
             .map(|c| c["schemaId"].clone());
         match schema_id {
             None => None,
-            Some(sid) => inner.schemas.iter().find(|s| s["id"] == sid).cloned(),
+            Some(sid) => inner
+                .schemas
+                .iter()
+                .find(|s| s["id"] == sid)
+                .map(|s| s["jsonSchema"].clone()),
         }
     };
     let Some(schema) = schema else {
@@ -311,21 +401,15 @@ fn events(sim: &CloudSim, config_id: &str, headers: &HeaderMap, body: &Bytes) ->
             &format!("No external-event configuration with id {config_id}"),
         ));
     };
-    let Some(entities) = req.get("entities").and_then(Value::as_array) else {
-        return invalid(error(
-            StatusCode::BAD_REQUEST,
-            "invalid.property",
-            "entities is required and must be an array",
-        ));
-    };
-    if entities.is_empty() {
+    let mut errors = models::check("ExternalEventsRequest", &req, "");
+    let entities: &[Value] = req["entities"].as_array().map_or(&[], Vec::as_slice);
+    if entities.is_empty() && errors.is_empty() {
         return invalid(error(
             StatusCode::BAD_REQUEST,
             "invalid.property",
             "entities must not be empty",
         ));
     }
-    let mut errors = Vec::new();
     let mut schema_errors = Vec::new();
     for (i, e) in entities.iter().enumerate() {
         check_entity(i, e, &schema, &mut errors, &mut schema_errors);
@@ -382,9 +466,9 @@ fn events(sim: &CloudSim, config_id: &str, headers: &HeaderMap, body: &Bytes) ->
         inner.report.entities_accepted += 1;
     }
     drop(inner);
-    (
+    answer(
         StatusCode::OK,
-        axum::Json(json!({ "unprocessedEntities": unprocessed })),
+        "ExternalEventsResponse",
+        json!({ "unprocessedEntities": unprocessed }),
     )
-        .into_response()
 }

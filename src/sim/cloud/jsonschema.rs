@@ -4,7 +4,8 @@
 //! [`check_schema`] refuses a schema the organization would not store (wrong `$schema`, no
 //! title, nested or unknown property types, `required` naming an undeclared property);
 //! [`validate`] checks an entity's `attributes` against a stored schema and says, per attribute,
-//! what is wrong.
+//! what is wrong. An attribute the schema does not declare does not match it: the schema is
+//! closed (the SDK's `JourneyJsonSchemaRequest` has no `additionalProperties` to say otherwise).
 
 use serde_json::Value;
 
@@ -93,12 +94,9 @@ pub fn validate(schema: &Value, attributes: &Value, path: &str) -> Vec<String> {
             }
         }
     }
-    let closed = schema["additionalProperties"] == Value::Bool(false);
     for (name, v) in attrs {
         let Some(p) = props.get(name) else {
-            if closed {
-                errors.push(format!("{path}.{name} is not declared in the schema"));
-            }
+            errors.push(format!("{path}.{name} is not declared in the schema"));
             continue;
         };
         let ty = p["type"].as_str().unwrap_or("");
@@ -141,7 +139,6 @@ mod tests {
         json!({
             "$schema": DRAFT_04,
             "title": "t",
-            "additionalProperties": false,
             "required": ["state"],
             "properties": {
                 "state": {"type": "string", "enum": ["connected", "held"]},

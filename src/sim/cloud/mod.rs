@@ -2,7 +2,9 @@
 //!
 //! Serves the OAuth client-credentials token endpoint (`POST /oauth/token`: Basic auth,
 //! expiring opaque tokens, 401 on bad credentials), `GET /api/v2/tokens/me` (who a bearer token
-//! belongs to), the journey external-event schemas, configurations and events ([`journey`]),
+//! belongs to), the organization's home division (`GET /api/v2/authorization/divisions/home`),
+//! the journey external-event schemas, configurations and events ([`journey`]) — every body
+//! received and every answer given checked against the official SDK's models ([`models`]) —,
 //! per-OAuth-client rate limiting with the `inin-ratelimit-*` headers on every API answer and
 //! 429 + `Retry-After` beyond the allowance, an `ININ-Correlation-Id` on every answer,
 //! Genesys-shaped error bodies, and injected faults ([`faults`]).
@@ -17,6 +19,7 @@ pub mod faults;
 mod journey;
 pub mod jsonschema;
 mod limits;
+pub mod models;
 mod oauth;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -29,7 +32,7 @@ use axum::Router;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -246,9 +249,14 @@ impl CloudSim {
         let service = Router::new()
             .route("/oauth/token", post(oauth::token))
             .route("/api/v2/tokens/me", get(tokens_me))
+            .route("/api/v2/authorization/divisions/home", get(home_division))
             .route(
                 "/api/v2/journey/externalevents/schemas",
                 get(journey::list_schemas).post(journey::create_schema),
+            )
+            .route(
+                "/api/v2/journey/externalevents/schemas/{id}",
+                put(journey::update_schema),
             )
             .route(
                 CONFIGS,
@@ -356,11 +364,16 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
     error_with_details(status, code, message, &[])
 }
 
-/// An error body whose `details` list each fault found.
+/// An error body (`ErrorBody`) listing each fault found: in `errors`, one `ErrorBody` with its
+/// message each, and in `details`, one `Detail` naming its field.
 pub fn error_with_details(status: StatusCode, code: &str, message: &str, details: &[String]) -> Response {
+    let errors: Vec<serde_json::Value> = details
+        .iter()
+        .map(|d| json!({"message": d, "code": code, "status": status.as_u16()}))
+        .collect();
     let details: Vec<serde_json::Value> = details
         .iter()
-        .map(|d| json!({"errorCode": code, "fieldName": d.split(' ').next().unwrap_or(""), "message": d}))
+        .map(|d| json!({"errorCode": code, "fieldName": d.split(' ').next().unwrap_or("")}))
         .collect();
     let body = json!({
         "message": message,
@@ -368,8 +381,48 @@ pub fn error_with_details(status: StatusCode, code: &str, message: &str, details
         "status": status.as_u16(),
         "contextId": "",
         "details": details,
+        "errors": errors,
     });
     (status, axum::Json(body)).into_response()
+}
+
+/// A 2xx answer whose body is checked against its model first: an answer that breaks the
+/// model is the simulator's own bug, answered 500 with the faults so that no test passes on it.
+pub fn answer(status: StatusCode, model: &str, body: serde_json::Value) -> Response {
+    let faults = models::check(model, &body, "");
+    if faults.is_empty() {
+        (status, axum::Json(body)).into_response()
+    } else {
+        error_with_details(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "simulator.model",
+            &format!("the simulator's answer breaks the {model} model"),
+            &faults,
+        )
+    }
+}
+
+/// The id of the organization's home division.
+pub const HOME_DIVISION: &str = "2a5b4ae0-7f8c-4e51-9d3a-6c1f0e8b7d21";
+
+async fn home_division(State(sim): State<Arc<CloudSim>>, headers: HeaderMap) -> Response {
+    let (_, standing) = match sim.admit(&headers) {
+        Ok(ok) => ok,
+        Err(resp) => return *resp,
+    };
+    let mut resp = answer(
+        StatusCode::OK,
+        "AuthzDivision",
+        json!({
+            "id": HOME_DIVISION,
+            "name": "Home",
+            "description": "",
+            "homeDivision": true,
+            "selfUri": format!("/api/v2/authorization/divisions/{HOME_DIVISION}"),
+        }),
+    );
+    rate_headers(&mut resp, &standing);
+    resp
 }
 
 /// Outages and added latency, before anything else answers.

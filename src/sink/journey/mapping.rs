@@ -8,8 +8,8 @@
 //! `timestamp-millis` fields become ISO-8601 strings, enums lower-case strings, longs integers;
 //! null fields are left out; a non-nullable field is `required`. Each allow-listed custom
 //! attribute becomes a string attribute `custom_<name>` (characters other than letters, digits
-//! and `_` replaced by `_`). The schema is closed (`additionalProperties: false`), so an attribute
-//! outside it is refused by Genesys Cloud rather than silently dropped.
+//! and `_` replaced by `_`). The schema has exactly the fields of the SDK's
+//! `JourneyJsonSchemaRequest` (`$schema`, `title`, `description`, `required`, `properties`).
 
 use std::collections::BTreeMap;
 
@@ -205,8 +205,6 @@ impl Mapper {
             "$schema": "http://json-schema.org/draft-04/schema#",
             "title": title,
             "description": "A change of a PureConnect (CIC) interaction, as cic-conduit delivers it (Avro schema io.cicconduit.v1.InteractionEvent).",
-            "type": "object",
-            "additionalProperties": false,
             "required": required,
             "properties": props,
         })

@@ -214,8 +214,9 @@ impl JourneySink {
         } else {
             let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
             let mut msg = v["message"].as_str().unwrap_or_default().to_string();
-            if let Some(details) = v["details"].as_array() {
-                for d in details.iter().filter_map(|d| d["message"].as_str()).take(5) {
+            // `ErrorBody.errors` holds one `ErrorBody` per fault, each with its message.
+            if let Some(errors) = v["errors"].as_array() {
+                for d in errors.iter().filter_map(|d| d["message"].as_str()).take(5) {
                     msg.push_str("; ");
                     msg.push_str(d);
                 }
