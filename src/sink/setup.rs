@@ -261,6 +261,15 @@ impl Setup {
             .await
     }
 
+    /// Creates an object. A 409 means it exists — a retried create whose first answer was lost
+    /// made it —, so it is looked up instead.
+    async fn create(&self, path: &str, body: &Value, is_it: impl Fn(&Value) -> bool) -> Result<Value, SetupError> {
+        match self.send(reqwest::Method::POST, path, body).await {
+            Err(SetupError::Api { status: 409, .. }) if let Some(found) = self.find(path, is_it).await? => Ok(found),
+            other => other,
+        }
+    }
+
     /// The division to file the configuration under: the configured one, else the home one.
     async fn division(&self) -> Result<String, SetupError> {
         if let Some(d) = &self.division_id {
@@ -287,7 +296,8 @@ impl Setup {
         let (schema, schema_created, schema_updated) = match found {
             None => {
                 (self.progress)("creating the schema");
-                (self.send(reqwest::Method::POST, SCHEMAS, &wanted).await?, true, false)
+                let title_is = |s: &Value| s["jsonSchema"]["title"] == SCHEMA_TITLE;
+                (self.create(SCHEMAS, &wanted, title_is).await?, true, false)
             }
             Some(s) if s["jsonSchema"]["properties"] != wanted["properties"] => {
                 let id = Self::id_of(SCHEMAS, &s)?;
@@ -313,7 +323,8 @@ impl Setup {
                 let division = self.division().await?;
                 (self.progress)(&format!("creating the configuration in division {division}"));
                 let body = configuration_request(configuration_name, &division, &schema_id, source);
-                (self.send(reqwest::Method::POST, CONFIGS, &body).await?, true, division)
+                let name_is = |c: &Value| c["name"] == configuration_name;
+                (self.create(CONFIGS, &body, name_is).await?, true, division)
             }
         };
         Ok(SetupResult {
