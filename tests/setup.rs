@@ -28,22 +28,39 @@ fn run_setup(config: &std::path::Path, env: &[(&str, &str)]) -> (bool, String, S
     )
 }
 
-/// The simulator serving, and a config delivering to it; returns the config's path.
-async fn configured(cloud: &std::sync::Arc<CloudSim>, stop: &Shutdown, dir: &std::path::Path) -> std::path::PathBuf {
-    let addr = cloud.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
-    let config = dir.join("c.toml");
-    std::fs::write(&config, cloud_config_text(&dir.join("d"), addr, "")).unwrap();
-    config
+/// A simulator serving on loopback, and a config delivering to it.
+struct Rig {
+    stop: Shutdown,
+    cloud: std::sync::Arc<CloudSim>,
+    config: std::path::PathBuf,
+    _dir: tempfile::TempDir,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn setup_files_under_the_home_division_retries_an_outage_and_updates_a_changed_schema() {
+async fn rig() -> Rig {
     let (stop, cloud, dir) = (
         Shutdown::new(),
         CloudSim::new(SimConfig::default()),
         tempfile::tempdir().unwrap(),
     );
-    let config = configured(&cloud, &stop, dir.path()).await;
+    let addr = cloud.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, cloud_config_text(&dir.path().join("d"), addr, "")).unwrap();
+    Rig {
+        stop,
+        cloud,
+        config,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_files_under_the_home_division_retries_an_outage_and_updates_a_changed_schema() {
+    let Rig {
+        stop,
+        cloud,
+        config,
+        _dir,
+    } = rig().await;
 
     // A cloud that answers 503 for the first two seconds: retried, and said so.
     cloud.set_faults(&FaultUpdate {
@@ -91,12 +108,12 @@ async fn setup_files_under_the_home_division_retries_an_outage_and_updates_a_cha
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_names_the_clouds_reason_and_correlation_id() {
-    let (stop, cloud, dir) = (
-        Shutdown::new(),
-        CloudSim::new(SimConfig::default()),
-        tempfile::tempdir().unwrap(),
-    );
-    let config = configured(&cloud, &stop, dir.path()).await;
+    let Rig {
+        stop,
+        cloud: _cloud,
+        config,
+        _dir,
+    } = rig().await;
     let (ok, stdout, stderr) = run_setup(&config, &[("CONDUIT_ORGANIZATION__DIVISION_ID", "no-such-division")]);
     assert!(!ok, "{stdout}");
     assert!(

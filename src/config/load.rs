@@ -68,11 +68,10 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
         let at = err.path().to_string();
         let message = err.inner().to_string();
         let unknown = unknown_key(&message).filter(|_| message.starts_with("unknown field"));
-        let key = match (at == ".", &unknown) {
-            (true, Some(field)) => field.clone(),
-            (true, None) => at,
-            (false, Some(field)) if !at.ends_with(&format!(".{field}")) && at != *field => format!("{at}.{field}"),
-            (false, _) => at,
+        // serde names the unknown field in the path, except at the top level.
+        let key = match &unknown {
+            Some(field) if at == "." => field.clone(),
+            _ => at,
         };
         // An unknown key that only a variable brought in, or a variable that takes a value for
         // a section: that variable names no key.

@@ -91,10 +91,19 @@ pub struct Setup {
     pub progress: Box<dyn Fn(&str) + Send + Sync>,
 }
 
-/// One attempt's outcome: an answer, or an error and whether (and after how long) to retry.
+/// One attempt's outcome: an answer, or an error and whether to retry it.
 enum Attempt {
     Done(Value),
-    Failed(SetupError, Option<Option<Duration>>),
+    Failed(SetupError, Retry),
+}
+
+/// Whether and when a failed attempt is tried again.
+enum Retry {
+    No,
+    /// After the backoff's next delay.
+    Backoff,
+    /// After the answer's `Retry-After`, or the backoff's delay when it gave none.
+    After(Option<Duration>),
 }
 
 impl Setup {
@@ -103,12 +112,13 @@ impl Setup {
         let started = Instant::now();
         let mut backoff = crate::dispatch::lane::Backoff::new(self.retry.0, self.retry.1);
         loop {
-            let (err, retry) = match self.attempt(what, req()).await? {
+            let (err, after) = match self.attempt(what, req()).await? {
                 Attempt::Done(v) => return Ok(v),
-                Attempt::Failed(e, None) => return Err(e),
-                Attempt::Failed(e, Some(after)) => (e, after),
+                Attempt::Failed(e, Retry::No) => return Err(e),
+                Attempt::Failed(e, Retry::Backoff) => (e, None),
+                Attempt::Failed(e, Retry::After(after)) => (e, after),
             };
-            let delay = retry.unwrap_or_else(|| backoff.next_delay());
+            let delay = after.unwrap_or_else(|| backoff.next_delay());
             if started.elapsed() + delay > self.give_up_after {
                 return Err(err);
             }
@@ -120,14 +130,14 @@ impl Setup {
     async fn attempt(&self, what: &str, req: reqwest::RequestBuilder) -> Result<Attempt, SetupError> {
         let token = match self.tokens.token().await {
             Ok(t) => t,
-            Err(e) if e.is_retryable() => return Ok(Attempt::Failed(SetupError::Auth(e), Some(None))),
+            Err(e) if e.is_retryable() => return Ok(Attempt::Failed(SetupError::Auth(e), Retry::Backoff)),
             Err(e) => return Err(e.into()),
         };
         let resp = match req.bearer_auth(token.expose()).send().await {
             Ok(r) => r,
             Err(e) => {
                 let e = SetupError::Transport(format!("{what}: {}", crate::app::describe_http_error(e)));
-                return Ok(Attempt::Failed(e, Some(None)));
+                return Ok(Attempt::Failed(e, Retry::Backoff));
             }
         };
         let status = resp.status().as_u16();
@@ -140,7 +150,7 @@ impl Setup {
                     message: crate::outbound::redirect_note(status, resp.headers()),
                     correlation_id,
                 },
-                None,
+                Retry::No,
             ));
         }
         let headers = resp.headers().clone();
@@ -149,7 +159,7 @@ impl Setup {
             Err(e) => {
                 return Ok(Attempt::Failed(
                     SetupError::Transport(format!("{what}: {e}")),
-                    Some(None),
+                    Retry::Backoff,
                 ));
             }
         };
@@ -175,14 +185,14 @@ impl Setup {
                 })
                 .unwrap_or_else(|| crate::outbound::describe_unexpected(&headers, &bytes));
             let retry = match status {
-                429 => Some(
+                429 => Retry::After(
                     headers
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| super::classify::parse_retry_after(v, SystemTime::now())),
                 ),
-                500..=599 => Some(None),
-                _ => None,
+                500..=599 => Retry::Backoff,
+                _ => Retry::No,
             };
             let e = SetupError::Api {
                 what: what.to_string(),
@@ -204,7 +214,7 @@ impl Setup {
                     ),
                     correlation_id,
                 },
-                None,
+                Retry::No,
             )),
         }
     }
