@@ -22,7 +22,9 @@ use crate::shutdown::{OsSignals, Shutdown};
 use crate::sink::journey::JourneySink;
 use crate::sink::oauth::{Credentials, TokenSource};
 use crate::source::Ingest;
+use crate::source::carry::{self, Carrier};
 use crate::source::http::HttpSource;
+use crate::source::icws::members::Members;
 use crate::source::icws::{IcwsSource, IcwsStatus};
 
 /// Why the conduit could not start or stopped badly.
@@ -214,11 +216,19 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let metrics = Arc::new(Metrics::new());
     metrics.enabled.set(i64::from(config.enabled));
     let shutdown = Shutdown::new();
+    // The sources' carried state first: the buffer keeps the records written after it.
+    let carried = {
+        let (dir, server) = (config.buffer.data_dir.clone(), config.cic_server.clone());
+        tokio::task::spawn_blocking(move || carry::load(&dir, &server))
+            .await
+            .map_err(|e| AppError::Join(e.to_string()))?
+    };
     let buffer: Arc<dyn Buffer> = {
         let cfg = config.buffer.clone();
         let m = metrics.buffer.clone();
+        let keep_from = carried.as_ref().and_then(|c| c.position()).unwrap_or(u64::MAX);
         Arc::new(
-            tokio::task::spawn_blocking(move || DiskBuffer::open(&cfg, m))
+            tokio::task::spawn_blocking(move || DiskBuffer::open_retaining(&cfg, m, keep_from))
                 .await
                 .map_err(|e| AppError::Join(e.to_string()))??,
         )
@@ -235,6 +245,28 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     // One normalizer for every source: they describe the same CIC server's interactions.
     let normalizer = Normalizer::new(&config.cic_server, &config.normalize, metrics.normalize.clone());
     let ingest = Arc::new(Ingest::new(normalizer, buffer.clone()).with_clock(clock.clone()));
+    let icws_on = config.sources.icws.enabled && config.enabled;
+    let members: Option<Arc<Members>> = icws_on.then(Default::default);
+    if let Some(carried) = carried {
+        let (ingest, members) = (ingest.clone(), members.clone());
+        let only_icws = !config.sources.http.enabled;
+        let restored =
+            tokio::task::spawn_blocking(move || carry::restore(carried, &ingest, members.as_deref(), only_icws))
+                .await
+                .map_err(|e| AppError::Join(e.to_string()))?;
+        tracing::info!(
+            interactions = restored.interactions,
+            replayed_records = restored.replayed,
+            "source state from before the restart taken back"
+        );
+    }
+    let carrier = Arc::new(Carrier {
+        path: config.buffer.data_dir.join(carry::FILE),
+        cic_server: config.cic_server.clone(),
+        ingest: ingest.clone(),
+        members: members.clone(),
+    });
+    let carrier_task = tokio::spawn(carrier.clone().run(shutdown.clone()));
     let push = if config.sources.http.enabled {
         let token = config.push_token()?;
         Some(Arc::new(HttpSource {
@@ -249,7 +281,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     } else {
         None
     };
-    let icws_status = (config.sources.icws.enabled && config.enabled).then(|| Arc::new(IcwsStatus::default()));
+    let icws_status = icws_on.then(|| Arc::new(IcwsStatus::default()));
     let icws = if let Some(status) = &icws_status {
         let cfg = config.sources.icws.clone();
         let password = cfg
@@ -268,9 +300,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             shutdown: shutdown.clone(),
             status: status.clone(),
             ha: config.ha.clone(),
-            members: Default::default(),
-            state_file: Some(config.buffer.data_dir.join("icws-state.json")),
-            cic_server: config.cic_server.clone(),
+            members: members.clone().unwrap_or_default(),
         };
         Some(tokio::spawn(source.run()))
     } else {
@@ -337,6 +367,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         if let Some(i) = icws {
             let _ = i.await;
         }
+        // The sources have stopped: save their state once more, for a restart to carry on from.
+        let _ = carrier_task.await;
+        carrier.save().await;
         if let Some(d) = dispatcher {
             d.wait().await;
         }

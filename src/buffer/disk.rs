@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub used_bytes: AtomicU64,
     pub acks: Mutex<AckTracker>,
     pub durable_cursor: AtomicU64,
+    /// Records from here on are kept even once acknowledged (see [`Buffer::retain_from`]).
+    pub retain_from: AtomicU64,
     pub data_ready: Notify,
     pub space_freed: Notify,
     pub closed: AtomicBool,
@@ -242,6 +244,12 @@ impl DiskBuffer {
     /// Opens (creating if needed) the buffer under `<data_dir>/buffer`, recovering from whatever
     /// state a crash left. Reads only the last segment.
     pub fn open(cfg: &BufferConfig, metrics: BufferMetrics) -> Result<Self, BufferError> {
+        Self::open_retaining(cfg, metrics, u64::MAX)
+    }
+
+    /// As [`Self::open`], keeping the records from `retain_from` on even once acknowledged (see
+    /// [`Buffer::retain_from`]): the sources' carried state is to be brought up to date from them.
+    pub fn open_retaining(cfg: &BufferConfig, metrics: BufferMetrics, retain_from: u64) -> Result<Self, BufferError> {
         let dir = cfg.data_dir.join("buffer");
         crate::private_fs::create_dir(&cfg.data_dir)?;
         crate::private_fs::create_own_dir(&dir)?;
@@ -268,7 +276,7 @@ impl DiskBuffer {
             }
         };
         let mut dir_changed = false;
-        while segs.len() >= 2 && segs[1].first_seq <= cursor_at {
+        while segs.len() >= 2 && segs[1].first_seq <= cursor_at.min(retain_from) {
             fs::remove_file(&segs[0].path)?;
             segs.remove(0);
             dir_changed = true;
@@ -329,6 +337,7 @@ impl DiskBuffer {
             used_bytes: AtomicU64::new(used),
             acks: Mutex::new(AckTracker::new(cursor_at)),
             durable_cursor: AtomicU64::new(cursor_at),
+            retain_from: AtomicU64::new(retain_from),
             data_ready: Notify::new(),
             space_freed: Notify::new(),
             closed: AtomicBool::new(false),
@@ -587,6 +596,14 @@ impl Buffer for DiskBuffer {
         u64::from(self.shared.cfg.max_record_bytes)
     }
 
+    fn retain_from(&self, seq: u64) {
+        self.shared.retain_from.store(seq, Ordering::Release);
+    }
+
+    fn replay_from(&self, from: u64, each: &mut dyn FnMut(u64, &[u8])) -> Result<Option<u64>, BufferError> {
+        replay_from(&self.shared, from, each)
+    }
+
     fn close(&self) -> BoxFuture<'_, Result<(), BufferError>> {
         Box::pin(self.close_inner())
     }
@@ -604,6 +621,32 @@ impl Buffer for DiskBuffer {
             }
         })
     }
+}
+
+/// Every kept record from `from` up to the end of the log, oldest first; the first sequence
+/// number met. Damage is skipped here and left for the delivery reader to count.
+fn replay_from(s: &Shared, from: u64, each: &mut dyn FnMut(u64, &[u8])) -> Result<Option<u64>, BufferError> {
+    let end = s.next_seq.load(Ordering::Acquire);
+    let segs: Vec<SegMeta> = s.segments.lock().expect("segments lock").clone();
+    let mut first = None;
+    for (i, seg) in segs.iter().enumerate() {
+        if segs.get(i + 1).is_some_and(|n| n.first_seq <= from) {
+            continue;
+        }
+        let path = s.dir.join(segment::file_name(seg.first_seq));
+        let mut scanner = Scanner::open(&path, SCAN_MAX_RECORD)?;
+        loop {
+            match scanner.next(seg.len)? {
+                Scan::Frame { seq, .. } if seq >= from && seq < end => {
+                    first.get_or_insert(seq);
+                    each(seq, scanner.payload());
+                }
+                Scan::Frame { .. } | Scan::Corrupt { .. } => {}
+                Scan::Tail { .. } | Scan::End => break,
+            }
+        }
+    }
+    Ok(first)
 }
 
 fn stats(s: &Shared) -> BufferStats {

@@ -75,7 +75,10 @@ fn persist_and_release(s: &Shared) -> io::Result<()> {
         cursor::store(&s.dir, cursor_now)?;
         s.durable_cursor.store(cursor_now, Ordering::Release);
     }
-    let durable = s.durable_cursor.load(Ordering::Acquire);
+    let durable = s
+        .durable_cursor
+        .load(Ordering::Acquire)
+        .min(s.retain_from.load(Ordering::Acquire));
     let doomed: Vec<SegMeta> = {
         let mut segs = s.segments.lock().expect("segments lock");
         let mut n = 0;

@@ -55,7 +55,9 @@
 //! sequence number) advances only over a contiguous acknowledged prefix. A housekeeping thread
 //! persists the cursor at most every 100 ms (write a temporary file, sync it, rename it over
 //! `ack.cursor`, sync the directory) and only *then* deletes the segments wholly below the
-//! durable cursor. A crash between the two leaves deletable segments, removed at the next open;
+//! durable cursor — and below the point the sources' carried state was saved at
+//! ([`Buffer::retain_from`]): the records after it are what brings that state up to date after a
+//! crash. A crash between the two leaves deletable segments, removed at the next open;
 //! a crash before the cursor is durable means some acknowledged records are delivered again —
 //! at-least-once, never lost.
 //!
@@ -71,7 +73,9 @@
 //! crash loop, and no damage needs the buffer deleted.
 //!
 //! **Size cap.** Bytes of records on disk plus bytes reserved by in-flight appends never pass
-//! `max_bytes` (preallocated space, at most two segments, is not counted).
+//! `max_bytes` (preallocated space, at most two segments, is not counted; acknowledged records
+//! kept for the sources' carried state are, which is why that state is saved every second while
+//! the buffer is more than half full).
 //! At the cap, `when_full = block` makes appends wait (up to `block_timeout_ms`, then
 //! [`BufferError::Full`], which a source turns into "retry later"); `drop_newest` drops the new
 //! records and counts them.
@@ -209,6 +213,18 @@ pub trait Buffer: Send + Sync {
 
     /// The largest record [`Buffer::append`] takes (`buffer.max_record_bytes`).
     fn max_record_bytes(&self) -> u64;
+
+    /// Keeps the records from `seq` on even once acknowledged, until told another point: the
+    /// sources' carried state was saved as of `seq` and is brought up to date from them after a
+    /// restart. A buffer that cannot keep acknowledged records ignores it.
+    fn retain_from(&self, _seq: u64) {}
+
+    /// Hands `each` every record still kept from `from` on, oldest first, up to the end of the
+    /// log; answers the first sequence number met (`None`: no record). Read once at start, before
+    /// any source runs.
+    fn replay_from(&self, _from: u64, _each: &mut dyn FnMut(u64, &[u8])) -> Result<Option<u64>, BufferError> {
+        Ok(None)
+    }
 
     /// Stops accepting, finishes appends in flight, syncs, persists the cursor.
     fn close(&self) -> BoxFuture<'_, Result<(), BufferError>>;

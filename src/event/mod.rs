@@ -164,6 +164,24 @@ impl State {
         })
     }
 
+    /// The `Eic_State` letter (upper case; empty for [`State::NotSet`]).
+    pub fn letter(self) -> &'static str {
+        match self {
+            State::NotSet => "",
+            State::Alerting => "A",
+            State::Connected => "C",
+            State::Held => "H",
+            State::Messaging => "M",
+            State::Offering => "O",
+            State::Parked => "P",
+            State::Proceeding => "R",
+            State::Suspended => "X",
+            State::System => "S",
+            State::DisconnectedLocal => "I",
+            State::DisconnectedRemote => "E",
+        }
+    }
+
     /// Whether the interaction is over.
     pub fn is_disconnected(self) -> bool {
         matches!(self, State::DisconnectedLocal | State::DisconnectedRemote)

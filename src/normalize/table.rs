@@ -118,6 +118,11 @@ impl Table {
         self.map.get(id)
     }
 
+    /// Every interaction and its state, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Tracked)> {
+        self.map.iter()
+    }
+
     /// Mutable state of an interaction.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Tracked> {
         self.map.get_mut(id)

@@ -207,6 +207,12 @@ impl Traffic {
             let gap = -(1.0 - self.rng.f64()).ln() / self.arrivals_per_sec;
             self.next_arrival_ms += ((gap * 1000.0) as i64).max(1);
         }
+        self.drain(now_ms, out);
+    }
+
+    /// Appends to `out` every change due by `now_ms` of the interactions already started, with no
+    /// new arrival: to let the lives under way run their course.
+    pub fn drain(&mut self, now_ms: i64, out: &mut Vec<Change>) {
         while let Some(Reverse((at, _, slot))) = self.due.peek().copied() {
             if at > now_ms {
                 break;

@@ -9,6 +9,7 @@
 //! sender that is told which item to fix), [`Ingest::ingest_each`] refuses it alone and stores
 //! the rest (for a source nobody can be told, such as ICWS).
 
+pub mod carry;
 pub mod http;
 pub mod icws;
 pub mod push;
@@ -69,6 +70,9 @@ pub struct Ingested {
 
 /// The shared path from observations to the buffer.
 pub struct Ingest {
+    /// Held shared by each batch from observing to stored (or rolled back), and exclusively by
+    /// [`Ingest::snapshot`]: a snapshot never sees a batch half done.
+    gate: tokio::sync::RwLock<()>,
     normalizer: Mutex<Normalizer>,
     codec: EventCodec,
     buffer: Arc<dyn Buffer>,
@@ -79,6 +83,7 @@ impl Ingest {
     /// Ingest into `buffer`.
     pub fn new(normalizer: Normalizer, buffer: Arc<dyn Buffer>) -> Self {
         Ingest {
+            gate: tokio::sync::RwLock::new(()),
             normalizer: Mutex::new(normalizer),
             codec: EventCodec::new(),
             buffer,
@@ -102,17 +107,34 @@ impl Ingest {
         self.normalizer.lock().unwrap_or_else(|p| p.into_inner()).tracked()
     }
 
-    /// The normalizer's state for those of `ids` not ended (see [`Normalizer::export`]).
-    pub fn export_tracked(&self, ids: &[String]) -> Vec<(String, Tracked)> {
-        self.normalizer.lock().unwrap_or_else(|p| p.into_inner()).export(ids)
+    /// The normalizer's whole state and the buffer position it is exact for: every record
+    /// before the position is reflected in it, none after. Waits for batches in flight (new ones
+    /// wait meanwhile: a few milliseconds); `None` if they take longer than `wait`.
+    pub async fn snapshot(&self, wait: std::time::Duration) -> Option<(u64, Vec<(String, Tracked)>)> {
+        let _quiet = tokio::time::timeout(wait, self.gate.write()).await.ok()?;
+        let state = self.normalizer.lock().unwrap_or_else(|p| p.into_inner()).export();
+        Some((self.buffer.stats().next_seq, state))
     }
 
-    /// Takes back exported state (see [`Normalizer::import`]).
+    /// Takes back carried state (see [`Normalizer::import`]).
     pub fn import_tracked(&self, entries: Vec<(String, Tracked)>) {
         self.normalizer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .import(entries, timefmt::now_ms());
+    }
+
+    /// Brings the normalizer's state up to date with stored events (see [`Normalizer::replay`]).
+    pub fn replay(&self, events: &[InteractionEvent]) {
+        self.normalizer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replay(events, timefmt::now_ms());
+    }
+
+    /// The codec records are written with.
+    pub fn codec(&self) -> &EventCodec {
+        &self.codec
     }
 
     /// Normalizes, encodes and stores a batch, all or nothing; returns once it is stored.
@@ -127,6 +149,7 @@ impl Ingest {
     }
 
     async fn ingest_with(&self, batch: &[Observation], alone: bool) -> Result<Ingested, IngestError> {
+        let _in_flight = self.gate.read().await;
         let now = timefmt::now_ms();
         let skip = std::collections::BTreeSet::new();
         let (mut events, owners, mut undo) = self.observe(batch, &skip, now);

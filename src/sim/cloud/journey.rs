@@ -457,6 +457,7 @@ fn events(sim: &CloudSim, config_id: &str, headers: &HeaderMap, body: &Bytes) ->
             date_created: e["dateCreated"].as_str().unwrap_or_default().to_string(),
             call_id_key: attr("callIdKey"),
             event_type: attr("eventType"),
+            content: content_digest(e),
         });
         if new {
             inner.report.unique_ids += 1;
@@ -471,4 +472,13 @@ fn events(sim: &CloudSim, config_id: &str, headers: &HeaderMap, body: &Bytes) ->
         "ExternalEventsResponse",
         json!({ "unprocessedEntities": unprocessed }),
     )
+}
+
+/// A digest of what an entity says: its `dateCreated`, `identifiers` and `attributes`.
+fn content_digest(e: &Value) -> String {
+    use std::hash::{Hash, Hasher};
+    let content = serde_json::json!([e["dateCreated"], e["identifiers"], e["attributes"]]);
+    let mut h = std::hash::DefaultHasher::new();
+    content.to_string().hash(&mut h);
+    format!("{:016x}", h.finish())
 }

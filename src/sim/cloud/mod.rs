@@ -22,7 +22,7 @@ mod limits;
 pub mod models;
 mod oauth;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -93,6 +93,9 @@ pub struct Report {
     pub unique_ids: u64,
     /// Entities accepted with an id accepted before.
     pub duplicates: u64,
+    /// Of those, the ones whose content (`dateCreated`, `identifiers`, `attributes`) differs from
+    /// what arrived first under that id: one id meaning two things.
+    pub conflicting_duplicates: u64,
     /// External-event requests refused as invalid (400, 404, 413, 415, 422).
     pub invalid_requests: u64,
     /// Entities returned in `unprocessedEntities` (the `reject_fraction` fault).
@@ -117,6 +120,9 @@ pub struct Received {
     pub call_id_key: Option<String>,
     /// `attributes.eventType`, when present.
     pub event_type: Option<String>,
+    /// A digest of its content (`dateCreated`, `identifiers`, `attributes`): equal contents have
+    /// equal digests.
+    pub content: String,
 }
 
 struct Token {
@@ -134,7 +140,8 @@ struct Inner {
     schemas: Vec<serde_json::Value>,
     configurations: Vec<serde_json::Value>,
     /// Hashes of the accepted ids, oldest first in `seen_order` (bounded by [`MAX_IDS`]).
-    seen: HashSet<u64>,
+    /// Accepted id hash → the content digest it first arrived with.
+    seen: HashMap<u64, u64>,
     seen_order: VecDeque<u64>,
     /// Accepted entities, the last [`MAX_RECEIVED`]; `received_base` were let go before them.
     received: VecDeque<Received>,
@@ -153,7 +160,19 @@ impl Inner {
         let mut h = std::hash::DefaultHasher::new();
         r.id.hash(&mut h);
         let key = h.finish();
-        let new = self.seen.insert(key);
+        let content = u64::from_str_radix(&r.content, 16).unwrap_or_default();
+        let new = match self.seen.get(&key) {
+            None => {
+                self.seen.insert(key, content);
+                true
+            }
+            Some(first) => {
+                if *first != content {
+                    self.report.conflicting_duplicates += 1;
+                }
+                false
+            }
+        };
         if new {
             self.seen_order.push_back(key);
             if self.seen_order.len() > MAX_IDS
@@ -192,7 +211,7 @@ impl CloudSim {
                 faults: cfg.faults.clone(),
                 schemas: Vec::new(),
                 configurations: Vec::new(),
-                seen: HashSet::new(),
+                seen: HashMap::new(),
                 seen_order: VecDeque::new(),
                 received: VecDeque::new(),
                 received_base: 0,

@@ -2,9 +2,9 @@
 //! (draft-04) its attributes conform to — both derived from the same walk of the Avro schema, so
 //! the two cannot drift apart.
 //!
-//! Rules: the entity's `id` is the event id and `dateCreated` its `occurred_at`; every other
-//! Avro field becomes one flat attribute named in camelCase (`interaction.call_id_key` →
-//! `callIdKey`; the customer record's fields get a `customer` prefix: `customerPhone`);
+//! Rules: the entity's `id` is the event id and `dateCreated` its `occurred_at`; `observed_at`
+//! (when this conduit saw it) is left out; every other Avro field becomes one flat attribute
+//! named in camelCase (`interaction.call_id_key` → `callIdKey`; the customer record's fields get a `customer` prefix: `customerPhone`);
 //! `timestamp-millis` fields become ISO-8601 strings, enums lower-case strings, longs integers;
 //! null fields are left out; a non-nullable field is `required`. Each allow-listed custom
 //! attribute becomes a string attribute `custom_<name>` (characters other than letters, digits
@@ -43,8 +43,10 @@ struct Field {
     symbols: Vec<String>,
 }
 
-/// Top-level fields carried by the entity itself, not as attributes.
-const ENTITY_FIELDS: [&str; 2] = ["event_id", "occurred_at"];
+/// Top-level fields carried by the entity itself, not as attributes — and `observed_at`, which
+/// says when this conduit saw the change: an event's content must not depend on which conduit
+/// sent it (both of a switchover pair send the same ids), so it stays in the buffer only.
+const ENTITY_FIELDS: [&str; 3] = ["event_id", "occurred_at", "observed_at"];
 /// Records whose fields keep their own names (no prefix).
 const UNPREFIXED: [&str; 1] = ["interaction"];
 

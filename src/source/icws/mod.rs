@@ -14,9 +14,9 @@
 //! with capped, jittered backoff; the `isDelta:false` snapshot after re-subscribing yields no
 //! event for a change already emitted (the normalizer's state and deterministic ids see to that)
 //! and does yield what changed while disconnected — including the end of an interaction that
-//! left the queues meanwhile ([`members`]), also across a restart of the conduit ([`carry`]).
+//! left the queues meanwhile ([`members`]), also across a restart of the conduit
+//! ([`crate::source::carry`]).
 
-pub mod carry;
 pub mod client;
 pub mod members;
 pub mod messages;
@@ -40,7 +40,7 @@ pub const SESSION_HEALTHY: Duration = Duration::from_secs(30);
 pub const STREAM_IDLE: Duration = Duration::from_secs(60);
 
 /// How often, while a session lasts, the pair's `switchover-status` is read again (for
-/// `/health`) and the state carried over a restart is saved.
+/// `/health`).
 pub const SWITCHOVER_REFRESH: Duration = Duration::from_secs(30);
 
 /// The attributes subscribed: everything the normalizer maps.
@@ -141,23 +141,13 @@ pub struct IcwsSource {
     pub status: Arc<IcwsStatus>,
     /// Switchover-pair behaviour.
     pub ha: HaConfig,
-    /// The interactions in the watched queues.
-    pub members: members::Members,
-    /// Where the state carried over a restart lives (see [`carry`]); `None`: nowhere.
-    pub state_file: Option<std::path::PathBuf>,
-    /// This CIC server's name (the carried state is only for it).
-    pub cic_server: String,
+    /// The interactions in the watched queues (shared with what is carried over a restart).
+    pub members: Arc<members::Members>,
 }
 
 impl IcwsSource {
     /// Runs until shutdown.
     pub async fn run(self) {
-        if let Some(path) = &self.state_file {
-            let n = carry::restore(path, &self.cic_server, &self.members, &self.ingest);
-            if n > 0 {
-                tracing::info!(interactions = n, "ICWS state from before the restart taken back");
-            }
-        }
         let mut hosts: Vec<String> = self.cfg.hosts.clone();
         let mut backoff = self.backoff();
         while !self.shutdown.is_triggered() {
@@ -178,7 +168,6 @@ impl IcwsSource {
                         r = self.serve(&session) => r,
                         never = self.refresh_while_up(&session) => match never {},
                     };
-                    self.save_state().await;
                     self.metrics.connected.set(0);
                     self.status.update(|st| {
                         st.connected = false;
@@ -299,26 +288,14 @@ impl IcwsSource {
     }
 
     /// Now and every [`SWITCHOVER_REFRESH`], for as long as it is polled (the session's life):
-    /// reads the pair's state for `/health` and saves the state carried over a restart. A server
-    /// without switchover answers an error: ignored, as is a failure here — the session's own
-    /// calls notice a lost session.
+    /// reads the pair's state for `/health`. A server without switchover answers an error:
+    /// ignored, as is a failure here — the session's own calls notice a lost session.
     async fn refresh_while_up(&self, s: &Session) -> std::convert::Infallible {
         loop {
             if let Ok(v) = s.switchover_status(&self.http).await {
                 self.status.update(|st| st.switchover = Some(v));
             }
-            self.save_state().await;
             tokio::time::sleep(SWITCHOVER_REFRESH).await;
-        }
-    }
-
-    /// Saves the state carried over a restart (see [`carry`]), if there is somewhere to.
-    async fn save_state(&self) {
-        let Some(path) = self.state_file.clone() else { return };
-        let bytes = carry::collect(&self.cic_server, &self.members, &self.ingest);
-        let written = tokio::task::spawn_blocking(move || carry::write(&path, &bytes)).await;
-        if let Ok(Err(e)) = written {
-            tracing::warn!(error = %e, "cannot save the ICWS state; a restart may miss the end of calls meanwhile");
         }
     }
 
