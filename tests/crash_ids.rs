@@ -271,6 +271,27 @@ fn compare(r: &Rig, truth: &Truth) -> Vec<(String, Vec<String>, Vec<String>)> {
         .collect()
 }
 
+/// Prints a kill loop's figures and checks what every source promises: enough traffic to mean
+/// anything, no id with two contents, no event for a change that never happened. Answers, per
+/// interaction, the event types expected and delivered.
+fn tally(source: &str, r: &Rig, kills: usize, truth: &Truth) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let report = r.cloud.report();
+    let rows = compare(r, truth);
+    let missed: usize = rows.iter().map(|(_, w, h)| missing(w, h)).sum();
+    let extra: usize = rows.iter().map(|(_, w, h)| missing(h, w)).sum();
+    println!(
+        "{source}: {kills} kills, {} interactions, {} entities ({} duplicates), ids with two contents {}, states missed {missed}, states never played {extra}",
+        rows.len(),
+        report.entities_accepted,
+        report.duplicates,
+        report.conflicting_duplicates
+    );
+    assert!(rows.len() >= 50, "too little traffic to mean anything: {}", rows.len());
+    assert_eq!(report.conflicting_duplicates, 0, "an id arrived with two contents");
+    assert_eq!(extra, 0, "an event for a change that never happened");
+    rows
+}
+
 /// Items missing from `have` that `want` has (multisets).
 fn missing(want: &[String], have: &[String]) -> usize {
     let mut left = have.to_vec();
@@ -331,20 +352,7 @@ async fn sigkills_during_push_traffic_never_reuse_an_id_and_miss_no_state() {
     let player = play(seed(), move |c| tx.send(c).unwrap(), stop.clone(), truth.clone());
     let kills = kill_loop(&r, &addr, &stop, player, &truth).await;
     sender.await.unwrap();
-    let report = r.cloud.report();
-    let truth = truth.lock().unwrap();
-    let rows = compare(&r, &truth);
-    let missed: usize = rows.iter().map(|(_, w, h)| missing(w, h)).sum();
-    let extra: usize = rows.iter().map(|(_, w, h)| missing(h, w)).sum();
-    println!(
-        "push: {kills} kills, {} interactions, {} entities ({} duplicates), ids with two contents {}, missing states {missed}, states never played {extra}",
-        rows.len(),
-        report.entities_accepted,
-        report.duplicates,
-        report.conflicting_duplicates
-    );
-    assert!(rows.len() >= 50, "too little traffic to mean anything: {}", rows.len());
-    assert_eq!(report.conflicting_duplicates, 0, "an id arrived with two contents");
+    let rows = tally("push", &r, kills, &truth.lock().unwrap());
     for (key, want, have) in &rows {
         assert_eq!(want, have, "{key}: every pushed change, once");
     }
@@ -359,23 +367,9 @@ async fn sigkills_during_icws_traffic_never_reuse_an_id_and_miss_no_state() {
     let player = play(seed(), move |c| cic.apply(&c), stop.clone(), truth.clone());
     let addr: Arc<Mutex<Option<String>>> = Arc::default();
     let kills = kill_loop(&r, &addr, &stop, player, &truth).await;
-    let report = r.cloud.report();
-    let truth = truth.lock().unwrap();
-    let rows = compare(&r, &truth);
-    // A state that began and gave way while the conduit was down is in no message it reads:
-    // counted, not expected. Everything it could read is there, and nothing more.
-    let unseen: usize = rows.iter().map(|(_, w, h)| missing(w, h)).sum();
-    let extra: usize = rows.iter().map(|(_, w, h)| missing(h, w)).sum();
-    println!(
-        "icws: {kills} kills, {} interactions, {} entities ({} duplicates), ids with two contents {}, states begun and ended while down {unseen}, states never played {extra}",
-        rows.len(),
-        report.entities_accepted,
-        report.duplicates,
-        report.conflicting_duplicates
-    );
-    assert!(rows.len() >= 50, "too little traffic to mean anything: {}", rows.len());
-    assert_eq!(report.conflicting_duplicates, 0, "an id arrived with two contents");
-    assert_eq!(extra, 0, "an event for a change that never happened");
+    // A state that began and gave way while the conduit was down is in no message it reads: it
+    // is counted, not expected; but every interaction starts and ends.
+    let rows = tally("icws", &r, kills, &truth.lock().unwrap());
     for (key, _, have) in &rows {
         for must in ["started", "ended"] {
             assert!(have.iter().any(|t| t == must), "{key} misses {must}: {have:?}");

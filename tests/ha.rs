@@ -123,7 +123,10 @@ async fn a_switchover_hands_reading_to_the_new_primarys_conduit() {
     let r = cloud.report();
     assert_eq!(r.unique_ids, 40);
     assert!(takeover < Duration::from_secs(30), "takeover took {takeover:?}");
-    println!("takeover {takeover:?}, duplicates {}", r.duplicates);
+    println!(
+        "takeover {takeover:?}, duplicates {}, of which with other content {}",
+        r.duplicates, r.conflicting_duplicates
+    );
     wait_for(Duration::from_secs(20), "A standing by", || {
         a2.report().logins_refused > 0
     })
