@@ -2,9 +2,10 @@
 //!
 //! An id is a UUID v5 (SHA-1, a fixed namespace of this project) of the interaction's unique key
 //! (`Eic_CallIdKey`), the event type, how many events of that type the interaction had before,
-//! and for transfers the new workgroup and agent. It depends on nothing local — not the server,
-//! not the clock, not the process — so the same CIC change gets the same id on a retry, after a
-//! restart, and on both servers of a switchover pair, and Genesys Cloud can recognise a
+//! for transfers the new workgroup and agent, and for a state found rather than seen changing a
+//! mark of its own (see [`crate::normalize`]). It depends on nothing local — not the server, not
+//! the clock, not the process — so a change seen as it happened gets the same id on a retry,
+//! after a restart, and on both servers of a switchover pair, and Genesys Cloud can recognise a
 //! duplicate.
 
 use uuid::Uuid;

@@ -16,6 +16,16 @@
 //!   does show up again (transferred back), it carries on where it was: its later events follow,
 //!   and a later disconnect is a second `ENDED` with an id of its own.
 //!
+//! **Seen or found.** A change seen as it happened (an ICWS delta, a push) gets the id every
+//! observer gives that change — the same on a retry, after a restart, and from either conduit
+//! of a switchover pair. A state only *found* (in a snapshot: first sight of an interaction, or
+//! a difference from what was known, after a gap, a restart or a switchover; an interaction
+//! missing from one) is reported under an id of its own (the event type's occurrence, marked
+//! found), dated when found: whoever saw the change itself may already have reported it with
+//! its own time and facts, and one id never stands for two contents. `STARTED` is the exception
+//! when CIC dates it (`Eic_InitiationTime`): it describes the interaction as it began, the same
+//! from any observer, so it keeps the one id.
+//!
 //! Promises: never panics on any input; unknown attributes are ignored; an unparseable value
 //! yields the event anyway with that field null and a counted warning; state is bounded (see
 //! [`table`]); ids come from [`crate::event::id`] and so are the same in every process that saw
@@ -36,6 +46,9 @@ use crate::event::{EventType, Interaction, InteractionEvent, State, id};
 use crate::metrics::NormalizeMetrics;
 use crate::timefmt;
 
+/// Marks the id of an event for a state found rather than seen changing (see the module notes).
+const FOUND: &str = "found\u{1f}";
+
 /// What a source saw: one interaction's attributes at one moment.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observation {
@@ -50,6 +63,10 @@ pub struct Observation {
     /// ever tell — a call that ended unseen and one transferred out of the watched queues look
     /// the same from here.
     pub left: bool,
+    /// It comes from a full snapshot (ICWS `isDelta:false`, after a subscription starts), not
+    /// from a change seen as it happened: what differs from the known state changed unseen, and
+    /// is reported as *found* (see the module notes).
+    pub found: bool,
 }
 
 /// The changes one batch made, to undo them if its events could not be stored.
@@ -186,13 +203,13 @@ impl Normalizer {
         if cut {
             self.warn("value_too_long");
         }
-        self.emit(id, observed_at, obs.left, out);
+        self.emit(id, observed_at, obs.left, obs.found, out);
         self.metrics.tracked.set(self.table.len() as i64);
     }
 
     /// Decides the events of the interaction's latest merge (`left`: it also left, see
-    /// [`Observation::left`]).
-    fn emit(&mut self, id: &str, observed_at: i64, left: bool, out: &mut Vec<InteractionEvent>) {
+    /// [`Observation::left`]; `found`: see [`Observation::found`]).
+    fn emit(&mut self, id: &str, observed_at: i64, left: bool, found: bool, out: &mut Vec<InteractionEvent>) {
         let t = self.table.get(id).expect("present");
         let initiated_at = self.parse_time(t, Attr::InitiationTime);
         let terminated_at = self.parse_time(t, Attr::TerminationTime);
@@ -280,6 +297,11 @@ impl Normalizer {
                 EventType::Started => initiated_at.unwrap_or(observed_at),
                 EventType::Ended => terminated_at.unwrap_or(observed_at),
                 _ => observed_at,
+            };
+            let detail = if found && !(ty == EventType::Started && initiated_at.is_some()) {
+                format!("{FOUND}{detail}")
+            } else {
+                detail
             };
             staged.push((id::event_id(&t.key, ty, n, &detail), ty, occurred_at));
         }

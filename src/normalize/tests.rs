@@ -18,6 +18,7 @@ fn obs(id: &str, attrs: &[(&str, &str)]) -> Observation {
         attributes: attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         observed_at_ms: Some(1_700_000_000_000),
         left: false,
+        found: false,
     }
 }
 
@@ -293,6 +294,7 @@ fn arb_obs() -> impl Strategy<Value = Observation> {
             attributes,
             observed_at_ms,
             left: false,
+            found: false,
         })
 }
 
@@ -354,10 +356,67 @@ proptest! {
                     .zip(t.known.iter())
                     .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.to_string())))
                     .collect();
-                let snap = Observation { interaction_id: id.into(), attributes, observed_at_ms: None, left: false };
+                let snap = Observation { interaction_id: id.into(), attributes, observed_at_ms: None, left: false, found: true };
                 n.observe(&snap, 1_700_000_000_000, &mut again, &mut Undo::default());
             }
         }
         prop_assert!(again.is_empty(), "snapshot replay produced {:?}", again);
+    }
+}
+
+/// A state found in a snapshot never takes the id of the change a witness saw: the witness
+/// dated it and described it as it was then. `STARTED`, dated by CIC, is the same from both.
+#[test]
+fn a_found_state_has_an_id_of_its_own_and_a_cic_dated_start_is_shared() {
+    let found = |o: Observation| Observation { found: true, ..o };
+    let key = ("Eic_CallIdKey", "100000000120240409");
+    let born = ("Eic_InitiationTime", "20240409T140311Z");
+    let mut witness = normalizer();
+    let mut seen = run(&mut witness, &obs("1", &[key, born, ("Eic_State", "O")]));
+    seen.extend(run(
+        &mut witness,
+        &obs("1", &[("Eic_State", "C"), ("Eic_UserName", "jdoe")]),
+    ));
+    assert_eq!(
+        types(&seen),
+        vec![EventType::Started, EventType::Queued, EventType::Connected]
+    );
+
+    // The partner takes over and finds it connected (later, after a transfer).
+    let mut partner = normalizer();
+    let later = Observation {
+        observed_at_ms: Some(1_700_000_090_000),
+        ..obs("1", &[key, born, ("Eic_State", "C"), ("Eic_UserName", "asmith")])
+    };
+    let got = run(&mut partner, &found(later));
+    assert_eq!(types(&got), vec![EventType::Started, EventType::Connected]);
+    // (`observed_at`, when each looked, stays in the buffer and is not sent.)
+    let as_sent = InteractionEvent {
+        observed_at: seen[0].observed_at,
+        ..got[0].clone()
+    };
+    assert_eq!(as_sent, seen[0], "the same STARTED, id and content");
+    assert_ne!(got[1].event_id, seen[2].event_id, "its own id for what it found");
+
+    // Without CIC's date, even the start depends on who looked when.
+    let mut undated = normalizer();
+    let got = run(&mut undated, &found(obs("1", &[key, ("Eic_State", "C")])));
+    assert_ne!(got[0].event_id, seen[0].event_id);
+
+    // Missing from a snapshot is found too; removed in a delta is seen (the shared end's id).
+    let gone = |found: bool| Observation {
+        left: true,
+        found,
+        ..obs("1", &[])
+    };
+    let mut w = normalizer();
+    run(&mut w, &obs("1", &[key, ("Eic_State", "C")]));
+    let seen_end = run(&mut w, &obs("1", &[("Eic_State", "E")]));
+    for (was_found, same) in [(false, true), (true, false)] {
+        let mut n = normalizer();
+        run(&mut n, &obs("1", &[key, ("Eic_State", "C")]));
+        let left = run(&mut n, &gone(was_found));
+        assert_eq!(types(&left), vec![EventType::Ended]);
+        assert_eq!(left[0].event_id == seen_end[0].event_id, same, "found: {was_found}");
     }
 }

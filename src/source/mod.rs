@@ -275,6 +275,7 @@ mod tests {
             attributes,
             observed_at_ms: Some(1_700_000_000_000),
             left: false,
+            found: false,
         }
     }
 

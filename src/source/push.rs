@@ -234,6 +234,7 @@ fn item(index: usize, v: Value, now_ms: i64) -> Result<Observation, Vec<ItemErro
         attributes: attributes.expect("checked"),
         observed_at_ms,
         left: false,
+        found: false,
     })
 }
 

@@ -1,6 +1,8 @@
 //! Shared helpers for the black-box tests: configs on disk, a loopback HTTP client, items.
 #![allow(dead_code)]
 
+pub mod story;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

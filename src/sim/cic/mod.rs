@@ -103,6 +103,8 @@ pub struct CicReport {
     pub changes: u64,
     /// Messages dropped because a session stopped polling.
     pub messages_dropped: u64,
+    /// Messages waiting in the sessions' queues now.
+    pub messages_pending: u64,
 }
 
 struct QueueSub {
@@ -232,7 +234,11 @@ impl CicSim {
 
     /// What happened so far.
     pub fn report(&self) -> CicReport {
-        self.lock().report.clone()
+        let inner = self.lock();
+        CicReport {
+            messages_pending: inner.sessions.values().map(|s| s.pending.len() as u64).sum(),
+            ..inner.report.clone()
+        }
     }
 
     /// Drops every session (as a CIC restart or a switchover does): their next call gets 401.

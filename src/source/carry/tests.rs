@@ -30,6 +30,7 @@ fn obs(id: &str, at: i64, attrs: &[(&str, &str)]) -> Observation {
         attributes,
         observed_at_ms: Some(at),
         left: false,
+        found: false,
     }
 }
 
@@ -84,6 +85,7 @@ fn snapshot(obs: &[Observation], at: i64) -> Vec<Observation> {
             attributes: a.into_iter().collect(),
             observed_at_ms: Some(at),
             left: false,
+            found: true,
         })
         .collect()
 }

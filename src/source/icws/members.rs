@@ -5,7 +5,8 @@
 //! that was in the queues before and is missing from it left them during the gap — typically a
 //! call that ended and was cleared from its queue before the conduit was back. Either way the
 //! normalizer gets a `left` observation, which yields `ENDED` unless the interaction was already
-//! seen to end (see [`Observation::left`]). The set mirrors the server's queue contents, so it
+//! seen to end (see [`Observation::left`]) — seen when removed in a delta, found when missing
+//! from a snapshot (see [`Observation::found`]). The set mirrors the server's queue contents, so it
 //! is as large as they are; it lives as long as the source, across sessions and hosts.
 
 use std::collections::HashSet;
@@ -29,10 +30,11 @@ impl Members {
             return;
         }
         let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
-        let mut gone: Vec<String> = Vec::new();
+        // (id, found): missing from a snapshot, or removed in a delta (seen as it happened).
+        let mut gone: Vec<(String, bool)> = Vec::new();
         if p.snapshot {
             let now: HashSet<String> = p.observations.iter().map(|o| o.interaction_id.clone()).collect();
-            gone.extend(ids.iter().filter(|id| !now.contains(*id)).cloned());
+            gone.extend(ids.iter().filter(|id| !now.contains(*id)).map(|id| (id.clone(), true)));
             gone.sort();
             *ids = now;
         } else {
@@ -46,14 +48,15 @@ impl Members {
         for id in &p.removed {
             let re_added = p.observations.iter().any(|o| &o.interaction_id == id);
             if !re_added && ids.remove(id) {
-                gone.push(id.clone());
+                gone.push((id.clone(), false));
             }
         }
-        out.extend(gone.into_iter().map(|id| Observation {
+        out.extend(gone.into_iter().map(|(id, found)| Observation {
             interaction_id: id,
             attributes: Vec::new(),
             observed_at_ms: Some(observed_at_ms),
             left: true,
+            found,
         }));
     }
 

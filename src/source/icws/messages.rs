@@ -68,6 +68,7 @@ fn entry(e: &Value, observed_at_ms: i64, out: &mut Parsed) {
         attributes,
         observed_at_ms: Some(observed_at_ms),
         left: false,
+        found: out.snapshot,
     });
 }
 

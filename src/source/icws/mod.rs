@@ -13,9 +13,9 @@
 //! those messages over. After a 401, a connection-down message or a failed call it logs in again
 //! with capped, jittered backoff; the `isDelta:false` snapshot after re-subscribing yields no
 //! event for a change already emitted (the normalizer's state and deterministic ids see to that)
-//! and does yield what changed while disconnected — including the end of an interaction that
-//! left the queues meanwhile ([`members`]), also across a restart of the conduit
-//! ([`crate::source::carry`]).
+//! and does yield what changed while disconnected, as states found (see [`crate::normalize`])
+//! — including the end of an interaction that left the queues meanwhile ([`members`]), also
+//! across a restart of the conduit ([`crate::source::carry`]).
 
 pub mod client;
 pub mod members;
