@@ -35,6 +35,7 @@ struct Change {
     id: u8,
     attrs: Vec<(u8, u8, Option<String>)>,
     left: bool,
+    found: bool,
     at: u16,
 }
 
@@ -60,6 +61,7 @@ fuzz_target!(|changes: Vec<Change>| {
             attributes,
             observed_at_ms: Some(1_700_000_000_000 + i as i64 * 1000 + i64::from(c.at)),
             left: c.left,
+            found: c.found,
         };
         let mut out = Vec::new();
         n.observe(
