@@ -26,6 +26,7 @@ use crate::source::carry::{self, Carrier};
 use crate::source::http::HttpSource;
 use crate::source::icws::members::Members;
 use crate::source::icws::{IcwsSource, IcwsStatus};
+use crate::supervisor::Supervisor;
 
 /// Why the conduit could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -74,24 +75,6 @@ pub fn http_client(request_timeout: std::time::Duration) -> Result<reqwest::Clie
         .user_agent(concat!("cic-conduit/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| AppError::Http(e.to_string()))
-}
-
-/// An HTTP error for logs, `/health` and error messages: reqwest's message without the URL (it
-/// may carry query parameters), followed by its causes — where the reason lives, such as
-/// "invalid peer certificate: UnknownIssuer".
-pub fn describe_http_error(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut out = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
 }
 
 /// The ICWS client: TLS verified (with `ca_file`'s certificates trusted too), connect timeout;
@@ -156,6 +139,7 @@ fn start_journey(
     metrics: &Metrics,
     clock: Arc<AcceptClock>,
     shutdown: &Shutdown,
+    supervisor: &Supervisor,
 ) -> Result<Dispatcher, AppError> {
     let http = http_client(std::time::Duration::from_millis(j.request_timeout_ms))?;
     let tokens = token_source(config, http.clone(), metrics)?;
@@ -178,7 +162,12 @@ fn start_journey(
         max_events = j.max_events,
         "delivering to Genesys Cloud"
     );
-    Ok(Dispatcher::spawn(ctx, reader, &config.normalize.custom_attributes))
+    Ok(Dispatcher::spawn(
+        ctx,
+        reader,
+        &config.normalize.custom_attributes,
+        supervisor,
+    ))
 }
 
 /// A started conduit.
@@ -216,6 +205,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let metrics = Arc::new(Metrics::new());
     metrics.enabled.set(i64::from(config.enabled));
     let shutdown = Shutdown::new();
+    let supervisor = Supervisor::new(shutdown.clone(), metrics.task_failures.clone());
     // The sources' carried state first: the buffer keeps the records written after it.
     let carried = {
         let (dir, server) = (config.buffer.data_dir.clone(), config.cic_server.clone());
@@ -235,7 +225,15 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     };
     let clock = Arc::new(AcceptClock::new());
     let dispatcher = match &config.sinks.journey {
-        Some(j) if j.enabled => Some(start_journey(&config, j, &buffer, &metrics, clock.clone(), &shutdown)?),
+        Some(j) if j.enabled => Some(start_journey(
+            &config,
+            j,
+            &buffer,
+            &metrics,
+            clock.clone(),
+            &shutdown,
+            &supervisor,
+        )?),
         _ => {
             tracing::warn!("no destination is enabled: events stay in the buffer");
             None
@@ -266,7 +264,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         ingest: ingest.clone(),
         members: members.clone(),
     });
-    let carrier_task = tokio::spawn(carrier.clone().run(shutdown.clone()));
+    let carrier_task = supervisor.spawn("source_state", carrier.clone().run(shutdown.clone()));
     let push = if config.sources.http.enabled {
         let token = config.push_token()?;
         Some(Arc::new(HttpSource {
@@ -302,7 +300,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             ha: config.ha.clone(),
             members: members.clone().unwrap_or_default(),
         };
-        Some(tokio::spawn(source.run()))
+        Some(supervisor.spawn("icws", source.run()))
     } else {
         None
     };
@@ -315,6 +313,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         metrics: metrics.clone(),
         destinations,
         icws: icws_status,
+        supervisor: supervisor.clone(),
     });
     let fd_limit = server::fdlimit::raise();
     let limits = server::Limits {
@@ -379,6 +378,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         if let Ok(Some(why)) = fatal.await {
             return Err(AppError::Failed(why));
         }
+        if let Some(why) = supervisor.failure() {
+            return Err(AppError::Failed(why));
+        }
         closed?;
         Ok(())
     });
@@ -401,4 +403,57 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         sd.trigger();
     });
     running.wait().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::cloud::{CloudSim, SimConfig};
+
+    /// A delivery lane that panics does not leave the conduit up and silent: `/health` turns
+    /// `failing` naming the task, the failure is counted, and the process stops with an error
+    /// (its service manager restarts it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lane_that_panics_stops_the_conduit_and_says_why() {
+        let stop = Shutdown::new();
+        let cloud = CloudSim::new(SimConfig::default());
+        let cloud_addr = cloud.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let base = format!(
+            "cic_server = \"cic\"\n[server]\nlisten = \"127.0.0.1:0\"\n[organization]\nshort_name = \"acme\"\nregion = \"us-east-1\"\napi_base_url = \"http://{cloud_addr}\"\nlogin_base_url = \"http://{cloud_addr}\"\nclient_id = \"sim-client\"\nclient_secret = \"sim-secret\"\n[buffer]\ndata_dir = \"{}\"\n[sources.http]\ntoken = \"0123456789abcdef0123\"\n",
+            dir.path().display()
+        );
+        let pre = crate::config::load_str(&base, Vec::new()).unwrap();
+        let configuration = crate::cli::setup(&pre, crate::sink::setup::DEFAULT_CONFIGURATION_NAME, "PureConnect")
+            .await
+            .unwrap()
+            .configuration_id;
+        let text = format!(
+            "{base}[sinks.journey]\nconfiguration_id = \"{configuration}\"\nexternal_source_id = \"cic\"\nmax_age_ms = 20\n"
+        );
+        let running = start(crate::config::load_str(&text, Vec::new()).unwrap())
+            .await
+            .unwrap();
+        let (addr, metrics) = (running.addr, running.metrics.clone());
+        let item = serde_json::json!([{
+            "interactionId": crate::dispatch::lane::TEST_PANIC_MARK,
+            "attributes": {"Eic_State": "C", "Eic_RemoteAddress": "+13175551234"}
+        }]);
+        let c = reqwest::Client::new();
+        let pushed = c
+            .post(format!("http://{addr}/v1/interactions"))
+            .bearer_auth("0123456789abcdef0123")
+            .json(&item)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pushed.status().as_u16(), 202);
+        let stopped = tokio::time::timeout(std::time::Duration::from_secs(30), running.wait()).await;
+        match stopped.expect("the conduit must stop by itself") {
+            Err(AppError::Failed(why)) => assert!(why.contains("dispatch_lane: it panicked"), "{why}"),
+            other => panic!("the conduit must stop with the failure: {other:?}"),
+        }
+        assert_eq!(metrics.task_failures.with_label_values(&["dispatch_lane"]).get(), 1);
+        stop.trigger();
+    }
 }

@@ -16,7 +16,8 @@
 //! | [`sink`] | the Genesys Cloud destinations: journey external events, OAuth, classification, pacing, set-up |
 //! | [`sim`] | simulators of CIC (ICWS, over HTTP or HTTPS) and Genesys Cloud, and a CIC traffic generator: product code |
 //! | [`demo`] | `cic-conduit demo`: the CIC and Genesys Cloud simulators and the conduit between them, in one process |
-//! | [`outbound`] | what every outbound call shares: no redirects, bounded body reads |
+//! | [`outbound`] | what every outbound call shares: no redirects, bounded body reads, error descriptions without URLs |
+//! | [`retry`] | the backoff every retry loop shares |
 //! | [`private_fs`] | customer data on disk is owner-only: 0700 directories, 0600 files |
 //! | [`server`] | the HTTP listener: push source, `/health`, `/metrics` |
 //! | [`metrics`] | every Prometheus metric name, in one place |
@@ -25,6 +26,7 @@
 //! | [`cli`] | the `cic-conduit` command line |
 //! | [`timefmt`] | ISO-8601 parsing and formatting without a calendar dependency |
 //! | [`shutdown`] | the signal every long-running task selects on |
+//! | [`supervisor`] | runs every long-running task; one that panics or stops on its own stops the process |
 //! | [`telemetry`] | tracing set-up (human or JSON logs) |
 
 pub mod app;
@@ -39,10 +41,12 @@ pub mod metrics;
 pub mod normalize;
 pub mod outbound;
 pub mod private_fs;
+pub mod retry;
 pub mod server;
 pub mod shutdown;
 pub mod sim;
 pub mod sink;
 pub mod source;
+pub mod supervisor;
 pub mod telemetry;
 pub mod timefmt;

@@ -24,6 +24,9 @@ pub struct Metrics {
     pub buffer: BufferMetrics,
     /// `conduit_oauth_token_refreshes_total`: OAuth tokens fetched.
     pub oauth_refreshes: IntCounter,
+    /// `conduit_task_failures_total{task}`: long-running tasks that panicked or stopped on their
+    /// own (each stops the process; see [`crate::supervisor`]).
+    pub task_failures: IntCounterVec,
     /// Sinks and the dispatcher.
     pub sink: SinkMetrics,
     /// The ICWS source.
@@ -278,6 +281,12 @@ impl Metrics {
             "conduit_oauth_token_refreshes_total",
             "OAuth tokens fetched from the login host.",
         );
+        let task_failures = counter_vec(
+            &r,
+            "conduit_task_failures_total",
+            "Long-running tasks that panicked or stopped on their own, by task; each stops the process.",
+            &["task"],
+        );
         let sink = SinkMetrics {
             requests: counter_vec(
                 &r,
@@ -387,6 +396,7 @@ impl Metrics {
             normalize,
             buffer,
             oauth_refreshes,
+            task_failures,
             sink,
             icws,
             server,

@@ -18,6 +18,24 @@ pub const MAX_OAUTH_BODY: usize = 64 * 1024;
 /// Largest ICWS answer read for a call other than the message poll.
 pub const MAX_ICWS_BODY: usize = 1024 * 1024;
 
+/// An HTTP error for logs, `/health` and error messages: reqwest's message without the URL (it
+/// may carry query parameters), followed by its causes — where the reason lives, such as
+/// "invalid peer certificate: UnknownIssuer".
+pub fn describe_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 /// The redirect policy of every outbound client: none.
 pub fn no_redirects() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::none()
@@ -67,7 +85,7 @@ pub async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Byte
             Err(e) => {
                 return Err(ReadError::Transport {
                     timeout: e.is_timeout(),
-                    message: crate::app::describe_http_error(e),
+                    message: describe_error(e),
                 });
             }
         }

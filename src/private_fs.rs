@@ -1,4 +1,4 @@
-//! Files that hold customer data — buffer segments, dead letters, the carried ICWS state — are
+//! Files that hold customer data — buffer segments, dead letters, the carried source state — are
 //! private to the conduit's user: directories 0700, files 0600 (Unix).
 //!
 //! Two layers: [`restrict_umask`] at process start makes everything the process creates private
@@ -56,4 +56,36 @@ pub fn file_options() -> OpenOptions {
         o.mode(0o600);
     }
     o
+}
+
+/// Makes creations, renames and deletions in `dir` durable.
+///
+/// On Unix this fsyncs the directory. Windows (NTFS) journals directory metadata itself and
+/// offers no directory handle to sync without extra privileges, so there it does nothing.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Replaces `path` with `bytes` atomically and durably: a private temporary file `tmp` (beside
+/// it) is written and synced, renamed over `path`, and the directory synced — so after a crash
+/// `path` holds either the old contents or the new, whole.
+pub fn replace_file(path: &Path, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = file_options().write(true).create(true).truncate(true).open(tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(tmp, path)?;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => Ok(()),
+    }
 }

@@ -35,6 +35,14 @@ impl Shutdown {
         let mut rx = self.rx.clone();
         let _ = rx.wait_for(|v| *v).await;
     }
+
+    /// Sleeps `d` unless the signal comes first; false if it did.
+    pub async fn sleep(&self, d: std::time::Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.wait() => false,
+        }
+    }
 }
 
 impl Default for Shutdown {

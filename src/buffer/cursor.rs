@@ -2,10 +2,8 @@
 //! `"CICCUR01" | cursor u64 | crc32c u32` over the first 16 — replaced atomically.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
-
-use super::segment::sync_dir;
 
 const MAGIC: &[u8; 8] = b"CICCUR01";
 /// The cursor file's name.
@@ -48,17 +46,7 @@ pub fn store(dir: &Path, cursor: u64) -> io::Result<()> {
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&cursor.to_le_bytes());
     bytes.extend_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
-    let tmp = dir.join(TMP);
-    let mut f = crate::private_fs::file_options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    f.write_all(&bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, dir.join(FILE))?;
-    sync_dir(dir)
+    crate::private_fs::replace_file(&dir.join(FILE), &dir.join(TMP), &bytes)
 }
 
 #[cfg(test)]

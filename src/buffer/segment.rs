@@ -98,21 +98,7 @@ pub fn check_spare(dir: &Path, len: u64) -> io::Result<bool> {
     }
 }
 
-/// Makes creations, renames and deletions in `dir` durable.
-///
-/// On Unix this fsyncs the directory. Windows (NTFS) journals directory metadata itself and
-/// offers no directory handle to sync without extra privileges, so there it does nothing.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        fs::File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
-}
+pub use crate::private_fs::sync_dir;
 
 #[cfg(test)]
 mod tests {

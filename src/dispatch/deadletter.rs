@@ -208,7 +208,7 @@ impl DeadLetters {
             .create_new(true)
             .open(&path)
             .map_err(io_err(&path))?;
-        crate::buffer::segment::sync_dir(&self.dir).map_err(io_err(&self.dir))?;
+        crate::private_fs::sync_dir(&self.dir).map_err(io_err(&self.dir))?;
         let writer = Writer::new(&SCHEMA, file).map_err(|e| avro_err(&path, e))?;
         Ok(Open { path, writer, bytes: 0 })
     }
@@ -303,9 +303,9 @@ pub fn mark_replayed(path: &Path) -> Result<PathBuf, DeadLetterError> {
     crate::private_fs::create_own_dir(&dir).map_err(io_err(&dir))?;
     let to = dir.join(path.file_name().unwrap_or_default());
     fs::rename(path, &to).map_err(io_err(path))?;
-    crate::buffer::segment::sync_dir(&dir).map_err(io_err(&dir))?;
+    crate::private_fs::sync_dir(&dir).map_err(io_err(&dir))?;
     if let Some(parent) = path.parent() {
-        crate::buffer::segment::sync_dir(parent).map_err(io_err(parent))?;
+        crate::private_fs::sync_dir(parent).map_err(io_err(parent))?;
     }
     Ok(to)
 }

@@ -24,17 +24,30 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
-use backon::BackoffBuilder;
 use tokio::sync::mpsc;
 
 use super::Context;
 use super::batch::{Batcher, ENVELOPE, Item};
 use super::gate::DestState;
+use crate::retry::Backoff;
 use crate::sink::classify::{Outcome, Verdict, classify};
 use crate::sink::journey::{SendError, Unprocessed};
 
+/// In test builds only: an entity carrying this text makes the lane that takes it panic, so that
+/// a test can show what a failing lane does to the process.
+#[cfg(test)]
+pub(crate) const TEST_PANIC_MARK: &str = "test-lane-panic";
+
 /// Adds an item; delivers the batch it completes. False when stopped by shutdown.
 async fn add(ctx: &Context, batcher: &mut Batcher, item: Item) -> bool {
+    #[cfg(test)]
+    if item
+        .json
+        .windows(TEST_PANIC_MARK.len())
+        .any(|w| w == TEST_PANIC_MARK.as_bytes())
+    {
+        panic!("a lane fault injected by a test");
+    }
     match batcher.push(item, Instant::now()) {
         Some(full) => deliver(ctx, full).await,
         None => true,
@@ -97,34 +110,6 @@ async fn sleep_until_opt(t: Option<Instant>) {
     }
 }
 
-/// A capped exponential backoff with full jitter (a uniformly random delay up to the capped
-/// exponential one), never below 10 ms.
-pub struct Backoff {
-    inner: backon::ExponentialBackoff,
-    max: Duration,
-}
-
-impl Backoff {
-    /// Starting at `initial`, doubling, capped at `max`.
-    pub fn new(initial: Duration, max: Duration) -> Self {
-        Backoff {
-            inner: backon::ExponentialBuilder::default()
-                .with_min_delay(initial)
-                .with_max_delay(max)
-                .with_factor(2.0)
-                .without_max_times()
-                .build(),
-            max,
-        }
-    }
-
-    /// The next delay.
-    pub fn next_delay(&mut self) -> Duration {
-        let cap = self.inner.next().unwrap_or(self.max);
-        cap.mul_f64(fastrand::f64()).max(Duration::from_millis(10))
-    }
-}
-
 enum Part {
     Done,
     Split(Vec<Item>, Vec<Item>),
@@ -165,10 +150,7 @@ fn body_of(part: &[Item]) -> bytes::Bytes {
 
 /// Sleeps `d`; false when shutdown came first.
 async fn pause(ctx: &Context, d: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => true,
-        _ = ctx.shutdown.wait() => false,
-    }
+    ctx.shutdown.sleep(d).await
 }
 
 async fn send_part(ctx: &Context, mut part: Vec<Item>) -> Part {
@@ -371,18 +353,6 @@ async fn settle_partial(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_is_jittered_and_capped() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-        let delays: Vec<Duration> = (0..40).map(|_| b.next_delay()).collect();
-        assert!(delays.iter().all(|d| *d <= Duration::from_secs(2)));
-        assert!(delays.iter().all(|d| *d >= Duration::from_millis(10)));
-        let distinct: std::collections::HashSet<_> = delays.iter().collect();
-        assert!(distinct.len() > 30, "full jitter spreads the delays");
-        // After the cap is reached, delays spread over the whole 0..cap range.
-        assert!(delays[10..].iter().any(|d| *d > Duration::from_secs(1)));
-    }
 
     #[test]
     fn the_body_joins_entities() {

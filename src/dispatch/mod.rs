@@ -161,8 +161,14 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Starts reading `reader` and delivering through `ctx`.
-    pub fn spawn(ctx: Context, reader: Box<dyn BufferReader>, custom_attributes: &[String]) -> Self {
+    /// Starts reading `reader` and delivering through `ctx`, the reader and each lane a task of
+    /// `supervisor` (one that panics stops the process instead of delivery silently).
+    pub fn spawn(
+        ctx: Context,
+        reader: Box<dyn BufferReader>,
+        custom_attributes: &[String],
+        supervisor: &crate::supervisor::Supervisor,
+    ) -> Self {
         let ctx = Arc::new(ctx);
         let gate = ctx.gate.clone();
         let mapper = Mapper::new(custom_attributes, &ctx.cfg.external_source_id);
@@ -174,11 +180,13 @@ impl Dispatcher {
             // the others short of items (the reader blocks only on the lane that is full).
             let (tx, rx) = mpsc::channel(ctx.cfg.max_events * 4);
             txs.push(tx);
-            handles.push(tokio::spawn(lane::run(ctx.clone(), rx)));
+            handles.push(supervisor.spawn("dispatch_lane", lane::run(ctx.clone(), rx)));
         }
-        let task = tokio::spawn(async move {
+        let reading = supervisor.spawn("dispatch_reader", async move {
             read_loop(&ctx, reader, &mapper, &txs).await;
-            drop(txs);
+        });
+        let task = tokio::spawn(async move {
+            let _ = reading.await;
             for h in handles {
                 let _ = h.await;
             }
@@ -249,7 +257,11 @@ async fn read_loop(ctx: &Context, mut reader: Box<dyn BufferReader>, mapper: &Ma
             }
             let lane = &lanes[lane_of(&ev.interaction.call_id_key, lanes.len())];
             tokio::select! {
-                sent = lane.send(item) => if sent.is_err() { return },
+                sent = lane.send(item) => if sent.is_err() {
+                    // The lane is gone: it failed, and its supervisor is stopping the process.
+                    ctx.shutdown.wait().await;
+                    return;
+                },
                 _ = ctx.shutdown.wait() => return,
             }
         }

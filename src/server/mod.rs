@@ -43,21 +43,21 @@ pub struct Status {
     pub destinations: Vec<Arc<Gate>>,
     /// The ICWS source's connection, when it runs.
     pub icws: Option<Arc<crate::source::icws::IcwsStatus>>,
+    /// The supervisor of the process's tasks (its failure makes the status `failing`).
+    pub supervisor: crate::supervisor::Supervisor,
 }
 
 async fn health(State(s): State<Arc<Status>>) -> Response {
-    let dest = s.destinations.iter().map(|g| g.health()).collect();
-    let mut h = Health::build(s.enabled, &s.cic_server, s.started, s.persist, s.buffer.stats(), dest);
-    h.cic = s.icws.as_ref().map(|i| i.health());
-    if let Some(c) = &h.cic
-        && h.status == "ok"
-    {
-        if c.role == "standby" {
-            h.status = "standby";
-        } else if !c.connected {
-            h.status = "degraded";
-        }
-    }
+    let h = Health::build(crate::health::Inputs {
+        enabled: s.enabled,
+        cic_server: &s.cic_server,
+        started: s.started,
+        persist: s.persist,
+        buffer: s.buffer.stats(),
+        destinations: s.destinations.iter().map(|g| g.health()).collect(),
+        cic: s.icws.as_ref().map(|i| i.health()),
+        failure: s.supervisor.failure(),
+    });
     let code = if h.is_up() {
         StatusCode::OK
     } else {

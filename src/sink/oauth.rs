@@ -140,7 +140,7 @@ impl TokenSource {
             .body("grant_type=client_credentials")
             .send()
             .await
-            .map_err(|e| OAuthError::Transport(crate::app::describe_http_error(e)))?;
+            .map_err(|e| OAuthError::Transport(crate::outbound::describe_error(e)))?;
         let status = resp.status().as_u16();
         let correlation_id = super::correlation_id(resp.headers());
         if (300..400).contains(&status) {

@@ -110,7 +110,7 @@ impl Setup {
     /// One API call, retried while retryable.
     async fn call(&self, what: &str, req: impl Fn() -> reqwest::RequestBuilder) -> Result<Value, SetupError> {
         let started = Instant::now();
-        let mut backoff = crate::dispatch::lane::Backoff::new(self.retry.0, self.retry.1);
+        let mut backoff = crate::retry::Backoff::new(self.retry.0, self.retry.1);
         loop {
             let (err, after) = match self.attempt(what, req()).await? {
                 Attempt::Done(v) => return Ok(v),
@@ -136,7 +136,7 @@ impl Setup {
         let resp = match req.bearer_auth(token.expose()).send().await {
             Ok(r) => r,
             Err(e) => {
-                let e = SetupError::Transport(format!("{what}: {}", crate::app::describe_http_error(e)));
+                let e = SetupError::Transport(format!("{what}: {}", crate::outbound::describe_error(e)));
                 return Ok(Attempt::Failed(e, Retry::Backoff));
             }
         };

@@ -21,7 +21,6 @@
 //! a warning; it never stops the conduit. The file of earlier versions (`icws-state.json`, no
 //! position) is read once and taken back without a replay.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -253,9 +252,8 @@ impl Carrier {
             self.save().await;
             let due = tokio::time::Instant::now() + SAVE_EVERY;
             loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(SAVE_EVERY_UNDER_PRESSURE) => {}
-                    _ = shutdown.wait() => return,
+                if !shutdown.sleep(SAVE_EVERY_UNDER_PRESSURE).await {
+                    return;
                 }
                 let st = self.ingest.buffer().stats();
                 if tokio::time::Instant::now() >= due || st.bytes > st.max_bytes / 2 {
@@ -271,20 +269,7 @@ impl Carrier {
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_extension(format!("json.{n}.tmp"));
-    let mut f = crate::private_fs::file_options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        crate::buffer::segment::sync_dir(dir)?;
-    }
-    Ok(())
+    crate::private_fs::replace_file(path, &path.with_extension(format!("json.{n}.tmp")), bytes)
 }
 
 #[cfg(test)]

@@ -151,7 +151,7 @@ impl JourneySink {
                 if e.is_timeout() {
                     SendError::Timeout
                 } else {
-                    SendError::Connect(crate::app::describe_http_error(e))
+                    SendError::Connect(crate::outbound::describe_error(e))
                 }
             })?;
         let status = resp.status().as_u16();

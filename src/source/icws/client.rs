@@ -172,7 +172,7 @@ fn is_loopback(rest: &str) -> bool {
 fn transport(base: &str, e: reqwest::Error) -> IcwsError {
     IcwsError::Transport {
         host: host_of(base),
-        message: crate::app::describe_http_error(e),
+        message: crate::outbound::describe_error(e),
     }
 }
 

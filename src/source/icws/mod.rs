@@ -26,9 +26,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{HaConfig, HaMode, IcwsSourceConfig, Secret};
-use crate::dispatch::lane::Backoff;
 use crate::metrics::IcwsMetrics;
 use crate::normalize::Observation;
+use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 use crate::source::Ingest;
 use client::{IcwsError, Session};
@@ -63,10 +63,21 @@ pub struct IcwsHealth {
     pub last_message_secs_ago: Option<u64>,
     /// The last failure (never a secret).
     pub last_error: Option<String>,
-    /// `active` (reading CIC) or `standby` (the own server is the backup of its pair).
-    pub role: &'static str,
+    /// Reading CIC, or standing by.
+    pub role: Role,
     /// The server's `switchover-status` answer, as read at login.
     pub switchover: Option<serde_json::Value>,
+}
+
+/// Whether this conduit reads CIC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reading CIC.
+    #[default]
+    Active,
+    /// The own server is the backup of its pair: reading nothing.
+    Standby,
 }
 
 /// Shared between the source and `/health`.
@@ -104,7 +115,7 @@ impl IcwsStatus {
             session_age_secs: g.since.filter(|_| g.connected).map(|t| t.elapsed().as_secs()),
             last_message_secs_ago: g.last_message.map(|t| t.elapsed().as_secs()),
             last_error: g.last_error.clone(),
-            role: if g.standby { "standby" } else { "active" },
+            role: if g.standby { Role::Standby } else { Role::Active },
             switchover: g.switchover.clone(),
         }
     }
@@ -227,10 +238,7 @@ impl IcwsSource {
     }
 
     async fn pause(&self, d: Duration) -> bool {
-        tokio::select! {
-            _ = tokio::time::sleep(d) => true,
-            _ = self.shutdown.wait() => false,
-        }
+        self.shutdown.sleep(d).await
     }
 
     /// Logs in at the first host that accepts; a backup's alternates are tried too and
