@@ -60,6 +60,9 @@ pub enum AppError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Http(String),
+    /// `setup` failed.
+    #[error(transparent)]
+    Setup(#[from] crate::sink::setup::SetupError),
     /// A part failed for good while running; the process exits non-zero to be restarted.
     #[error("stopped after a failure: {0}")]
     Failed(String),
@@ -129,6 +132,15 @@ pub fn token_source(config: &Config, http: reqwest::Client, metrics: &Metrics) -
         },
         metrics.oauth_refreshes.clone(),
     )))
+}
+
+/// Runs `setup` (see [`crate::sink::setup`]) against the configured organization.
+pub async fn setup(cfg: &Config, name: &str, source: &str) -> Result<crate::sink::setup::SetupResult, AppError> {
+    use crate::sink::setup::Setup;
+    let http = http_client(std::time::Duration::from_secs(30))?;
+    let tokens = token_source(cfg, http.clone(), &Metrics::new())?;
+    let setup = Setup::for_config(cfg, http, tokens);
+    Ok(setup.run(&Setup::mapper_for(cfg), name, source).await?)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -424,7 +436,7 @@ mod tests {
             dir.path().display()
         );
         let pre = crate::config::load_str(&base, Vec::new()).unwrap();
-        let configuration = crate::cli::setup(&pre, crate::sink::setup::DEFAULT_CONFIGURATION_NAME, "PureConnect")
+        let configuration = setup(&pre, crate::sink::setup::DEFAULT_CONFIGURATION_NAME, "PureConnect")
             .await
             .unwrap()
             .configuration_id;

@@ -152,7 +152,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         std::iter::empty(),
     )?;
     crate::telemetry::init(&pre.log);
-    let setup = crate::cli::setup(&pre, crate::sink::setup::DEFAULT_CONFIGURATION_NAME, "PureConnect").await?;
+    let setup = crate::app::setup(&pre, crate::sink::setup::DEFAULT_CONFIGURATION_NAME, "PureConnect").await?;
     let cfg = config::load_str(
         &demo_config(&data_dir, sim_addr, cic_addr, &setup.configuration_id),
         std::iter::empty(),

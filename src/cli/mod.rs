@@ -158,7 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::telemetry::init(&cfg.log);
             log_warnings(&cfg);
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let r = rt.block_on(setup(&cfg, &name, &source))?;
+            let r = rt.block_on(crate::app::setup(&cfg, &name, &source))?;
             println!(
                 "schema         {} ({})",
                 r.schema_id,
@@ -200,36 +200,4 @@ fn log_warnings(cfg: &config::Config) {
     for w in &cfg.warnings {
         tracing::warn!(warning = %w, "config");
     }
-}
-
-/// Runs `setup` against the configured organization.
-pub async fn setup(cfg: &config::Config, name: &str, source: &str) -> anyhow::Result<crate::sink::setup::SetupResult> {
-    let http = crate::app::http_client(std::time::Duration::from_secs(30))?;
-    let metrics = crate::metrics::Metrics::new();
-    let tokens = crate::app::token_source(cfg, http.clone(), &metrics)?;
-    let external_source = cfg
-        .sinks
-        .journey
-        .as_ref()
-        .map(|j| j.external_source_id.clone())
-        .unwrap_or_default();
-    let mapper = crate::sink::journey::Mapper::new(&cfg.normalize.custom_attributes, &external_source);
-    let (initial, max) = cfg
-        .sinks
-        .journey
-        .as_ref()
-        .map_or((500, 30_000), |j| (j.retry_initial_ms, j.retry_max_ms));
-    let s = crate::sink::setup::Setup {
-        http,
-        api_base: cfg.organization.api_base(),
-        tokens,
-        division_id: cfg.organization.division_id.clone(),
-        retry: (
-            std::time::Duration::from_millis(initial),
-            std::time::Duration::from_millis(max),
-        ),
-        give_up_after: std::time::Duration::from_secs(120),
-        progress: Box::new(|line| eprintln!("{line}")),
-    };
-    Ok(s.run(&mapper, name, source).await?)
 }

@@ -30,7 +30,7 @@ use super::Context;
 use super::batch::{Batcher, ENVELOPE, Item};
 use super::gate::DestState;
 use crate::retry::Backoff;
-use crate::sink::classify::{Outcome, Verdict, classify};
+use crate::sink::classify::{Outcome, RetryReason, Verdict, classify};
 use crate::sink::journey::{SendError, Unprocessed};
 
 /// In test builds only: an entity carrying this text makes the lane that takes it panic, so that
@@ -199,7 +199,7 @@ async fn send_part(ctx: &Context, mut part: Vec<Item>) -> Part {
                 let Verdict::Retry { reason, .. } = classify(outcome, SystemTime::now()) else {
                     unreachable!("no answer is always retried")
                 };
-                ctx.metrics.retries.with_label_values(&[sink, reason]).inc();
+                ctx.metrics.retries.with_label_values(&[sink, reason.label()]).inc();
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, events = part.len(), "request failed; retrying");
                 ctx.gate.failed(DestState::Retrying, None, e.to_string(), None);
@@ -258,12 +258,12 @@ async fn send_part(ctx: &Context, mut part: Vec<Item>) -> Part {
                 pause_destination,
                 reason,
             } => {
-                ctx.metrics.retries.with_label_values(&[sink, reason]).inc();
+                ctx.metrics.retries.with_label_values(&[sink, reason.label()]).inc();
                 let delay = after.unwrap_or_else(|| backoff.next_delay());
                 if pause_destination {
                     ctx.gate.pause(delay);
                 }
-                let state = if reason == "unauthorized" {
+                let state = if reason == RetryReason::Unauthorized {
                     DestState::AuthFailing
                 } else {
                     DestState::Retrying
@@ -271,7 +271,7 @@ async fn send_part(ctx: &Context, mut part: Vec<Item>) -> Part {
                 tracing::warn!(
                     status = answer.status,
                     correlation_id = %answer.correlation_id,
-                    reason,
+                    reason = reason.label(),
                     retry_in_ms = delay.as_millis() as u64,
                     events = part.len(),
                     message = %answer.message,
@@ -294,14 +294,14 @@ async fn send_part(ctx: &Context, mut part: Vec<Item>) -> Part {
                 tracing::error!(
                     status = answer.status,
                     correlation_id = %answer.correlation_id,
-                    reason,
+                    reason = reason.label(),
                     events = part.len(),
                     message = %answer.message,
                     "Genesys Cloud refused the events; dead-lettering them"
                 );
                 let letters = part
                     .into_iter()
-                    .map(|i| (i, reason, Some(answer.status), answer.message.clone()))
+                    .map(|i| (i, reason.label(), Some(answer.status), answer.message.clone()))
                     .collect();
                 if !ctx.dead_letter(letters, corr).await {
                     return Part::Stopped;

@@ -34,6 +34,62 @@ pub enum Outcome<'a> {
     Timeout,
 }
 
+/// Why a request is tried again (a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    /// 429.
+    RateLimited,
+    /// 408, or no answer in time.
+    Timeout,
+    /// 5xx other than 501.
+    ServerError,
+    /// No connection.
+    Connect,
+    /// 401 or 403 after the token refresh.
+    Unauthorized,
+    /// A 3xx (never followed).
+    Redirect,
+    /// A 2xx whose body is not the API's answer.
+    Unconfirmed,
+}
+
+impl RetryReason {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RetryReason::RateLimited => "rate_limited",
+            RetryReason::Timeout => "timeout",
+            RetryReason::ServerError => "server_error",
+            RetryReason::Connect => "connect",
+            RetryReason::Unauthorized => "unauthorized",
+            RetryReason::Redirect => "redirect",
+            RetryReason::Unconfirmed => "unconfirmed",
+        }
+    }
+}
+
+/// Why a request is refused for good (a metric label and the dead letters' reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// Another 4xx.
+    ClientError,
+    /// 501.
+    NotImplemented,
+    /// A status the API does not answer (1xx, or beyond 599).
+    UnexpectedStatus,
+}
+
+impl RefusalReason {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RefusalReason::ClientError => "client_error",
+            RefusalReason::NotImplemented => "not_implemented",
+            RefusalReason::UnexpectedStatus => "unexpected_status",
+        }
+    }
+}
+
 /// The decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -45,14 +101,13 @@ pub enum Verdict {
         after: Option<Duration>,
         /// The whole destination should pause (rate limited), not only this request.
         pause_destination: bool,
-        /// Bounded reason for metrics: `rate_limited`, `timeout`, `server_error`, `connect`,
-        /// `unauthorized`, `redirect`, `unconfirmed`.
-        reason: &'static str,
+        /// Why.
+        reason: RetryReason,
     },
     /// Refused for good: dead-letter.
     DeadLetter {
-        /// Bounded reason for metrics: `client_error` or `not_implemented` or `unexpected_status`.
-        reason: &'static str,
+        /// Why.
+        reason: RefusalReason,
     },
 }
 
@@ -62,12 +117,12 @@ pub fn classify(outcome: Outcome<'_>, now: SystemTime) -> Verdict {
         Outcome::Connect => Verdict::Retry {
             after: None,
             pause_destination: false,
-            reason: "connect",
+            reason: RetryReason::Connect,
         },
         Outcome::Timeout => Verdict::Retry {
             after: None,
             pause_destination: false,
-            reason: "timeout",
+            reason: RetryReason::Timeout,
         },
         Outcome::Response {
             status,
@@ -80,39 +135,41 @@ pub fn classify(outcome: Outcome<'_>, now: SystemTime) -> Verdict {
                 200..=299 => Verdict::Retry {
                     after,
                     pause_destination: false,
-                    reason: "unconfirmed",
+                    reason: RetryReason::Unconfirmed,
                 },
                 300..=399 => Verdict::Retry {
                     after,
                     pause_destination: false,
-                    reason: "redirect",
+                    reason: RetryReason::Redirect,
                 },
                 429 => Verdict::Retry {
                     after,
                     pause_destination: true,
-                    reason: "rate_limited",
+                    reason: RetryReason::RateLimited,
                 },
                 401 | 403 => Verdict::Retry {
                     after,
                     pause_destination: true,
-                    reason: "unauthorized",
+                    reason: RetryReason::Unauthorized,
                 },
                 408 => Verdict::Retry {
                     after,
                     pause_destination: false,
-                    reason: "timeout",
+                    reason: RetryReason::Timeout,
                 },
                 501 => Verdict::DeadLetter {
-                    reason: "not_implemented",
+                    reason: RefusalReason::NotImplemented,
                 },
                 500..=599 => Verdict::Retry {
                     after,
                     pause_destination: false,
-                    reason: "server_error",
+                    reason: RetryReason::ServerError,
                 },
-                400..=499 => Verdict::DeadLetter { reason: "client_error" },
+                400..=499 => Verdict::DeadLetter {
+                    reason: RefusalReason::ClientError,
+                },
                 _ => Verdict::DeadLetter {
-                    reason: "unexpected_status",
+                    reason: RefusalReason::UnexpectedStatus,
                 },
             }
         }
@@ -162,7 +219,13 @@ mod tests {
         for s in [401, 403, 408, 429, 500, 502, 503, 504, 599, 301, 302, 307, 308] {
             assert!(matches!(resp(s), Verdict::Retry { .. }), "{s}");
         }
-        assert!(matches!(resp(302), Verdict::Retry { reason: "redirect", .. }));
+        assert!(matches!(
+            resp(302),
+            Verdict::Retry {
+                reason: RetryReason::Redirect,
+                ..
+            }
+        ));
         let unconfirmed = classify(
             Outcome::Response {
                 status: 200,
@@ -174,7 +237,7 @@ mod tests {
         assert!(matches!(
             unconfirmed,
             Verdict::Retry {
-                reason: "unconfirmed",
+                reason: RetryReason::Unconfirmed,
                 ..
             }
         ));
@@ -198,11 +261,17 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH;
         assert!(matches!(
             classify(Outcome::Connect, now),
-            Verdict::Retry { reason: "connect", .. }
+            Verdict::Retry {
+                reason: RetryReason::Connect,
+                ..
+            }
         ));
         assert!(matches!(
             classify(Outcome::Timeout, now),
-            Verdict::Retry { reason: "timeout", .. }
+            Verdict::Retry {
+                reason: RetryReason::Timeout,
+                ..
+            }
         ));
     }
 
@@ -222,7 +291,7 @@ mod tests {
             Verdict::Retry {
                 after: Some(Duration::from_secs(7)),
                 pause_destination: true,
-                reason: "rate_limited"
+                reason: RetryReason::RateLimited
             }
         );
         let date = httpdate::fmt_http_date(now + Duration::from_secs(30));

@@ -107,6 +107,38 @@ enum Retry {
 }
 
 impl Setup {
+    /// The set-up of `cfg`'s organization: its API, `organization.division_id`, the journey
+    /// sink's backoff (or the defaults without one), two minutes of retrying, progress on
+    /// standard error.
+    pub fn for_config(cfg: &crate::config::Config, http: reqwest::Client, tokens: Arc<TokenSource>) -> Self {
+        let (initial, max) = cfg
+            .sinks
+            .journey
+            .as_ref()
+            .map_or((500, 30_000), |j| (j.retry_initial_ms, j.retry_max_ms));
+        Setup {
+            http,
+            api_base: cfg.organization.api_base(),
+            tokens,
+            division_id: cfg.organization.division_id.clone(),
+            retry: (Duration::from_millis(initial), Duration::from_millis(max)),
+            give_up_after: Duration::from_secs(120),
+            progress: Box::new(|line| eprintln!("{line}")),
+        }
+    }
+
+    /// The mapper whose schema `cfg`'s events follow (its custom attributes, its external
+    /// source id).
+    pub fn mapper_for(cfg: &crate::config::Config) -> Mapper {
+        let external_source = cfg
+            .sinks
+            .journey
+            .as_ref()
+            .map(|j| j.external_source_id.clone())
+            .unwrap_or_default();
+        Mapper::new(&cfg.normalize.custom_attributes, &external_source)
+    }
+
     /// One API call, retried while retryable.
     async fn call(&self, what: &str, req: impl Fn() -> reqwest::RequestBuilder) -> Result<Value, SetupError> {
         let started = Instant::now();
