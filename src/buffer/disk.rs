@@ -1,9 +1,9 @@
 //! [`DiskBuffer`]: the embedded segmented log (design in the [module docs](super)).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use std::thread::JoinHandle;
@@ -15,209 +15,18 @@ use super::cursor::{self, Loaded};
 use super::housekeeping::housekeep;
 use super::queue::{Full, Queue};
 use super::reader::DiskReader;
-use super::scan::{Scan, Scanner};
+use super::recovery::recover_tail;
 use super::segment::{self, sync_dir};
+#[cfg(test)]
+use super::shared::Faults;
+use super::shared::{Damage, SegMeta, Shared, refresh_gauges, replay_from, stats};
 use super::writer::{Cmd, Replies, Writer, complete};
 use super::{Appended, BoxFuture, Buffer, BufferError, BufferReader, BufferStats, frame};
 use crate::config::{BufferConfig, WhenFull};
 use crate::metrics::BufferMetrics;
 
-/// Largest frame length a scan accepts; the file's length bounds memory anyway.
-pub(crate) const SCAN_MAX_RECORD: u32 = u32::MAX - frame::HEADER_LEN as u32;
 /// Queued append requests before appenders wait (backpressure).
 const WRITER_QUEUE: usize = 1024;
-
-/// A segment as the buffer tracks it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SegMeta {
-    /// Its first sequence number.
-    pub first_seq: u64,
-    /// Bytes written (for the active segment: published so far).
-    pub len: u64,
-    /// No more writes will come.
-    pub sealed: bool,
-}
-
-/// State shared by the handle, the writer, the housekeeper and readers.
-pub(crate) struct Shared {
-    pub dir: PathBuf,
-    pub cfg: BufferConfig,
-    pub segments: Mutex<Vec<SegMeta>>,
-    /// Every record below this is written and readable.
-    pub next_seq: AtomicU64,
-    pub used_bytes: AtomicU64,
-    pub acks: Mutex<AckTracker>,
-    pub durable_cursor: AtomicU64,
-    /// Records from here on are kept even once acknowledged (see [`Buffer::retain_from`]).
-    pub retain_from: AtomicU64,
-    pub data_ready: Notify,
-    pub space_freed: Notify,
-    pub closed: AtomicBool,
-    pub failed: AtomicBool,
-    /// A preallocated spare segment is ready (see [`segment::prepare_spare`]).
-    pub spare_ready: AtomicBool,
-    /// Held while the spare is prepared or taken.
-    pub spare_lock: Mutex<()>,
-    pub metrics: BufferMetrics,
-    /// Bumped when the writer puts the log back after a failed group: readers drop what they
-    /// read ahead and re-read.
-    pub rewound: AtomicU64,
-    /// The last write error, until a write succeeds again (for `/health`).
-    pub write_error: Mutex<Option<String>>,
-    /// Damage found: the ranges already counted, and when damage was last found.
-    pub damage: Mutex<Damage>,
-    /// Why the buffer failed for good, once it has.
-    pub fatal: Mutex<Option<String>>,
-    pub fatal_notify: Notify,
-    /// Injected I/O errors (tests).
-    #[cfg(test)]
-    pub faults: Faults,
-}
-
-/// Damaged records found so far.
-#[derive(Debug, Default)]
-pub(crate) struct Damage {
-    /// Sequence ranges found damaged at start-up (and counted then), so that a reader meeting
-    /// them later does not count them twice.
-    pub counted: Vec<Range<u64>>,
-    /// Records lost to damage since start.
-    pub records: u64,
-    /// When damage was last found.
-    pub last_at: Option<std::time::Instant>,
-}
-
-/// I/O errors to inject at named points of the writer: `(point, raw OS error)`, taken in order;
-/// an error of 0 lets that one pass.
-#[cfg(test)]
-#[derive(Default)]
-pub(crate) struct Faults(pub Mutex<Vec<(&'static str, i32)>>);
-
-#[cfg(test)]
-impl Faults {
-    /// Fails with the next error injected at `point`, if any.
-    pub fn take(&self, point: &str) -> io::Result<()> {
-        let mut f = self.0.lock().expect("faults lock");
-        match f.iter().position(|(p, _)| *p == point) {
-            Some(i) => match f.remove(i).1 {
-                0 => Ok(()),
-                code => Err(io::Error::from_raw_os_error(code)),
-            },
-            None => Ok(()),
-        }
-    }
-}
-
-impl Shared {
-    pub(crate) fn ack(&self, range: Range<u64>) {
-        let n = self.acks.lock().expect("acks lock").ack(range);
-        self.metrics.acked.inc_by(n);
-    }
-
-    /// Counts the records of `gap` lost to damage, except those counted already.
-    pub(crate) fn count_damage(&self, gap: Range<u64>) {
-        let mut d = self.damage.lock().expect("damage lock");
-        let mut lost = gap.end.saturating_sub(gap.start);
-        for c in &d.counted {
-            let (s, e) = (c.start.max(gap.start), c.end.min(gap.end));
-            lost -= e.saturating_sub(s);
-        }
-        if lost > 0 {
-            d.records += lost;
-            d.last_at = Some(std::time::Instant::now());
-            self.metrics.corrupt.inc_by(lost);
-        }
-    }
-
-    pub(crate) fn set_write_error(&self, e: Option<String>) {
-        let mut w = self.write_error.lock().expect("write error lock");
-        if w.is_some() || e.is_some() {
-            *w = e;
-        }
-    }
-
-    pub(crate) fn set_fatal(&self, why: String) {
-        *self.fatal.lock().expect("fatal lock") = Some(why);
-        self.fatal_notify.notify_waiters();
-    }
-}
-
-/// Outcome of scanning a segment's tail.
-pub(crate) struct Tail {
-    /// Bytes that hold whole frames.
-    pub valid_len: u64,
-    /// The sequence number after the last valid frame.
-    pub next_seq: u64,
-    /// Bytes of a torn write cut off (not counting preallocated zeros after it).
-    pub truncated: u64,
-    /// Sequence ranges lost to damage before the last valid frame.
-    pub damaged: Vec<Range<u64>>,
-}
-
-/// Scans a segment, truncates a torn tail (synced), and says where appending continues. Zero
-/// bytes after the last record are preallocated space, kept as they are.
-pub(crate) fn recover_tail(path: &Path, first_seq: u64) -> io::Result<Tail> {
-    let file_len = fs::metadata(path)?.len();
-    let mut scanner = Scanner::open(path, SCAN_MAX_RECORD)?;
-    let mut next_seq = first_seq;
-    let mut damaged = Vec::new();
-    let mut after_damage = false;
-    let (valid_len, torn) = loop {
-        match scanner.next(file_len)? {
-            Scan::Frame { seq, .. } => {
-                if after_damage && seq > next_seq {
-                    damaged.push(next_seq..seq);
-                }
-                after_damage = false;
-                next_seq = next_seq.max(seq + 1);
-            }
-            Scan::Corrupt { offset, resume } => {
-                after_damage = true;
-                tracing::warn!(segment = %path.display(), offset, resume, "damaged records in the last segment")
-            }
-            Scan::Tail { offset } => break (offset, true),
-            Scan::End => break (scanner.offset(), false),
-        }
-    };
-    // What the torn write left, not counting the preallocated zeros after it.
-    let truncated = if torn {
-        nonzero_end(path, valid_len, file_len)? - valid_len
-    } else {
-        0
-    };
-    if torn {
-        tracing::warn!(segment = %path.display(), offset = valid_len, bytes = truncated, "truncating a torn tail");
-        let f = OpenOptions::new().write(true).open(path)?;
-        f.set_len(valid_len)?;
-        f.sync_all()?;
-    }
-    Ok(Tail {
-        valid_len,
-        next_seq,
-        truncated,
-        damaged,
-    })
-}
-
-/// The end of the last non-zero byte in `from..to` of the file (`from` if there is none).
-pub(crate) fn nonzero_end(path: &Path, from: u64, to: u64) -> io::Result<u64> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::Start(from))?;
-    let mut buf = vec![0u8; 256 * 1024];
-    let (mut pos, mut end) = (from, from);
-    while pos < to {
-        let want = (to - pos).min(buf.len() as u64) as usize;
-        let n = f.read(&mut buf[..want])?;
-        if n == 0 {
-            break;
-        }
-        if let Some(i) = buf[..n].iter().rposition(|b| *b != 0) {
-            end = pos + i as u64 + 1;
-        }
-        pos += n as u64;
-    }
-    Ok(end)
-}
 
 /// Creates an empty segment starting at `first_seq` and lists it (the caller syncs the dir).
 fn create_segment(dir: &Path, first_seq: u64, segs: &mut Vec<segment::SegmentFile>) -> io::Result<File> {
@@ -621,59 +430,4 @@ impl Buffer for DiskBuffer {
             }
         })
     }
-}
-
-/// Every kept record from `from` up to the end of the log, oldest first; the first sequence
-/// number met. Damage is skipped here and left for the delivery reader to count.
-fn replay_from(s: &Shared, from: u64, each: &mut dyn FnMut(u64, &[u8])) -> Result<Option<u64>, BufferError> {
-    let end = s.next_seq.load(Ordering::Acquire);
-    let segs: Vec<SegMeta> = s.segments.lock().expect("segments lock").clone();
-    let mut first = None;
-    for (i, seg) in segs.iter().enumerate() {
-        if segs.get(i + 1).is_some_and(|n| n.first_seq <= from) {
-            continue;
-        }
-        let path = s.dir.join(segment::file_name(seg.first_seq));
-        let mut scanner = Scanner::open(&path, SCAN_MAX_RECORD)?;
-        loop {
-            match scanner.next(seg.len)? {
-                Scan::Frame { seq, .. } if seq >= from && seq < end => {
-                    first.get_or_insert(seq);
-                    each(seq, scanner.payload());
-                }
-                Scan::Frame { .. } | Scan::Corrupt { .. } => {}
-                Scan::Tail { .. } | Scan::End => break,
-            }
-        }
-    }
-    Ok(first)
-}
-
-fn stats(s: &Shared) -> BufferStats {
-    let next_seq = s.next_seq.load(Ordering::Acquire);
-    let cursor = s.acks.lock().expect("acks lock").cursor();
-    let (damaged_records, damage_last_at) = {
-        let d = s.damage.lock().expect("damage lock");
-        (d.records, d.last_at)
-    };
-    BufferStats {
-        next_seq,
-        cursor,
-        backlog_records: next_seq.saturating_sub(cursor),
-        bytes: s.used_bytes.load(Ordering::Acquire),
-        max_bytes: s.cfg.max_bytes,
-        segments: s.segments.lock().expect("segments lock").len(),
-        failed: s.failed.load(Ordering::Acquire),
-        write_error: s.write_error.lock().expect("write error lock").clone(),
-        damaged_records,
-        damage_secs_ago: damage_last_at.map(|t| t.elapsed().as_secs()),
-        fatal: s.fatal.lock().expect("fatal lock").clone(),
-    }
-}
-
-pub(crate) fn refresh_gauges(s: &Shared) {
-    let st = stats(s);
-    s.metrics.records.set(st.backlog_records as i64);
-    s.metrics.bytes.set(st.bytes as i64);
-    s.metrics.segments.set(st.segments as i64);
 }

@@ -10,9 +10,9 @@ use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use super::cursor;
-use super::disk::{SegMeta, Shared, refresh_gauges};
 use super::queue::Queue;
 use super::segment::{self, sync_dir};
+use super::shared::{SegMeta, Shared, refresh_gauges};
 use super::writer::Cmd;
 use crate::config::PersistPolicy;
 

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::cursor::{self, Loaded};
-use super::disk::{SCAN_MAX_RECORD, nonzero_end};
+use super::recovery::nonzero_end;
 use super::scan::{Scan, Scanner};
 use super::segment;
+use super::shared::SCAN_MAX_RECORD;
 
 /// What one segment holds.
 #[derive(Debug, Clone, Serialize)]

@@ -79,6 +79,14 @@
 //! At the cap, `when_full = block` makes appends wait (up to `block_timeout_ms`, then
 //! [`BufferError::Full`], which a source turns into "retry later"); `drop_newest` drops the new
 //! records and counts them.
+//!
+//! **Where the code is.** [`disk`]: the handle (open, append, close); `shared`: the state the
+//! handle, the writer, the housekeeper and the readers share, and the figures read from it;
+//! `recovery`: the torn tail at start-up; `writer`: the writer thread and group commit;
+//! `housekeeping`: the cursor's persistence, deletion, the spare segment; [`reader`]: sequential
+//! reads; [`frame`], [`scan`], [`segment`], [`cursor`], [`acks`]: the on-disk pieces; [`inspect`]:
+//! the offline `buffer` commands. Dependencies go one way: everything uses `shared`, nothing
+//! uses [`disk`].
 
 pub mod acks;
 pub mod cursor;
@@ -88,8 +96,10 @@ mod housekeeping;
 pub mod inspect;
 mod queue;
 pub mod reader;
+mod recovery;
 pub mod scan;
 pub mod segment;
+mod shared;
 mod writer;
 
 use std::future::Future;

@@ -10,9 +10,9 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::disk::{SCAN_MAX_RECORD, Shared};
 use super::scan::{Scan, Scanner};
 use super::segment;
+use super::shared::{SCAN_MAX_RECORD, Shared};
 use super::{BoxFuture, BufferError, BufferReader, Record};
 
 struct Open {

@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::disk::{SegMeta, Shared};
 use super::frame;
 use super::queue::Queue;
 use super::segment::{self, sync_dir};
+use super::shared::{SegMeta, Shared};
 use crate::config::PersistPolicy;
 
 /// Bytes after which a group stops waiting for more appenders.

@@ -1,0 +1,190 @@
+//! The disk log's shared state: what the handle, the writer thread, the housekeeper and the
+//! readers all see (segments, sequence numbers, the acknowledgement tracker, damage, failure),
+//! and the figures read from it.
+
+#[cfg(test)]
+use std::io;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::Notify;
+
+use super::acks::AckTracker;
+use super::scan::{Scan, Scanner};
+use super::{BufferError, BufferStats, frame, segment};
+use crate::config::BufferConfig;
+use crate::metrics::BufferMetrics;
+
+/// Largest frame length a scan accepts; the file's length bounds memory anyway.
+pub(crate) const SCAN_MAX_RECORD: u32 = u32::MAX - frame::HEADER_LEN as u32;
+
+/// A segment as the buffer tracks it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SegMeta {
+    /// Its first sequence number.
+    pub first_seq: u64,
+    /// Bytes written (for the active segment: published so far).
+    pub len: u64,
+    /// No more writes will come.
+    pub sealed: bool,
+}
+
+/// State shared by the handle, the writer, the housekeeper and readers.
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub cfg: BufferConfig,
+    pub segments: Mutex<Vec<SegMeta>>,
+    /// Every record below this is written and readable.
+    pub next_seq: AtomicU64,
+    pub used_bytes: AtomicU64,
+    pub acks: Mutex<AckTracker>,
+    pub durable_cursor: AtomicU64,
+    /// Records from here on are kept even once acknowledged (see [`Buffer::retain_from`]).
+    pub retain_from: AtomicU64,
+    pub data_ready: Notify,
+    pub space_freed: Notify,
+    pub closed: AtomicBool,
+    pub failed: AtomicBool,
+    /// A preallocated spare segment is ready (see [`segment::prepare_spare`]).
+    pub spare_ready: AtomicBool,
+    /// Held while the spare is prepared or taken.
+    pub spare_lock: Mutex<()>,
+    pub metrics: BufferMetrics,
+    /// Bumped when the writer puts the log back after a failed group: readers drop what they
+    /// read ahead and re-read.
+    pub rewound: AtomicU64,
+    /// The last write error, until a write succeeds again (for `/health`).
+    pub write_error: Mutex<Option<String>>,
+    /// Damage found: the ranges already counted, and when damage was last found.
+    pub damage: Mutex<Damage>,
+    /// Why the buffer failed for good, once it has.
+    pub fatal: Mutex<Option<String>>,
+    pub fatal_notify: Notify,
+    /// Injected I/O errors (tests).
+    #[cfg(test)]
+    pub faults: Faults,
+}
+
+/// Damaged records found so far.
+#[derive(Debug, Default)]
+pub(crate) struct Damage {
+    /// Sequence ranges found damaged at start-up (and counted then), so that a reader meeting
+    /// them later does not count them twice.
+    pub counted: Vec<Range<u64>>,
+    /// Records lost to damage since start.
+    pub records: u64,
+    /// When damage was last found.
+    pub last_at: Option<std::time::Instant>,
+}
+
+/// I/O errors to inject at named points of the writer: `(point, raw OS error)`, taken in order;
+/// an error of 0 lets that one pass.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Faults(pub Mutex<Vec<(&'static str, i32)>>);
+
+#[cfg(test)]
+impl Faults {
+    /// Fails with the next error injected at `point`, if any.
+    pub fn take(&self, point: &str) -> io::Result<()> {
+        let mut f = self.0.lock().expect("faults lock");
+        match f.iter().position(|(p, _)| *p == point) {
+            Some(i) => match f.remove(i).1 {
+                0 => Ok(()),
+                code => Err(io::Error::from_raw_os_error(code)),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn ack(&self, range: Range<u64>) {
+        let n = self.acks.lock().expect("acks lock").ack(range);
+        self.metrics.acked.inc_by(n);
+    }
+
+    /// Counts the records of `gap` lost to damage, except those counted already.
+    pub(crate) fn count_damage(&self, gap: Range<u64>) {
+        let mut d = self.damage.lock().expect("damage lock");
+        let mut lost = gap.end.saturating_sub(gap.start);
+        for c in &d.counted {
+            let (s, e) = (c.start.max(gap.start), c.end.min(gap.end));
+            lost -= e.saturating_sub(s);
+        }
+        if lost > 0 {
+            d.records += lost;
+            d.last_at = Some(std::time::Instant::now());
+            self.metrics.corrupt.inc_by(lost);
+        }
+    }
+
+    pub(crate) fn set_write_error(&self, e: Option<String>) {
+        let mut w = self.write_error.lock().expect("write error lock");
+        if w.is_some() || e.is_some() {
+            *w = e;
+        }
+    }
+
+    pub(crate) fn set_fatal(&self, why: String) {
+        *self.fatal.lock().expect("fatal lock") = Some(why);
+        self.fatal_notify.notify_waiters();
+    }
+}
+
+/// Every kept record from `from` up to the end of the log, oldest first; the first sequence
+/// number met. Damage is skipped here and left for the delivery reader to count.
+pub(crate) fn replay_from(s: &Shared, from: u64, each: &mut dyn FnMut(u64, &[u8])) -> Result<Option<u64>, BufferError> {
+    let end = s.next_seq.load(Ordering::Acquire);
+    let segs: Vec<SegMeta> = s.segments.lock().expect("segments lock").clone();
+    let mut first = None;
+    for (i, seg) in segs.iter().enumerate() {
+        if segs.get(i + 1).is_some_and(|n| n.first_seq <= from) {
+            continue;
+        }
+        let path = s.dir.join(segment::file_name(seg.first_seq));
+        let mut scanner = Scanner::open(&path, SCAN_MAX_RECORD)?;
+        loop {
+            match scanner.next(seg.len)? {
+                Scan::Frame { seq, .. } if seq >= from && seq < end => {
+                    first.get_or_insert(seq);
+                    each(seq, scanner.payload());
+                }
+                Scan::Frame { .. } | Scan::Corrupt { .. } => {}
+                Scan::Tail { .. } | Scan::End => break,
+            }
+        }
+    }
+    Ok(first)
+}
+
+pub(crate) fn stats(s: &Shared) -> BufferStats {
+    let next_seq = s.next_seq.load(Ordering::Acquire);
+    let cursor = s.acks.lock().expect("acks lock").cursor();
+    let (damaged_records, damage_last_at) = {
+        let d = s.damage.lock().expect("damage lock");
+        (d.records, d.last_at)
+    };
+    BufferStats {
+        next_seq,
+        cursor,
+        backlog_records: next_seq.saturating_sub(cursor),
+        bytes: s.used_bytes.load(Ordering::Acquire),
+        max_bytes: s.cfg.max_bytes,
+        segments: s.segments.lock().expect("segments lock").len(),
+        failed: s.failed.load(Ordering::Acquire),
+        write_error: s.write_error.lock().expect("write error lock").clone(),
+        damaged_records,
+        damage_secs_ago: damage_last_at.map(|t| t.elapsed().as_secs()),
+        fatal: s.fatal.lock().expect("fatal lock").clone(),
+    }
+}
+
+pub(crate) fn refresh_gauges(s: &Shared) {
+    let st = stats(s);
+    s.metrics.records.set(st.backlog_records as i64);
+    s.metrics.bytes.set(st.bytes as i64);
+    s.metrics.segments.set(st.segments as i64);
+}
