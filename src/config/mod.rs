@@ -6,19 +6,24 @@
 //! [`secret::Secret`], whose `Debug` and `Display` print `<redacted>`. Every key is documented in
 //! `deploy/cic-conduit.toml`, and these doc comments say the same.
 
+mod buffer;
 mod load;
 mod region;
 pub mod secret;
+mod sinks;
+mod sources;
 mod validate;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use buffer::{BufferConfig, PersistPolicy, WhenFull};
 pub use load::{load_file, load_str};
 pub use region::{REGIONS, region_domain};
 pub use secret::{Secret, SecretSource};
+pub use sinks::{JourneySinkConfig, SinksConfig};
+pub use sources::{HttpSourceConfig, IcwsSourceConfig, SourcesConfig};
 
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +143,7 @@ fn default_standby_check_ms() -> u64 {
     5_000
 }
 
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }
 
@@ -276,91 +281,6 @@ impl OrganizationConfig {
     }
 }
 
-/// When an append finds the buffer at its size cap.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WhenFull {
-    /// Wait for room (up to `block_timeout_ms`), then tell the source to retry later.
-    Block,
-    /// Drop the new records and count them in `conduit_buffer_dropped_total`.
-    DropNewest,
-}
-
-/// How far an append goes before it counts as accepted.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PersistPolicy {
-    /// On disk: `fdatasync` before the caller is answered (group commit). Survives power loss.
-    Fsync,
-    /// In the OS page cache: survives a crash of the process, not of the machine.
-    Flush,
-}
-
-/// The durable buffer.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BufferConfig {
-    /// Directory for the buffer (`buffer/`) and later dead letters.
-    pub data_dir: PathBuf,
-    /// `fsync` (default) or `flush`.
-    #[serde(default = "default_persist")]
-    pub persist: PersistPolicy,
-    /// Size at which a segment file is sealed and a new one started.
-    #[serde(default = "default_segment_max_bytes")]
-    pub segment_max_bytes: u64,
-    /// Cap on the buffer's size on disk.
-    #[serde(default = "default_max_bytes")]
-    pub max_bytes: u64,
-    /// `block` (default) or `drop_newest`.
-    #[serde(default = "default_when_full")]
-    pub when_full: WhenFull,
-    /// With `block`: how long an append waits for room before the source is told to back off.
-    #[serde(default = "default_block_timeout_ms")]
-    pub block_timeout_ms: u64,
-    /// Largest single record accepted.
-    #[serde(default = "default_max_record_bytes")]
-    pub max_record_bytes: u32,
-}
-
-fn default_persist() -> PersistPolicy {
-    PersistPolicy::Fsync
-}
-fn default_segment_max_bytes() -> u64 {
-    64 * 1024 * 1024
-}
-fn default_max_bytes() -> u64 {
-    10 * 1024 * 1024 * 1024
-}
-fn default_when_full() -> WhenFull {
-    WhenFull::Block
-}
-fn default_block_timeout_ms() -> u64 {
-    5_000
-}
-fn default_max_record_bytes() -> u32 {
-    1024 * 1024
-}
-
-impl BufferConfig {
-    /// Defaults for a data dir (used by the tools and tests).
-    pub fn with_dir(data_dir: impl Into<PathBuf>) -> Self {
-        BufferConfig {
-            data_dir: data_dir.into(),
-            persist: default_persist(),
-            segment_max_bytes: default_segment_max_bytes(),
-            max_bytes: default_max_bytes(),
-            when_full: default_when_full(),
-            block_timeout_ms: default_block_timeout_ms(),
-            max_record_bytes: default_max_record_bytes(),
-        }
-    }
-
-    /// `block_timeout_ms` as a duration.
-    pub fn block_timeout(&self) -> Duration {
-        Duration::from_millis(self.block_timeout_ms)
-    }
-}
-
 /// Mapping from CIC attributes to events.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -410,220 +330,4 @@ fn default_max_tracked() -> usize {
 }
 fn default_max_value_bytes() -> usize {
     2048
-}
-
-/// Inputs.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourcesConfig {
-    /// The HTTP push endpoint.
-    #[serde(default)]
-    pub http: HttpSourceConfig,
-    /// The CIC server's ICWS API.
-    #[serde(default)]
-    pub icws: IcwsSourceConfig,
-}
-
-/// The ICWS source: reads interactions from the CIC server itself.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IcwsSourceConfig {
-    /// Read from ICWS.
-    #[serde(default)]
-    pub enabled: bool,
-    /// Base URLs of the CIC server (and its switchover partner), e.g. `https://cic01:8019`.
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    /// The CIC user to log in as.
-    #[serde(default = "default_icws_user")]
-    pub user: String,
-    /// Its password: a string, `{ env = "VAR" }` or `{ file = "PATH" }`.
-    #[serde(default)]
-    pub password: Option<SecretSource>,
-    /// Workgroup queues to read.
-    #[serde(default)]
-    pub workgroups: Vec<String>,
-    /// User queues to read (CIC user names).
-    #[serde(default)]
-    pub user_queues: Vec<String>,
-    /// Read messages as server-sent events when the server offers them (messaging feature
-    /// version 2 or more); false: always poll.
-    #[serde(default = "default_true")]
-    pub event_stream: bool,
-    /// Pause between message polls (ms); the next poll goes only after the previous answer.
-    #[serde(default = "default_poll_interval_ms")]
-    pub poll_interval_ms: u64,
-    /// Longest wait between login attempts (ms).
-    #[serde(default = "default_reconnect_max_ms")]
-    pub reconnect_max_ms: u64,
-    /// The `applicationName` given at login (shown in CIC's session list).
-    #[serde(default = "default_application_name")]
-    pub application_name: String,
-    /// A PEM file of CA certificates trusted besides the system's (for a CIC server whose
-    /// certificate comes from an in-house CA). Certificates are always verified.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Allow `http://` hosts other than loopback: the password then crosses the network in
-    /// clear. Off by default; HTTPS (port 8019) is what to use.
-    #[serde(default)]
-    pub allow_plain_http: bool,
-}
-
-impl Default for IcwsSourceConfig {
-    fn default() -> Self {
-        IcwsSourceConfig {
-            enabled: false,
-            hosts: Vec::new(),
-            user: default_icws_user(),
-            password: None,
-            workgroups: Vec::new(),
-            user_queues: Vec::new(),
-            event_stream: true,
-            poll_interval_ms: default_poll_interval_ms(),
-            reconnect_max_ms: default_reconnect_max_ms(),
-            application_name: default_application_name(),
-            ca_file: None,
-            allow_plain_http: false,
-        }
-    }
-}
-
-fn default_icws_user() -> String {
-    "PureCloudAdmin".into()
-}
-fn default_poll_interval_ms() -> u64 {
-    1000
-}
-fn default_reconnect_max_ms() -> u64 {
-    30_000
-}
-fn default_application_name() -> String {
-    "cic-conduit".into()
-}
-
-/// The HTTP push endpoint, `POST /v1/interactions`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSourceConfig {
-    /// Serve the push endpoint.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// Bearer token the sender must present: a string, `{ env = "VAR" }` or `{ file = "PATH" }`.
-    #[serde(default)]
-    pub token: Option<SecretSource>,
-    /// Largest request body, compressed or not.
-    #[serde(default = "default_max_body_bytes")]
-    pub max_body_bytes: usize,
-    /// Most items in one request.
-    #[serde(default = "default_max_items")]
-    pub max_items: usize,
-    /// `Retry-After` seconds sent with a 503 when the buffer is full.
-    #[serde(default = "default_retry_after")]
-    pub retry_after_secs: u32,
-}
-
-impl Default for HttpSourceConfig {
-    fn default() -> Self {
-        HttpSourceConfig {
-            enabled: true,
-            token: None,
-            max_body_bytes: default_max_body_bytes(),
-            max_items: default_max_items(),
-            retry_after_secs: default_retry_after(),
-        }
-    }
-}
-
-fn default_max_body_bytes() -> usize {
-    1024 * 1024
-}
-fn default_max_items() -> usize {
-    10_000
-}
-fn default_retry_after() -> u32 {
-    2
-}
-
-/// Destinations in Genesys Cloud.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SinksConfig {
-    /// Journey external events (Predictive Engagement). Absent: events stay in the buffer.
-    #[serde(default)]
-    pub journey: Option<JourneySinkConfig>,
-}
-
-/// The journey external-events sink.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JourneySinkConfig {
-    /// Deliver (false: keep the section but send nothing; events stay in the buffer).
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// The external-events configuration id (`cic-conduit setup` prints it).
-    pub configuration_id: String,
-    /// The `externalSourceId` put on every customer identifier.
-    pub external_source_id: String,
-    /// Most events in one request.
-    #[serde(default = "default_max_events")]
-    pub max_events: usize,
-    /// Largest request body (bytes).
-    #[serde(default = "default_sink_max_bytes")]
-    pub max_bytes: usize,
-    /// Longest an event waits for its batch to fill (ms).
-    #[serde(default = "default_max_age_ms")]
-    pub max_age_ms: u64,
-    /// Requests in flight at once (each interaction's events always go through the same one).
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
-    /// Time allowed for one request (ms).
-    #[serde(default = "default_request_timeout_ms")]
-    pub request_timeout_ms: u64,
-    /// First retry delay (ms); doubles per attempt, with full jitter.
-    #[serde(default = "default_retry_initial_ms")]
-    pub retry_initial_ms: u64,
-    /// Longest retry delay (ms).
-    #[serde(default = "default_retry_max_ms")]
-    pub retry_max_ms: u64,
-    /// Attempts for an entity the cloud keeps returning as retryable before it is dead-lettered.
-    #[serde(default = "default_max_entity_attempts")]
-    pub max_entity_attempts: u32,
-    /// Share of the OAuth client's rate limit this conduit may use (0 < share <= 1).
-    #[serde(default = "default_rate_limit_share")]
-    pub rate_limit_share: f64,
-}
-
-impl JourneySinkConfig {
-    /// `max_age_ms` as a duration.
-    pub fn max_age(&self) -> Duration {
-        Duration::from_millis(self.max_age_ms)
-    }
-}
-
-fn default_max_events() -> usize {
-    100
-}
-fn default_sink_max_bytes() -> usize {
-    1024 * 1024
-}
-fn default_max_age_ms() -> u64 {
-    1000
-}
-fn default_concurrency() -> usize {
-    4
-}
-fn default_request_timeout_ms() -> u64 {
-    30_000
-}
-fn default_retry_initial_ms() -> u64 {
-    500
-}
-fn default_retry_max_ms() -> u64 {
-    30_000
-}
-fn default_max_entity_attempts() -> u32 {
-    10
-}
-fn default_rate_limit_share() -> f64 {
-    0.98
 }
