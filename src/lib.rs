@@ -18,6 +18,7 @@
 //! | [`demo`] | `cic-conduit demo`: the CIC and Genesys Cloud simulators and the conduit between them, in one process |
 //! | [`outbound`] | what every outbound call shares: no redirects, bounded body reads, error descriptions without URLs |
 //! | [`retry`] | the backoff every retry loop shares |
+//! | [`locks`] | the one mutex-poison policy: a poisoned lock is taken over |
 //! | [`private_fs`] | customer data on disk is owner-only: 0700 directories, 0600 files |
 //! | [`server`] | the HTTP listener: push source, `/health`, `/metrics` |
 //! | [`metrics`] | every Prometheus metric name, in one place |
@@ -37,6 +38,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod event;
 pub mod health;
+pub mod locks;
 pub mod metrics;
 pub mod normalize;
 pub mod outbound;

@@ -52,7 +52,7 @@ impl Supervisor {
     pub fn fail(&self, task: &str, why: String) {
         tracing::error!(task, reason = %why, "a task of the conduit failed; stopping so that the service manager restarts it");
         self.failures.with_label_values(&[task]).inc();
-        let mut f = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = crate::locks::lock(&self.failure);
         if f.is_none() {
             *f = Some(format!("task {task}: {why}"));
         }
@@ -62,7 +62,7 @@ impl Supervisor {
 
     /// The first failure, if any: the process is then stopping and will exit non-zero.
     pub fn failure(&self) -> Option<String> {
-        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::locks::lock(&self.failure).clone()
     }
 }
 

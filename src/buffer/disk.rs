@@ -25,6 +25,19 @@ use super::{Appended, BoxFuture, Buffer, BufferError, BufferReader, BufferStats,
 use crate::config::{BufferConfig, WhenFull};
 use crate::metrics::BufferMetrics;
 
+/// Runs a thread of the buffer; a panic in it fails the buffer for good ([`Buffer::fatal`]),
+/// which stops the process for its service manager to restart it.
+fn fatal_on_panic(shared: &Shared, thread: &str, body: impl FnOnce()) {
+    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        let why = p
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| p.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic without a message");
+        shared.set_fatal(format!("the buffer's {thread} thread panicked: {why}"));
+    }
+}
+
 /// Queued append requests before appenders wait (backpressure).
 const WRITER_QUEUE: usize = 1024;
 
@@ -164,7 +177,7 @@ impl DiskBuffer {
         });
         for gap in damaged_at_start {
             shared.count_damage(gap.clone());
-            shared.damage.lock().expect("damage lock").counted.push(gap);
+            crate::locks::lock(&shared.damage).counted.push(gap);
         }
         tracing::info!(
             dir = %dir.display(), cursor = cursor_at, next_seq, segments = segs.len(), bytes = used,
@@ -192,15 +205,16 @@ impl DiskBuffer {
         });
         let writer = Writer::new(shared.clone(), file, seg_len, next_seq, completer);
         let wq = queue.clone();
+        let wshared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("buffer-writer".into())
-            .spawn(move || writer.run(&wq))?;
+            .spawn(move || fatal_on_panic(&wshared, "writer", || writer.run(&wq)))?;
         let (htx, hrx) = std_mpsc::channel();
-        let hshared = shared.clone();
+        let (hshared, hs) = (shared.clone(), shared.clone());
         let hqueue = queue.clone();
         let housekeeper = std::thread::Builder::new()
             .name("buffer-housekeeper".into())
-            .spawn(move || housekeep(hshared, hqueue, hrx))?;
+            .spawn(move || fatal_on_panic(&hs, "housekeeper", || housekeep(hshared, hqueue, hrx)))?;
         let buf = DiskBuffer {
             shared,
             queue,
@@ -220,7 +234,7 @@ impl DiskBuffer {
 
     /// A reader from the oldest unacknowledged record, with the synchronous API too.
     pub fn disk_reader(&self) -> DiskReader {
-        let start = self.shared.acks.lock().expect("acks lock").cursor();
+        let start = crate::locks::lock(&self.shared.acks).cursor();
         DiskReader::new(self.shared.clone(), start)
     }
 
@@ -362,10 +376,10 @@ impl DiskBuffer {
     }
 
     fn join_threads(&self) {
-        if let Some(w) = self.writer.lock().expect("writer lock").take() {
+        if let Some(w) = crate::locks::lock(&self.writer).take() {
             let _ = w.join();
         }
-        if let Some((h, tx)) = self.housekeeper.lock().expect("housekeeper lock").take() {
+        if let Some((h, tx)) = crate::locks::lock(&self.housekeeper).take() {
             drop(tx);
             let _ = h.join();
         }
@@ -375,7 +389,7 @@ impl DiskBuffer {
 impl Drop for DiskBuffer {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);
-        if self.writer.lock().map(|w| w.is_some()).unwrap_or(false) {
+        if crate::locks::lock(&self.writer).is_some() {
             let (reply, _rx) = oneshot::channel();
             let _ = self.queue.close_with(Cmd::Close { reply });
         }
@@ -423,7 +437,7 @@ impl Buffer for DiskBuffer {
                 let notified = self.shared.fatal_notify.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                if let Some(why) = self.shared.fatal.lock().expect("fatal lock").clone() {
+                if let Some(why) = crate::locks::lock(&self.shared.fatal).clone() {
                     return why;
                 }
                 notified.await;

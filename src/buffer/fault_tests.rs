@@ -178,6 +178,21 @@ fn a_buffer_that_never_recovers_says_so_for_a_restart() {
 }
 
 #[test]
+fn a_buffer_thread_that_panics_fails_the_buffer_for_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let rt = rt();
+    let b = open(&c);
+    rt.block_on(b.append(batch(1, 2))).unwrap();
+    inject(&b, &[("panic", EIO)]);
+    rt.block_on(b.append(batch(2, 2))).unwrap_err();
+    let why = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), b.fatal()).await })
+        .expect("the buffer says it failed");
+    assert!(why.contains("writer thread panicked"), "{why}");
+}
+
+#[test]
 fn damage_found_at_start_up_is_counted_once() {
     let dir = tempfile::tempdir().unwrap();
     let c = cfg(dir.path());

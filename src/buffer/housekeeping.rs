@@ -60,7 +60,7 @@ pub(crate) fn housekeep(s: Arc<Shared>, queue: Arc<Queue>, stop: std_mpsc::Recei
 
 /// Prepares the spare segment unless one is ready.
 pub(crate) fn ensure_spare(s: &Shared) -> io::Result<()> {
-    let _guard = s.spare_lock.lock().expect("spare lock");
+    let _guard = crate::locks::lock(&s.spare_lock);
     if !s.spare_ready.load(Ordering::Acquire) {
         segment::prepare_spare(&s.dir, s.cfg.segment_max_bytes)?;
         s.spare_ready.store(true, Ordering::Release);
@@ -69,7 +69,7 @@ pub(crate) fn ensure_spare(s: &Shared) -> io::Result<()> {
 }
 
 fn persist_and_release(s: &Shared) -> io::Result<()> {
-    let cursor_now = s.acks.lock().expect("acks lock").cursor();
+    let cursor_now = crate::locks::lock(&s.acks).cursor();
     let durable = s.durable_cursor.load(Ordering::Acquire);
     if cursor_now > durable {
         cursor::store(&s.dir, cursor_now)?;
@@ -80,7 +80,7 @@ fn persist_and_release(s: &Shared) -> io::Result<()> {
         .load(Ordering::Acquire)
         .min(s.retain_from.load(Ordering::Acquire));
     let doomed: Vec<SegMeta> = {
-        let mut segs = s.segments.lock().expect("segments lock");
+        let mut segs = crate::locks::lock(&s.segments);
         let mut n = 0;
         while n + 1 < segs.len() && segs[n + 1].first_seq <= durable && segs[n].sealed {
             n += 1;
@@ -108,7 +108,7 @@ fn persist_and_release(s: &Shared) -> io::Result<()> {
         }
     }
     if !kept.is_empty() {
-        let mut segs = s.segments.lock().expect("segments lock");
+        let mut segs = crate::locks::lock(&s.segments);
         for (i, seg) in kept.into_iter().enumerate() {
             segs.insert(i, seg);
         }

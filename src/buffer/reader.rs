@@ -48,7 +48,7 @@ impl DiskReader {
 
     /// Where the segment holding `next_seq` is: (first_seq, published len, sealed, next first).
     fn locate(&self) -> Option<(u64, u64, bool, Option<u64>)> {
-        let segs = self.shared.segments.lock().expect("segments lock");
+        let segs = crate::locks::lock(&self.shared.segments);
         let i = match segs.iter().rposition(|s| s.first_seq <= self.next_seq) {
             Some(i) => i,
             None if !segs.is_empty() => 0,

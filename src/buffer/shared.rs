@@ -89,7 +89,7 @@ pub(crate) struct Faults(pub Mutex<Vec<(&'static str, i32)>>);
 impl Faults {
     /// Fails with the next error injected at `point`, if any.
     pub fn take(&self, point: &str) -> io::Result<()> {
-        let mut f = self.0.lock().expect("faults lock");
+        let mut f = crate::locks::lock(&self.0);
         match f.iter().position(|(p, _)| *p == point) {
             Some(i) => match f.remove(i).1 {
                 0 => Ok(()),
@@ -102,13 +102,13 @@ impl Faults {
 
 impl Shared {
     pub(crate) fn ack(&self, range: Range<u64>) {
-        let n = self.acks.lock().expect("acks lock").ack(range);
+        let n = crate::locks::lock(&self.acks).ack(range);
         self.metrics.acked.inc_by(n);
     }
 
     /// Counts the records of `gap` lost to damage, except those counted already.
     pub(crate) fn count_damage(&self, gap: Range<u64>) {
-        let mut d = self.damage.lock().expect("damage lock");
+        let mut d = crate::locks::lock(&self.damage);
         let mut lost = gap.end.saturating_sub(gap.start);
         for c in &d.counted {
             let (s, e) = (c.start.max(gap.start), c.end.min(gap.end));
@@ -122,14 +122,14 @@ impl Shared {
     }
 
     pub(crate) fn set_write_error(&self, e: Option<String>) {
-        let mut w = self.write_error.lock().expect("write error lock");
+        let mut w = crate::locks::lock(&self.write_error);
         if w.is_some() || e.is_some() {
             *w = e;
         }
     }
 
     pub(crate) fn set_fatal(&self, why: String) {
-        *self.fatal.lock().expect("fatal lock") = Some(why);
+        *crate::locks::lock(&self.fatal) = Some(why);
         self.fatal_notify.notify_waiters();
     }
 }
@@ -138,7 +138,7 @@ impl Shared {
 /// number met. Damage is skipped here and left for the delivery reader to count.
 pub(crate) fn replay_from(s: &Shared, from: u64, each: &mut dyn FnMut(u64, &[u8])) -> Result<Option<u64>, BufferError> {
     let end = s.next_seq.load(Ordering::Acquire);
-    let segs: Vec<SegMeta> = s.segments.lock().expect("segments lock").clone();
+    let segs: Vec<SegMeta> = crate::locks::lock(&s.segments).clone();
     let mut first = None;
     for (i, seg) in segs.iter().enumerate() {
         if segs.get(i + 1).is_some_and(|n| n.first_seq <= from) {
@@ -162,9 +162,9 @@ pub(crate) fn replay_from(s: &Shared, from: u64, each: &mut dyn FnMut(u64, &[u8]
 
 pub(crate) fn stats(s: &Shared) -> BufferStats {
     let next_seq = s.next_seq.load(Ordering::Acquire);
-    let cursor = s.acks.lock().expect("acks lock").cursor();
+    let cursor = crate::locks::lock(&s.acks).cursor();
     let (damaged_records, damage_last_at) = {
-        let d = s.damage.lock().expect("damage lock");
+        let d = crate::locks::lock(&s.damage);
         (d.records, d.last_at)
     };
     BufferStats {
@@ -173,12 +173,12 @@ pub(crate) fn stats(s: &Shared) -> BufferStats {
         backlog_records: next_seq.saturating_sub(cursor),
         bytes: s.used_bytes.load(Ordering::Acquire),
         max_bytes: s.cfg.max_bytes,
-        segments: s.segments.lock().expect("segments lock").len(),
+        segments: crate::locks::lock(&s.segments).len(),
         failed: s.failed.load(Ordering::Acquire),
-        write_error: s.write_error.lock().expect("write error lock").clone(),
+        write_error: crate::locks::lock(&s.write_error).clone(),
         damaged_records,
         damage_secs_ago: damage_last_at.map(|t| t.elapsed().as_secs()),
-        fatal: s.fatal.lock().expect("fatal lock").clone(),
+        fatal: crate::locks::lock(&s.fatal).clone(),
     }
 }
 

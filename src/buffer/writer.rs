@@ -134,7 +134,7 @@ impl Writer {
         completer: Option<mpsc::UnboundedSender<Replies>>,
     ) -> Self {
         let file_first_seq = {
-            let segs = shared.segments.lock().expect("segments lock");
+            let segs = crate::locks::lock(&shared.segments);
             segs.last().map_or(next_seq, |s| s.first_seq)
         };
         Writer {
@@ -347,7 +347,7 @@ impl Writer {
             self.file.seek(SeekFrom::Start(mark.seg_len))?;
         }
         {
-            let mut segs = self.shared.segments.lock().expect("segments lock");
+            let mut segs = crate::locks::lock(&self.shared.segments);
             segs.retain(|s| s.first_seq <= mark.seg_first_seq);
             if let Some(last) = segs.last_mut() {
                 last.len = mark.seg_len;
@@ -380,6 +380,10 @@ impl Writer {
         self.buf.clear();
         #[cfg(test)]
         self.shared.faults.take("write")?;
+        #[cfg(test)]
+        if self.shared.faults.take("panic").is_err() {
+            panic!("a writer fault injected by a test");
+        }
         for records in appends {
             firsts.push(self.next_seq);
             for r in records {
@@ -437,7 +441,7 @@ impl Writer {
         self.shared.faults.take("roll_dir")?;
         sync_dir(dir)?;
         {
-            let mut segs = self.shared.segments.lock().expect("segments lock");
+            let mut segs = crate::locks::lock(&self.shared.segments);
             if let Some(last) = segs.last_mut() {
                 last.len = self.seg_len;
                 last.sealed = true;
@@ -472,7 +476,7 @@ impl Writer {
     /// Makes the written records visible to readers and wakes them.
     fn publish(&self) {
         {
-            let mut segs = self.shared.segments.lock().expect("segments lock");
+            let mut segs = crate::locks::lock(&self.shared.segments);
             if let Some(last) = segs.last_mut() {
                 last.len = self.seg_len;
             }

@@ -25,7 +25,7 @@ impl AcceptClock {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Range<u64>, Instant)>> {
-        self.ranges.lock().unwrap_or_else(|p| p.into_inner())
+        crate::locks::lock(&self.ranges)
     }
 
     /// Records that `seqs` were accepted at `at`.

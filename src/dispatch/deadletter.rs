@@ -218,7 +218,7 @@ impl DeadLetters {
         if letters.is_empty() {
             return Ok(());
         }
-        let mut guard = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = crate::locks::lock(&self.open);
         if guard.as_ref().is_none_or(|o| o.bytes >= MAX_FILE_BYTES) {
             *guard = Some(self.new_file()?);
         }

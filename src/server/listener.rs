@@ -173,7 +173,7 @@ pub async fn serve(
 }
 
 fn lock(t: &Mutex<Table>) -> std::sync::MutexGuard<'_, Table> {
-    t.lock().unwrap_or_else(|p| p.into_inner())
+    crate::locks::lock(t)
 }
 
 /// Marks a request in flight on its connection for as long as it lives.

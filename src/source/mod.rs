@@ -104,7 +104,7 @@ impl Ingest {
 
     /// Interactions whose state the normalizer keeps.
     pub fn tracked(&self) -> usize {
-        self.normalizer.lock().unwrap_or_else(|p| p.into_inner()).tracked()
+        crate::locks::lock(&self.normalizer).tracked()
     }
 
     /// The normalizer's whole state and the buffer position it is exact for: every record
@@ -112,24 +112,18 @@ impl Ingest {
     /// wait meanwhile: a few milliseconds); `None` if they take longer than `wait`.
     pub async fn snapshot(&self, wait: std::time::Duration) -> Option<(u64, Vec<(String, Tracked)>)> {
         let _quiet = tokio::time::timeout(wait, self.gate.write()).await.ok()?;
-        let state = self.normalizer.lock().unwrap_or_else(|p| p.into_inner()).export();
+        let state = crate::locks::lock(&self.normalizer).export();
         Some((self.buffer.stats().next_seq, state))
     }
 
     /// Takes back carried state (see [`Normalizer::import`]).
     pub fn import_tracked(&self, entries: Vec<(String, Tracked)>) {
-        self.normalizer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .import(entries, timefmt::now_ms());
+        crate::locks::lock(&self.normalizer).import(entries, timefmt::now_ms());
     }
 
     /// Brings the normalizer's state up to date with stored events (see [`Normalizer::replay`]).
     pub fn replay(&self, events: &[InteractionEvent]) {
-        self.normalizer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .replay(events, timefmt::now_ms());
+        crate::locks::lock(&self.normalizer).replay(events, timefmt::now_ms());
     }
 
     /// The codec records are written with.
@@ -163,7 +157,7 @@ impl Ingest {
             .collect();
         let mut refused = Vec::new();
         if !bad.is_empty() {
-            self.normalizer.lock().unwrap_or_else(|p| p.into_inner()).rollback(undo);
+            crate::locks::lock(&self.normalizer).rollback(undo);
             refused = bad
                 .iter()
                 .map(|(index, size)| Refusal {
@@ -197,7 +191,7 @@ impl Ingest {
                 refused,
             }),
             Err(e) => {
-                self.normalizer.lock().unwrap_or_else(|p| p.into_inner()).rollback(undo);
+                crate::locks::lock(&self.normalizer).rollback(undo);
                 Err(e.into())
             }
         }
@@ -214,7 +208,7 @@ impl Ingest {
         let mut events: Vec<InteractionEvent> = Vec::with_capacity(batch.len() * 2);
         let mut owners = Vec::with_capacity(batch.len() * 2);
         let mut undo = Undo::default();
-        let mut n = self.normalizer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = crate::locks::lock(&self.normalizer);
         for (i, o) in batch.iter().enumerate() {
             if skip.contains(&i) {
                 continue;

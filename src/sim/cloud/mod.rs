@@ -223,7 +223,7 @@ impl CloudSim {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::locks::lock(&self.inner)
     }
 
     /// A fresh opaque id (tokens, correlation ids).

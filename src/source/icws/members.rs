@@ -29,7 +29,7 @@ impl Members {
         if p.kind != "queue_contents" {
             return;
         }
-        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids = crate::locks::lock(&self.ids);
         // (id, found): missing from a snapshot, or removed in a delta (seen as it happened).
         let mut gone: Vec<(String, bool)> = Vec::new();
         if p.snapshot {
@@ -62,25 +62,19 @@ impl Members {
 
     /// The interactions in the watched queues, sorted.
     pub fn ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .ids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect();
+        let mut ids: Vec<String> = crate::locks::lock(&self.ids).iter().cloned().collect();
         ids.sort();
         ids
     }
 
     /// Adds interactions known to be in the watched queues (carried over a restart).
     pub fn restore(&self, ids: impl IntoIterator<Item = String>) {
-        self.ids.lock().unwrap_or_else(|e| e.into_inner()).extend(ids);
+        crate::locks::lock(&self.ids).extend(ids);
     }
 
     /// How many interactions are in the watched queues.
     pub fn len(&self) -> usize {
-        self.ids.lock().unwrap_or_else(|e| e.into_inner()).len()
+        crate::locks::lock(&self.ids).len()
     }
 
     /// Whether the watched queues are empty.

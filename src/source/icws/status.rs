@@ -55,12 +55,12 @@ pub(super) struct StatusInner {
 
 impl IcwsStatus {
     pub(super) fn update(&self, f: impl FnOnce(&mut StatusInner)) {
-        f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()));
+        f(&mut crate::locks::lock(&self.inner));
     }
 
     /// The `/health` view.
     pub fn health(&self) -> IcwsHealth {
-        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let g = crate::locks::lock(&self.inner);
         IcwsHealth {
             connected: g.connected,
             host: g.host.clone(),
@@ -76,6 +76,6 @@ impl IcwsStatus {
 
     /// Whether the conduit stands by for its pair.
     pub fn is_standby(&self) -> bool {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).standby
+        crate::locks::lock(&self.inner).standby
     }
 }
