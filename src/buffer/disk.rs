@@ -1,6 +1,6 @@
 //! [`DiskBuffer`]: the embedded segmented log (design in the [module docs](super)).
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::path::Path;
@@ -11,15 +11,14 @@ use std::thread::JoinHandle;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::acks::AckTracker;
-use super::cursor::{self, Loaded};
 use super::housekeeping::housekeep;
 use super::queue::{Full, Queue};
 use super::reader::DiskReader;
-use super::recovery::recover_tail;
-use super::segment::{self, sync_dir};
+use super::recovery::{Recovered, recover};
+use super::segment;
 #[cfg(test)]
 use super::shared::Faults;
-use super::shared::{Damage, SegMeta, Shared, refresh_gauges, replay_from, stats};
+use super::shared::{Damage, Shared, refresh_gauges, replay_from, stats};
 use super::writer::{Cmd, Replies, Writer, complete};
 use super::{Appended, BoxFuture, Buffer, BufferError, BufferReader, BufferStats, frame};
 use crate::config::{BufferConfig, WhenFull};
@@ -40,18 +39,6 @@ fn fatal_on_panic(shared: &Shared, thread: &str, body: impl FnOnce()) {
 
 /// Queued append requests before appenders wait (backpressure).
 const WRITER_QUEUE: usize = 1024;
-
-/// Creates an empty segment starting at `first_seq` and lists it (the caller syncs the dir).
-fn create_segment(dir: &Path, first_seq: u64, segs: &mut Vec<segment::SegmentFile>) -> io::Result<File> {
-    let path = dir.join(segment::file_name(first_seq));
-    let f = segment::open_at(&path, 0)?;
-    segs.push(segment::SegmentFile {
-        first_seq,
-        path,
-        len: 0,
-    });
-    Ok(f)
-}
 
 /// The embedded disk buffer.
 pub struct DiskBuffer {
@@ -83,74 +70,16 @@ impl DiskBuffer {
         if lock.try_lock().is_err() {
             return Err(BufferError::Locked(dir));
         }
-        let loaded = cursor::load(&dir)?;
-        let mut segs = segment::list(&dir)?;
-        let mut cursor_at = match loaded {
-            Loaded::At(c) => c,
-            Loaded::Missing => segs.first().map_or(0, |s| s.first_seq),
-            Loaded::Damaged => {
-                let c = segs.first().map_or(0, |s| s.first_seq);
-                tracing::error!(
-                    cursor = c,
-                    "acknowledgement cursor is damaged; redelivering from the oldest record"
-                );
-                c
-            }
-        };
-        let mut dir_changed = false;
-        while segs.len() >= 2 && segs[1].first_seq <= cursor_at.min(retain_from) {
-            fs::remove_file(&segs[0].path)?;
-            segs.remove(0);
-            dir_changed = true;
-        }
-        if let Some(first) = segs.first() {
-            cursor_at = cursor_at.max(first.first_seq);
-        }
-        let mut damaged_at_start = Vec::new();
-        let (file, seg_len, mut next_seq) = match segs.last_mut() {
-            Some(last) => {
-                let tail = recover_tail(&last.path, last.first_seq)?;
-                metrics.truncated_bytes.inc_by(tail.truncated);
-                if !tail.damaged.is_empty() {
-                    let lost: u64 = tail.damaged.iter().map(|r| r.end - r.start).sum();
-                    tracing::error!(records = lost, segment = %last.path.display(), "records lost to damage found at start-up");
-                    damaged_at_start = tail.damaged;
-                }
-                last.len = tail.valid_len;
-                (
-                    segment::open_at(&last.path, tail.valid_len)?,
-                    tail.valid_len,
-                    tail.next_seq,
-                )
-            }
-            None => {
-                dir_changed = true;
-                (create_segment(&dir, cursor_at, &mut segs)?, 0, cursor_at)
-            }
-        };
-        let (file, seg_len) = if cursor_at > next_seq {
-            // Everything on disk is acknowledged and the cursor is ahead of it: start a segment
-            // at the cursor so sequence numbers never repeat.
-            file.sync_data()?;
-            dir_changed = true;
-            next_seq = cursor_at;
-            (create_segment(&dir, cursor_at, &mut segs)?, 0)
-        } else {
-            (file, seg_len)
-        };
-        if dir_changed {
-            sync_dir(&dir)?;
-        }
-        let metas: Vec<SegMeta> = segs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| SegMeta {
-                first_seq: s.first_seq,
-                len: s.len,
-                sealed: i + 1 < segs.len(),
-            })
-            .collect();
+        let Recovered {
+            metas,
+            file,
+            seg_len,
+            next_seq,
+            cursor_at,
+            damaged_at_start,
+        } = recover(&dir, &metrics, retain_from)?;
         let used: u64 = metas.iter().map(|m| m.len).sum();
+        let segments = metas.len();
         let shared = Arc::new(Shared {
             dir: dir.clone(),
             cfg: cfg.clone(),
@@ -180,7 +109,7 @@ impl DiskBuffer {
             crate::locks::lock(&shared.damage).counted.push(gap);
         }
         tracing::info!(
-            dir = %dir.display(), cursor = cursor_at, next_seq, segments = segs.len(), bytes = used,
+            dir = %dir.display(), cursor = cursor_at, next_seq, segments = segments, bytes = used,
             "buffer opened"
         );
         let queue = Arc::new(Queue::new(WRITER_QUEUE));

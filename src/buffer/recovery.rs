@@ -1,13 +1,17 @@
-//! Recovery at start-up: the last segment's torn tail is found and cut, and damage before its
-//! last valid frame is reported (design in the [module docs](super)).
+//! Recovery at start-up: the log opened as a crash left it — segments below the cursor dropped,
+//! the last segment's torn tail found and cut, damage before its last valid frame reported
+//! (design in the [module docs](super)).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::ops::Range;
 use std::path::Path;
 
+use super::cursor::{self, Loaded};
 use super::scan::{Scan, Scanner};
-use super::shared::SCAN_MAX_RECORD;
+use super::segment::{self, sync_dir};
+use super::shared::{SCAN_MAX_RECORD, SegMeta};
+use crate::metrics::BufferMetrics;
 
 /// Outcome of scanning a segment's tail.
 pub(crate) struct Tail {
@@ -85,4 +89,109 @@ pub(crate) fn nonzero_end(path: &Path, from: u64, to: u64) -> io::Result<u64> {
         pos += n as u64;
     }
     Ok(end)
+}
+
+/// What opening found and made ready: the segments, the active one open for appending at its
+/// valid length, the next sequence number, the cursor, and damage found in the last segment.
+pub(crate) struct Recovered {
+    pub metas: Vec<SegMeta>,
+    pub file: File,
+    pub seg_len: u64,
+    pub next_seq: u64,
+    pub cursor_at: u64,
+    pub damaged_at_start: Vec<Range<u64>>,
+}
+
+/// Opens the log under `dir` as a crash left it: loads the cursor, drops the segments wholly
+/// below it (and below `retain_from`, see [`super::Buffer::retain_from`]), cuts the last
+/// segment's torn tail, and makes sure a segment is ready for appends at a sequence number never
+/// used before. Reads only the last segment.
+pub(crate) fn recover(dir: &Path, metrics: &BufferMetrics, retain_from: u64) -> io::Result<Recovered> {
+    let loaded = cursor::load(dir)?;
+    let mut segs = segment::list(dir)?;
+    let mut cursor_at = match loaded {
+        Loaded::At(c) => c,
+        Loaded::Missing => segs.first().map_or(0, |s| s.first_seq),
+        Loaded::Damaged => {
+            let c = segs.first().map_or(0, |s| s.first_seq);
+            tracing::error!(
+                cursor = c,
+                "acknowledgement cursor is damaged; redelivering from the oldest record"
+            );
+            c
+        }
+    };
+    let mut dir_changed = false;
+    while segs.len() >= 2 && segs[1].first_seq <= cursor_at.min(retain_from) {
+        fs::remove_file(&segs[0].path)?;
+        segs.remove(0);
+        dir_changed = true;
+    }
+    if let Some(first) = segs.first() {
+        cursor_at = cursor_at.max(first.first_seq);
+    }
+    let mut damaged_at_start = Vec::new();
+    let (file, seg_len, mut next_seq) = match segs.last_mut() {
+        Some(last) => {
+            let tail = recover_tail(&last.path, last.first_seq)?;
+            metrics.truncated_bytes.inc_by(tail.truncated);
+            if !tail.damaged.is_empty() {
+                let lost: u64 = tail.damaged.iter().map(|r| r.end - r.start).sum();
+                tracing::error!(records = lost, segment = %last.path.display(), "records lost to damage found at start-up");
+                damaged_at_start = tail.damaged;
+            }
+            last.len = tail.valid_len;
+            (
+                segment::open_at(&last.path, tail.valid_len)?,
+                tail.valid_len,
+                tail.next_seq,
+            )
+        }
+        None => {
+            dir_changed = true;
+            (create_segment(dir, cursor_at, &mut segs)?, 0, cursor_at)
+        }
+    };
+    let (file, seg_len) = if cursor_at > next_seq {
+        // Everything on disk is acknowledged and the cursor is ahead of it: start a segment
+        // at the cursor so sequence numbers never repeat.
+        file.sync_data()?;
+        dir_changed = true;
+        next_seq = cursor_at;
+        (create_segment(dir, cursor_at, &mut segs)?, 0)
+    } else {
+        (file, seg_len)
+    };
+    if dir_changed {
+        sync_dir(dir)?;
+    }
+    let metas: Vec<SegMeta> = segs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| SegMeta {
+            first_seq: s.first_seq,
+            len: s.len,
+            sealed: i + 1 < segs.len(),
+        })
+        .collect();
+    Ok(Recovered {
+        metas,
+        file,
+        seg_len,
+        next_seq,
+        cursor_at,
+        damaged_at_start,
+    })
+}
+
+/// Creates an empty segment starting at `first_seq` and lists it (the caller syncs the dir).
+fn create_segment(dir: &Path, first_seq: u64, segs: &mut Vec<segment::SegmentFile>) -> io::Result<File> {
+    let path = dir.join(segment::file_name(first_seq));
+    let f = segment::open_at(&path, 0)?;
+    segs.push(segment::SegmentFile {
+        first_seq,
+        path,
+        len: 0,
+    });
+    Ok(f)
 }
