@@ -100,6 +100,7 @@ async fn kill_loop(r: &Rig, addr: &Arc<Mutex<Option<String>>>, player: &mut Play
     let (mut child, a) = spawn_conduit(BIN, &r.config);
     let _guard = KillOnDrop(child.id());
     *addr.lock().unwrap() = Some(a);
+    player.wait_for_interactions(60).await;
     player.finish().await;
     wait_all_ended(&r.cloud, &player.truth, Duration::from_secs(90)).await;
     terminate(&child);

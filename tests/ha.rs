@@ -240,6 +240,7 @@ async fn both_conduits_of_a_pair_tell_one_story_through_switchovers() {
         player.resume();
         primary = 1 - primary;
     }
+    player.wait_for_interactions(60).await;
     player.finish().await;
     wait_all_ended(&p.cloud, &player.truth, Duration::from_secs(90)).await;
     // A state the new primary's conduit found is reported again, under an id of its own.

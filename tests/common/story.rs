@@ -187,6 +187,18 @@ impl Player {
         self.paused.store(false, Ordering::Release);
     }
 
+    /// Waits until at least `n` interactions have arrived (so that a run means something
+    /// however its random moments fell).
+    pub async fn wait_for_interactions(&self, n: usize) {
+        let truth = self.truth.clone();
+        super::wait_for(
+            std::time::Duration::from_secs(120),
+            "enough interactions played",
+            || truth.lock().unwrap().lives.len() >= n,
+        )
+        .await;
+    }
+
     /// Ends the arrivals and waits until every life under way has run its course.
     pub async fn finish(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
