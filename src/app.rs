@@ -433,7 +433,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let base = format!(
             "cic_server = \"cic\"\n[server]\nlisten = \"127.0.0.1:0\"\n[organization]\nshort_name = \"acme\"\nregion = \"us-east-1\"\napi_base_url = \"http://{cloud_addr}\"\nlogin_base_url = \"http://{cloud_addr}\"\nclient_id = \"sim-client\"\nclient_secret = \"sim-secret\"\n[buffer]\ndata_dir = \"{}\"\n[sources.http]\ntoken = \"0123456789abcdef0123\"\n",
-            dir.path().display()
+            dir.path().display().to_string().replace('\\', "\\\\")
         );
         let pre = crate::config::load_str(&base, Vec::new()).unwrap();
         let configuration = setup(&pre, crate::sink::setup::DEFAULT_CONFIGURATION_NAME, "PureConnect")

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cic_conduit::shutdown::Shutdown;
@@ -79,27 +79,28 @@ async fn rig(icws: bool) -> Rig {
 /// Starts the conduit `KILLS` times and SIGKILLs it each time after a random number of new
 /// events reached the cloud (so at a random moment of its work), then starts it once more and
 /// lets it deliver everything once the player's traffic has run its course.
-async fn kill_loop(r: &Rig, addr: &Arc<Mutex<Option<String>>>, player: &mut Player) -> usize {
+/// `addr` says where the running conduit listens (`None` while there is none).
+async fn kill_loop(r: &Rig, addr: &tokio::sync::watch::Sender<Option<String>>, player: &mut Player) -> usize {
     let mut seed = seed();
     let mut kills = 0;
     for _ in 0..KILLS {
         let (mut child, a) = spawn_conduit(BIN, &r.config);
         let _guard = KillOnDrop(child.id());
-        *addr.lock().unwrap() = Some(a);
+        addr.send_replace(Some(a));
         let target = r.cloud.report().unique_ids + 1 + rng(&mut seed) % 60;
         let cloud = r.cloud.clone();
         wait_for(Duration::from_secs(60), "new events flowing before the kill", || {
             cloud.report().unique_ids >= target
         })
         .await;
-        *addr.lock().unwrap() = None;
+        addr.send_replace(None);
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         kills += 1;
     }
     let (mut child, a) = spawn_conduit(BIN, &r.config);
     let _guard = KillOnDrop(child.id());
-    *addr.lock().unwrap() = Some(a);
+    addr.send_replace(Some(a));
     player.wait_for_interactions(60).await;
     player.finish().await;
     wait_all_ended(&r.cloud, &player.truth, Duration::from_secs(90)).await;
@@ -111,10 +112,9 @@ async fn kill_loop(r: &Rig, addr: &Arc<Mutex<Option<String>>>, player: &mut Play
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkills_during_push_traffic_never_reuse_an_id_and_miss_no_state() {
     let r = rig(false).await;
-    let addr: Arc<Mutex<Option<String>>> = Arc::default();
-    // The sender: one request at a time, each retried until it is answered 202.
+    let (addr, mut at) = tokio::sync::watch::channel::<Option<String>>(None);
+    // The sender: one request at a time, each sent again until it is answered 202.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Change>>();
-    let a2 = addr.clone();
     let sender = tokio::spawn(async move {
         let c = client();
         while let Some(changes) = rx.recv().await {
@@ -131,22 +131,22 @@ async fn sigkills_during_push_traffic_never_reuse_an_id_and_miss_no_state() {
                 .collect();
             let body = serde_json::Value::Array(items).to_string();
             loop {
-                let at = a2.lock().unwrap().clone();
-                if let Some(at) = at {
-                    let sent = c
-                        .post(format!("http://{at}/v1/interactions"))
-                        .bearer_auth(TOKEN)
-                        .body(body.clone())
-                        .send()
-                        .await;
-                    match sent {
-                        Ok(resp) if resp.status().as_u16() == 202 => break,
-                        Ok(resp) if resp.status().is_client_error() => panic!("refused: {}", resp.status()),
-                        _ => {}
+                // Wait for a conduit to send to.
+                let to = at.wait_for(Option::is_some).await.unwrap().clone().unwrap();
+                let sent = c
+                    .post(format!("http://{to}/v1/interactions"))
+                    .bearer_auth(TOKEN)
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(resp) if resp.status().as_u16() == 202 => break,
+                    Ok(resp) => panic!("unexpected status {}", resp.status()),
+                    // Killed mid-request: send again to the conduit started after it.
+                    Err(_) => {
+                        at.wait_for(|a| a.as_ref() != Some(&to)).await.unwrap();
                     }
                 }
-                // No conduit, or it died mid-request: try again shortly (a sender's retry).
-                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     });
@@ -167,7 +167,7 @@ async fn sigkills_during_icws_traffic_never_reuse_an_id_and_miss_no_state() {
     let r = rig(true).await;
     let cic = r.cic.clone();
     let mut player = Player::start(seed(), 8.0, 0.02, move |c| cic.apply(&c));
-    let addr: Arc<Mutex<Option<String>>> = Arc::default();
+    let (addr, _) = tokio::sync::watch::channel(None);
     let kills = kill_loop(&r, &addr, &mut player).await;
     // A state that began and gave way while the conduit was down is in no message it reads: it
     // is counted, not expected; but every interaction starts and ends.

@@ -37,6 +37,8 @@ pub fn event_of(before: Option<&str>, state: &str) -> &'static str {
         "C" if before == Some("H") => "resumed",
         "C" => "connected",
         "H" => "held",
+        "P" => "parked",
+        "M" => "voicemail",
         "I" | "E" => "ended",
         _ => "state_changed",
     }
@@ -110,8 +112,8 @@ impl Truth {
 /// Plays realistic traffic (a [`Traffic`] generator at `arrivals_per_sec`, lives scaled by
 /// `time_scale`) into a sink every 20 ms, recording what it played in [`Player::truth`].
 pub struct Player {
-    /// Set to end the arrivals; the lives under way then run their course and the player ends.
-    pub stop: Arc<AtomicBool>,
+    /// Ends the arrivals; the lives under way then run their course and the player ends.
+    stop: std::sync::mpsc::Sender<()>,
     /// Everything played.
     pub truth: Arc<Mutex<Truth>>,
     paused: Arc<AtomicBool>,
@@ -128,9 +130,10 @@ impl Player {
         time_scale: f64,
         sink: impl Fn(Vec<Change>) + Send + 'static,
     ) -> Player {
-        let (stop, paused) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let paused = Arc::new(AtomicBool::new(false));
         let (truth, tick) = (Arc::new(Mutex::new(Truth::default())), Arc::new(Mutex::new(())));
-        let (st, pa, tr, ti) = (stop.clone(), paused.clone(), truth.clone(), tick.clone());
+        let (pa, tr, ti) = (paused.clone(), truth.clone(), tick.clone());
         let handle = std::thread::spawn(move || {
             // The traffic's clock: the wall clock less the time spent paused.
             let mut paused_ms = 0;
@@ -146,7 +149,6 @@ impl Player {
                         paused_ms += now - last;
                     }
                     last = now;
-                    stopping |= st.load(Ordering::Relaxed);
                     if !pa.load(Ordering::Acquire) {
                         // After the stop no new interaction arrives; the lives under way run on.
                         if stopping {
@@ -163,7 +165,11 @@ impl Player {
                         }
                     }
                 }
-                std::thread::sleep(std::time::Duration::from_millis(20));
+                // The next tick is due in 20 ms, or at once when told to stop.
+                match stopped.recv_timeout(std::time::Duration::from_millis(20)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => stopping = true,
+                }
             }
         });
         Player {
@@ -201,7 +207,7 @@ impl Player {
 
     /// Ends the arrivals and waits until every life under way has run its course.
     pub async fn finish(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(());
         let handle = self.handle.take().expect("finished once");
         tokio::task::spawn_blocking(move || handle.join().unwrap())
             .await
