@@ -20,12 +20,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cic_conduit::buffer::{Buffer, DiskBuffer, frame, segment};
+use cic_conduit::buffer::{Buffer, DiskBuffer, Entry, Kind, frame, segment};
 use cic_conduit::config::{BufferConfig, PersistPolicy};
 use cic_conduit::metrics::Metrics;
 
 const WRITERS: usize = 64;
-const RECORD: usize = 180; // + 20 bytes of frame = 200 bytes on disk
+const RECORD: usize = 180; // + 13 bytes of envelope and 20 of frame = 213 bytes on disk
+
+/// A keyless record of `len` bytes.
+fn entry(len: usize) -> Entry {
+    Entry::new(Kind::Interaction, bytes::Bytes::new(), vec![0x5au8; len])
+}
 
 fn full_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
@@ -61,8 +66,9 @@ fn bare_loop(dir: &Path, secs: f64, preallocated: bool) -> f64 {
         f.seek(SeekFrom::Start(0)).unwrap();
     }
     let mut at = 0;
-    let payload = vec![0x5au8; RECORD];
-    let mut buf = Vec::with_capacity(WRITERS * 220);
+    // The same bytes a buffer record of RECORD bytes takes (its envelope included).
+    let payload = vec![0x5au8; entry(RECORD).stored_len()];
+    let mut buf = Vec::with_capacity(WRITERS * 240);
     let start = Instant::now();
     let mut records = 0u64;
     let mut seq = 0;
@@ -118,7 +124,7 @@ fn group_commit(dir: &Path, secs: f64, persist: PersistPolicy) -> (f64, f64, f64
                 tokio::spawn(async move {
                     let mut n = 0u64;
                     while !stop.load(Ordering::Relaxed) {
-                        buf.append(vec![vec![0x5au8; RECORD]]).await.unwrap();
+                        buf.append(vec![entry(RECORD)]).await.unwrap();
                         n += 1;
                     }
                     n
@@ -155,8 +161,8 @@ fn write_backlog(data: &Path, bytes: u64) {
         .enable_all()
         .build()
         .unwrap();
-    let batch: Vec<Vec<u8>> = vec![vec![0x42u8; RECORD]; 4096];
-    let per_batch = frame::framed_len(RECORD) * batch.len() as u64;
+    let batch: Vec<Entry> = vec![entry(RECORD); 4096];
+    let per_batch = frame::framed_len(entry(RECORD).stored_len()) * batch.len() as u64;
     for _ in 0..bytes / per_batch {
         rt.block_on(buf.append(batch.clone())).unwrap();
     }

@@ -7,19 +7,18 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::buffer::{Buffer, BufferError, DiskBuffer};
 use crate::config::{Config, ConfigError, JourneySinkConfig};
-use crate::dispatch::clock::AcceptClock;
 use crate::dispatch::deadletter::{DeadLetterError, DeadLetters};
 use crate::dispatch::gate::Gate;
-use crate::dispatch::{Context, Dispatcher};
+use crate::dispatch::{Common, Delivery, Dispatcher, Route};
 use crate::metrics::Metrics;
 use crate::normalize::Normalizer;
 use crate::server::{self, Status};
 use crate::shutdown::{OsSignals, Shutdown};
-use crate::sink::journey::JourneySink;
+use crate::sink::journey::{JourneySink, Mapper};
 use crate::sink::oauth::{Credentials, TokenSource};
 use crate::source::Ingest;
 use crate::source::carry::{self, Carrier};
@@ -143,30 +142,58 @@ pub async fn setup(cfg: &Config, name: &str, source: &str) -> Result<crate::sink
     Ok(setup.run(&Setup::mapper_for(cfg), name, source).await?)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn start_journey(
+/// The buffer reader the dispatcher owns.
+pub const DISPATCH_READER: &str = "dispatch";
+
+/// How the journey sink's records are delivered, from its section.
+fn journey_delivery(j: &JourneySinkConfig) -> Delivery {
+    Delivery {
+        concurrency: j.concurrency,
+        max_events: j.max_events,
+        max_bytes: j.max_bytes,
+        max_age: j.max_age(),
+        retry_initial: Duration::from_millis(j.retry_initial_ms),
+        retry_max: Duration::from_millis(j.retry_max_ms),
+        max_entity_attempts: j.max_entity_attempts,
+    }
+}
+
+/// Starts delivering to the enabled sinks, if any.
+fn start_dispatch(
     config: &Config,
-    j: &JourneySinkConfig,
     buffer: &Arc<dyn Buffer>,
     metrics: &Metrics,
-    clock: Arc<AcceptClock>,
     shutdown: &Shutdown,
     supervisor: &Supervisor,
-) -> Result<Dispatcher, AppError> {
-    let http = http_client(std::time::Duration::from_millis(j.request_timeout_ms))?;
+) -> Result<Option<Dispatcher>, AppError> {
+    let Some(j) = config.sinks.journey.as_ref().filter(|j| j.enabled) else {
+        tracing::warn!("no destination is enabled: events stay in the buffer");
+        return Ok(None);
+    };
+    let http = http_client(Duration::from_millis(j.request_timeout_ms))?;
+    // One token source and one gate for the organization's OAuth client, shared by every sink
+    // that uses it: Genesys Cloud limits requests per client.
     let tokens = token_source(config, http.clone(), metrics)?;
-    let sink = JourneySink::new(http, &config.organization.api_base(), &j.configuration_id, tokens);
-    let ctx = Context {
-        cfg: j.clone(),
-        sink,
-        gate: Arc::new(Gate::new(crate::sink::journey::NAME, j.rate_limit_share)),
-        buffer: buffer.clone(),
-        dead: Arc::new(DeadLetters::open(&config.buffer.data_dir)?),
-        clock,
+    let gate = Arc::new(Gate::new(j.rate_limit_share));
+    let journey = JourneySink::new(
+        http,
+        &config.organization.api_base(),
+        &j.configuration_id,
+        tokens,
+        Mapper::new(&config.normalize.custom_attributes, &j.external_source_id),
+    );
+    let routes = vec![Route {
+        sink: Arc::new(journey),
+        delivery: journey_delivery(j),
+        gate,
+    }];
+    let reader = buffer.reader(DISPATCH_READER)?;
+    let common = Common {
+        acker: reader.acker(),
+        dead: Arc::new(DeadLetters::open(&config.data_dir)?),
         metrics: metrics.sink.clone(),
         shutdown: shutdown.clone(),
     };
-    let reader = buffer.reader()?;
     tracing::info!(
         sink = crate::sink::journey::NAME,
         configuration_id = %j.configuration_id,
@@ -174,12 +201,7 @@ fn start_journey(
         max_events = j.max_events,
         "delivering to Genesys Cloud"
     );
-    Ok(Dispatcher::spawn(
-        ctx,
-        reader,
-        &config.normalize.custom_attributes,
-        supervisor,
-    ))
+    Ok(Some(Dispatcher::spawn(reader, routes, common, supervisor)))
 }
 
 /// A started conduit.
@@ -220,7 +242,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let supervisor = Supervisor::new(shutdown.clone(), metrics.task_failures.clone());
     // The sources' carried state first: the buffer keeps the records written after it.
     let carried = {
-        let (dir, server) = (config.buffer.data_dir.clone(), config.cic_server.clone());
+        let (dir, server) = (config.data_dir.clone(), config.cic_server.clone());
         tokio::task::spawn_blocking(move || carry::load(&dir, &server))
             .await
             .map_err(|e| AppError::Join(e.to_string()))?
@@ -228,33 +250,18 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let buffer: Arc<dyn Buffer> = {
         let cfg = config.buffer.clone();
         let m = metrics.buffer.clone();
-        let keep_from = carried.as_ref().and_then(|c| c.position()).unwrap_or(u64::MAX);
+        let keep_from = carried.as_ref().and_then(|c| c.position());
         Arc::new(
             tokio::task::spawn_blocking(move || DiskBuffer::open_retaining(&cfg, m, keep_from))
                 .await
                 .map_err(|e| AppError::Join(e.to_string()))??,
         )
     };
-    let clock = Arc::new(AcceptClock::new());
-    let dispatcher = match &config.sinks.journey {
-        Some(j) if j.enabled => Some(start_journey(
-            &config,
-            j,
-            &buffer,
-            &metrics,
-            clock.clone(),
-            &shutdown,
-            &supervisor,
-        )?),
-        _ => {
-            tracing::warn!("no destination is enabled: events stay in the buffer");
-            None
-        }
-    };
-    let destinations: Vec<Arc<Gate>> = dispatcher.iter().map(|d| d.gate.clone()).collect();
+    let dispatcher = start_dispatch(&config, &buffer, &metrics, &shutdown, &supervisor)?;
+    let destinations = dispatcher.as_ref().map(|d| d.destinations.clone()).unwrap_or_default();
     // One normalizer for every source: they describe the same CIC server's interactions.
     let normalizer = Normalizer::new(&config.cic_server, &config.normalize, metrics.normalize.clone());
-    let ingest = Arc::new(Ingest::new(normalizer, buffer.clone()).with_clock(clock.clone()));
+    let ingest = Arc::new(Ingest::new(normalizer, buffer.clone()));
     let icws_on = config.sources.icws.enabled && config.enabled;
     let members: Option<Arc<Members>> = icws_on.then(Default::default);
     if let Some(carried) = carried {
@@ -271,7 +278,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         );
     }
     let carrier = Arc::new(Carrier {
-        path: config.buffer.data_dir.join(carry::FILE),
+        path: config.data_dir.join(carry::FILE),
         cic_server: config.cic_server.clone(),
         ingest: ingest.clone(),
         members: members.clone(),
@@ -432,7 +439,7 @@ mod tests {
         let cloud_addr = cloud.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let base = format!(
-            "cic_server = \"cic\"\n[server]\nlisten = \"127.0.0.1:0\"\n[organization]\nshort_name = \"acme\"\nregion = \"us-east-1\"\napi_base_url = \"http://{cloud_addr}\"\nlogin_base_url = \"http://{cloud_addr}\"\nclient_id = \"sim-client\"\nclient_secret = \"sim-secret\"\n[buffer]\ndata_dir = \"{}\"\n[sources.http]\ntoken = \"0123456789abcdef0123\"\n",
+            "cic_server = \"cic\"\ndata_dir = \"{}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[organization]\nshort_name = \"acme\"\nregion = \"us-east-1\"\napi_base_url = \"http://{cloud_addr}\"\nlogin_base_url = \"http://{cloud_addr}\"\nclient_id = \"sim-client\"\nclient_secret = \"sim-secret\"\n[sources.http]\ntoken = \"0123456789abcdef0123\"\n",
             dir.path().display().to_string().replace('\\', "\\\\")
         );
         let pre = crate::config::load_str(&base, Vec::new()).unwrap();

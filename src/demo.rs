@@ -88,6 +88,7 @@ fn demo_config(
     format!(
         r#"
 cic_server = "cic-demo"
+data_dir = '{dir}'
 [server]
 listen = "127.0.0.1:0"
 [log]
@@ -99,8 +100,6 @@ api_base_url = "http://{sim}"
 login_base_url = "http://{sim}"
 client_id = "sim-client"
 client_secret = "sim-secret"
-[buffer]
-data_dir = '{dir}'
 [normalize]
 default_country_code = "1"
 [sources.http]

@@ -85,7 +85,7 @@ fn a_bad_config_names_the_key_and_a_missing_secret_its_source() {
 
 #[test]
 fn inspect_and_verify_report_damage() {
-    use cic_conduit::buffer::{Buffer, DiskBuffer};
+    use cic_conduit::buffer::{Buffer, BufferReader, DiskBuffer, Entry, Kind};
     use cic_conduit::config::BufferConfig;
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -99,9 +99,13 @@ fn inspect_and_verify_report_damage() {
         )
         .unwrap();
         for i in 0..10u8 {
-            rt.block_on(b.append(vec![vec![i; 100]])).unwrap();
+            let entry = Entry::new(Kind::Interaction, bytes::Bytes::new(), vec![i; 100]);
+            rt.block_on(b.append(vec![entry])).unwrap();
         }
-        b.ack(0..4);
+        let mut reader = b.disk_reader("test").unwrap();
+        let mut read = Vec::new();
+        reader.read_available(4, &mut read).unwrap();
+        reader.acker().ack(&read.iter().map(|r| r.position).collect::<Vec<_>>());
         rt.block_on(b.close()).unwrap();
     }
     let inspect = Command::new(BIN)

@@ -174,7 +174,7 @@ async fn every_event_is_delivered_once_valid_and_in_order() {
     terminate(&child);
     assert!(child.wait().unwrap().success());
     assert_eq!(
-        cic_conduit::buffer::inspect::scan_dir(&rig.data(), |_, _| {})
+        cic_conduit::buffer::inspect::scan_dir(&rig.data(), |_, _, _| {})
             .unwrap()
             .unacked_records,
         0,

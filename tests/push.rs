@@ -199,10 +199,18 @@ async fn full_buffer_answers_503_with_retry_after_and_the_retry_gets_the_same_ev
     };
     assert_eq!(status, 503);
     assert_eq!(headers["retry-after"], "2");
-    let before = r.buffer.stats().next_seq;
-    // Make room as a sink would: acknowledge everything. Each retry waits server-side (up to
-    // block_timeout_ms) for the acknowledged segments to be deleted.
-    r.buffer.ack(0..before);
+    // Make room as a sink would: read and acknowledge everything. Each retry waits server-side
+    // (up to block_timeout_ms) for the acknowledged segments to be deleted.
+    let mut reader = r.buffer.reader("test").unwrap();
+    let stored = reader.next_batch(usize::MAX).await.unwrap();
+    assert_eq!(
+        stored.len() as u64,
+        r.buffer.stats().next_seq,
+        "everything stored was read"
+    );
+    reader
+        .acker()
+        .ack(&stored.iter().map(|r| r.position).collect::<Vec<_>>());
     let mut tries = 0;
     let resp = loop {
         let (status, resp, _) = push(&r, body.clone()).await;

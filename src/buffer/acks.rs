@@ -1,7 +1,24 @@
-//! Out-of-order acknowledgements folded into an in-order cursor.
+//! Out-of-order acknowledgements folded into an in-order cursor, one per partition.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+
+use super::Position;
+
+/// `positions` as runs of consecutive offsets, per partition, in order: what each partition's
+/// [`AckTracker`] takes.
+pub fn runs(positions: &[Position]) -> Vec<(u32, Range<u64>)> {
+    let mut sorted: Vec<(u32, u64)> = positions.iter().map(|p| (p.partition(), p.offset())).collect();
+    sorted.sort_unstable();
+    let mut out: Vec<(u32, Range<u64>)> = Vec::new();
+    for (partition, offset) in sorted {
+        match out.last_mut() {
+            Some((p, r)) if *p == partition && r.end >= offset => r.end = r.end.max(offset + 1),
+            _ => out.push((partition, offset..offset + 1)),
+        }
+    }
+    out
+}
 
 /// The lowest unacknowledged sequence number, and the acknowledged ranges above it.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +83,14 @@ impl AckTracker {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn positions_fold_into_runs_per_partition() {
+        let p = Position::new;
+        let got = runs(&[p(1, 7), p(0, 3), p(0, 4), p(1, 5), p(0, 4), p(0, 9), p(1, 6)]);
+        assert_eq!(got, vec![(0, 3..5), (0, 9..10), (1, 5..8)]);
+        assert!(runs(&[]).is_empty());
+    }
 
     #[test]
     fn out_of_order() {

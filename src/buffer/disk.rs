@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::io;
-use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
@@ -14,13 +13,16 @@ use super::acks::AckTracker;
 use super::housekeeping::housekeep;
 use super::queue::{Full, Queue};
 use super::reader::DiskReader;
+use super::record::MAX_KEY;
 use super::recovery::{Recovered, recover};
 use super::segment;
 #[cfg(test)]
 use super::shared::Faults;
 use super::shared::{Damage, Shared, refresh_gauges, replay_from, stats};
-use super::writer::{Cmd, Replies, Writer, complete};
-use super::{Appended, BoxFuture, Buffer, BufferError, BufferReader, BufferStats, frame};
+use super::writer::{Batch, Cmd, Replies, Writer, complete};
+use super::{
+    Appended, BoxFuture, Buffer, BufferError, BufferReader, BufferStats, Entry, Position, Record, Replayed, frame,
+};
 use crate::config::{BufferConfig, WhenFull};
 use crate::metrics::BufferMetrics;
 
@@ -53,12 +55,17 @@ impl DiskBuffer {
     /// Opens (creating if needed) the buffer under `<data_dir>/buffer`, recovering from whatever
     /// state a crash left. Reads only the last segment.
     pub fn open(cfg: &BufferConfig, metrics: BufferMetrics) -> Result<Self, BufferError> {
-        Self::open_retaining(cfg, metrics, u64::MAX)
+        Self::open_retaining(cfg, metrics, None)
     }
 
     /// As [`Self::open`], keeping the records from `retain_from` on even once acknowledged (see
     /// [`Buffer::retain_from`]): the sources' carried state is to be brought up to date from them.
-    pub fn open_retaining(cfg: &BufferConfig, metrics: BufferMetrics, retain_from: u64) -> Result<Self, BufferError> {
+    pub fn open_retaining(
+        cfg: &BufferConfig,
+        metrics: BufferMetrics,
+        retain_from: Option<Position>,
+    ) -> Result<Self, BufferError> {
+        let retain_from = retain_from.map_or(u64::MAX, |p| p.offset());
         let dir = cfg.data_dir.join("buffer");
         crate::private_fs::create_dir(&cfg.data_dir)?;
         crate::private_fs::create_own_dir(&dir)?;
@@ -87,6 +94,7 @@ impl DiskBuffer {
             next_seq: AtomicU64::new(next_seq),
             used_bytes: AtomicU64::new(used),
             acks: Mutex::new(AckTracker::new(cursor_at)),
+            reader: Mutex::new(Default::default()),
             durable_cursor: AtomicU64::new(cursor_at),
             retain_from: AtomicU64::new(retain_from),
             data_ready: Notify::new(),
@@ -155,16 +163,33 @@ impl DiskBuffer {
         Ok(buf)
     }
 
+    /// Appends bare payloads as keyless interaction records (tests).
+    #[cfg(test)]
+    pub(crate) fn append_bytes(&self, records: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Appended, BufferError>> {
+        let entries = records
+            .into_iter()
+            .map(|r| Entry::new(super::Kind::Interaction, bytes::Bytes::new(), r))
+            .collect();
+        self.append(entries)
+    }
+
+    /// Acknowledges sequence numbers directly, as the reader's acknowledger does (tests).
+    #[cfg(test)]
+    pub(crate) fn ack_seqs(&self, seqs: std::ops::Range<u64>) {
+        let end = seqs.end.min(self.shared.next_seq.load(Ordering::Acquire));
+        self.shared.ack(seqs.start..end);
+    }
+
     /// Prepares the spare segment now rather than at the housekeeper's next turn.
     #[cfg(test)]
     pub(crate) fn prepare_spare_now(&self) -> io::Result<()> {
         super::housekeeping::ensure_spare(&self.shared)
     }
 
-    /// A reader from the oldest unacknowledged record, with the synchronous API too.
-    pub fn disk_reader(&self) -> DiskReader {
-        let start = crate::locks::lock(&self.shared.acks).cursor();
-        DiskReader::new(self.shared.clone(), start)
+    /// The reader `name` from the oldest unacknowledged record, with the synchronous API too
+    /// (see [`Buffer::reader`]).
+    pub fn disk_reader(&self, name: &str) -> Result<DiskReader, BufferError> {
+        DiskReader::claim(self.shared.clone(), name)
     }
 
     /// The directory holding the segments.
@@ -223,7 +248,7 @@ impl DiskBuffer {
         }
     }
 
-    async fn append_inner(&self, records: Vec<Vec<u8>>) -> Result<Appended, BufferError> {
+    async fn append_inner(&self, records: Vec<Entry>) -> Result<Appended, BufferError> {
         let s = &self.shared;
         if s.closed.load(Ordering::Acquire) {
             return Err(BufferError::Closed);
@@ -235,21 +260,24 @@ impl DiskBuffer {
         }
         let count = records.len();
         if count == 0 {
-            return Ok(Appended::Stored {
-                first_seq: s.next_seq.load(Ordering::Acquire),
-                count: 0,
-            });
+            return Ok(Appended::Stored { count: 0 });
         }
         let max = u64::from(s.cfg.max_record_bytes);
         let mut bytes = 0;
         for r in &records {
-            if r.len() as u64 > max {
+            if r.payload.len() as u64 > max {
                 return Err(BufferError::TooLarge {
-                    size: r.len() as u64,
+                    size: r.payload.len() as u64,
                     max,
                 });
             }
-            bytes += frame::framed_len(r.len());
+            if r.key.len() > MAX_KEY {
+                return Err(BufferError::TooLarge {
+                    size: r.key.len() as u64,
+                    max: MAX_KEY as u64,
+                });
+            }
+            bytes += frame::framed_len(r.stored_len());
         }
         if bytes > s.cfg.max_bytes / 2 {
             return Err(BufferError::TooLarge {
@@ -267,6 +295,10 @@ impl DiskBuffer {
             s.space_freed.notify_waiters();
         };
         let (reply, rx) = oneshot::channel();
+        let records = Batch {
+            entries: records,
+            accepted_ms: crate::timefmt::now_ms(),
+        };
         let pushed = match self.queue.try_push(Cmd::Append { records, bytes, reply }) {
             Ok(()) => true,
             Err(Full::Closed(_)) => false,
@@ -277,7 +309,7 @@ impl DiskBuffer {
             return Err(BufferError::Closed);
         }
         match rx.await {
-            Ok(Ok(first_seq)) => Ok(Appended::Stored { first_seq, count }),
+            Ok(Ok(_first_seq)) => Ok(Appended::Stored { count }),
             Ok(Err(e)) => {
                 release();
                 Err(BufferError::Io(e))
@@ -327,17 +359,12 @@ impl Drop for DiskBuffer {
 }
 
 impl Buffer for DiskBuffer {
-    fn append(&self, records: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Appended, BufferError>> {
-        Box::pin(self.append_inner(records))
+    fn append(&self, entries: Vec<Entry>) -> BoxFuture<'_, Result<Appended, BufferError>> {
+        Box::pin(self.append_inner(entries))
     }
 
-    fn reader(&self) -> Result<Box<dyn BufferReader>, BufferError> {
-        Ok(Box::new(self.disk_reader()))
-    }
-
-    fn ack(&self, seqs: Range<u64>) {
-        let end = seqs.end.min(self.shared.next_seq.load(Ordering::Acquire));
-        self.shared.ack(seqs.start..end);
+    fn reader(&self, name: &str) -> Result<Box<dyn BufferReader>, BufferError> {
+        Ok(Box::new(self.disk_reader(name)?))
     }
 
     fn stats(&self) -> BufferStats {
@@ -348,12 +375,16 @@ impl Buffer for DiskBuffer {
         u64::from(self.shared.cfg.max_record_bytes)
     }
 
-    fn retain_from(&self, seq: u64) {
-        self.shared.retain_from.store(seq, Ordering::Release);
+    fn write_position(&self) -> Position {
+        Position::seq(self.shared.next_seq.load(Ordering::Acquire))
     }
 
-    fn replay_from(&self, from: u64, each: &mut dyn FnMut(u64, &[u8])) -> Result<Option<u64>, BufferError> {
-        replay_from(&self.shared, from, each)
+    fn retain_from(&self, from: Position) {
+        self.shared.retain_from.store(from.offset(), Ordering::Release);
+    }
+
+    fn replay_from(&self, from: Position, each: &mut dyn FnMut(&Record)) -> Result<Replayed, BufferError> {
+        replay_from(&self.shared, from.offset(), each)
     }
 
     fn close(&self) -> BoxFuture<'_, Result<(), BufferError>> {

@@ -8,12 +8,21 @@ pub const HEADER_LEN: usize = 20;
 
 /// Appends one framed record to `out`.
 pub fn encode(seq: u64, payload: &[u8], out: &mut Vec<u8>) {
-    let len = payload.len() as u32;
+    let start = out.len();
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&crc(len, seq, payload).to_le_bytes());
+    out.extend_from_slice(&[0; HEADER_LEN - 4]);
     out.extend_from_slice(payload);
+    seal(seq, start, out);
+}
+
+/// Frames, in place, the payload written after `HEADER_LEN` reserved bytes at `out[start..]`
+/// (which begin with [`MAGIC`]): fills in its length, `seq` and checksum.
+pub fn seal(seq: u64, start: usize, out: &mut [u8]) {
+    let len = (out.len() - start - HEADER_LEN) as u32;
+    let c = crc(len, seq, &out[start + HEADER_LEN..]);
+    out[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
+    out[start + 8..start + 16].copy_from_slice(&seq.to_le_bytes());
+    out[start + 16..start + 20].copy_from_slice(&c.to_le_bytes());
 }
 
 /// The frame's checksum.

@@ -74,8 +74,9 @@ pub fn buffer_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("buffer")
 }
 
-/// Scans every record of every segment; `each` sees each valid record (seq, payload).
-pub fn scan_dir(data_dir: &Path, mut each: impl FnMut(u64, &[u8])) -> io::Result<Report> {
+/// Scans every record of every segment; `each` sees each valid record (seq, kind, payload
+/// without its envelope).
+pub fn scan_dir(data_dir: &Path, mut each: impl FnMut(u64, super::Kind, &[u8])) -> io::Result<Report> {
     let dir = buffer_dir(data_dir);
     if !dir.is_dir() {
         return Err(io::Error::new(
@@ -135,7 +136,8 @@ pub fn scan_dir(data_dir: &Path, mut each: impl FnMut(u64, &[u8])) -> io::Result
                     if cursor_at.is_none_or(|c| seq >= c) {
                         report.unacked_records += 1;
                     }
-                    each(seq, scanner.payload());
+                    let (kind, payload) = super::record::payload_of(scanner.payload());
+                    each(seq, kind, payload);
                 }
                 Scan::Corrupt { .. } => r.corrupt_regions += 1,
                 Scan::Tail { offset } => {

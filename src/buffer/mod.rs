@@ -1,9 +1,19 @@
 //! The buffer: the durability boundary between sources and sinks.
 //!
 //! An event counts as *accepted* only once [`Buffer::append`] has returned for it; it leaves the
-//! buffer only after a sink confirmed it and called [`Buffer::ack`]. The trait lets the embedded
-//! disk log ([`disk::DiskBuffer`], the default) and a Kafka topic (at scale) stand in for each
-//! other.
+//! buffer only after a sink confirmed it and its reader acknowledged it. The contract fits the
+//! embedded disk log ([`disk::DiskBuffer`], the default) and a Kafka topic (at scale) alike:
+//!
+//! - **Keyed appends.** Each [`Entry`] has a [`Kind`] (its stream: interaction events, later user
+//!   statuses and changes) and a key (the interaction, the user); a partitioned buffer keeps each
+//!   key in order. The buffer stamps each record with its accept time, so latency is measured
+//!   from the record itself, by whichever process delivers it.
+//! - **Opaque positions.** A [`Record`] says where it is with a [`Position`] that callers only
+//!   hand back: the disk log's sequence number, a partition and offset in Kafka.
+//! - **Owned readers.** [`Buffer::reader`] gives one named owner a cursor; a second reader is
+//!   refused, and acknowledgements go through the owner's [`Acker`], so no reader can acknowledge
+//!   what another has not delivered. Acknowledgements arrive in any order and are folded per
+//!   partition ([`acks`]).
 //!
 //! # The disk log: design
 //!
@@ -16,6 +26,7 @@
 //! `magic u32 = "CICR" | len u32 | seq u64 | crc u32 | payload[len]`, where `crc` is CRC32C
 //! (Castagnoli) over `len`, `seq` and the payload. The magic lets a reader find the next frame
 //! after damage; the CRC makes a false match practically impossible.
+//! The payload is the record's envelope (kind, accept time, key) and its bytes ([`record`]).
 //!
 //! **Appends and group commit.** One writer thread owns the active segment. Appenders hand it
 //! whole batches through a bounded queue; it takes everything queued at once, writes it with
@@ -80,11 +91,12 @@
 //! [`BufferError::Full`], which a source turns into "retry later"); `drop_newest` drops the new
 //! records and counts them.
 //!
-//! **Where the code is.** [`disk`]: the handle (open, append, close); `shared`: the state the
+//! **Where the code is.** [`record`]: what every buffer stores and hands back (entries, records,
+//! positions, kinds, the envelope); [`disk`]: the handle (open, append, close); `shared`: the state the
 //! handle, the writer, the housekeeper and the readers share, and the figures read from it;
 //! `recovery`: the torn tail at start-up; `writer`: the writer thread and group commit;
-//! `housekeeping`: the cursor's persistence, deletion, the spare segment; [`reader`]: sequential
-//! reads; [`frame`], [`scan`], [`segment`], [`cursor`], [`acks`]: the on-disk pieces; [`inspect`]:
+//! `housekeeping`: the cursor's persistence, deletion, the spare segment; [`reader`]: the owned
+//! sequential reader and its acknowledger; [`frame`], [`scan`], [`segment`], [`cursor`], [`acks`]: the on-disk pieces; [`inspect`]:
 //! the offline `buffer` commands. Dependencies go one way: everything uses `shared`, nothing
 //! uses [`disk`].
 
@@ -96,6 +108,7 @@ mod housekeeping;
 pub mod inspect;
 mod queue;
 pub mod reader;
+pub mod record;
 mod recovery;
 pub mod scan;
 pub mod segment;
@@ -103,34 +116,22 @@ mod shared;
 mod writer;
 
 use std::future::Future;
-use std::ops::Range;
 use std::path::PathBuf;
 use std::pin::Pin;
-
-use bytes::Bytes;
+use std::sync::Arc;
 
 pub use disk::DiskBuffer;
+pub use record::{Entry, Kind, Position, Record};
 
 /// A boxed future, so that [`Buffer`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// One stored record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// Its sequence number.
-    pub seq: u64,
-    /// Its bytes (an encoded event).
-    pub payload: Bytes,
-}
-
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
-    /// Stored at the configured persist level with sequence numbers `first_seq..first_seq+count`.
+    /// Stored at the configured persist level.
     Stored {
-        /// Sequence number of the first record.
-        first_seq: u64,
-        /// How many.
+        /// How many records.
         count: usize,
     },
     /// The buffer was full and `when_full = drop_newest`: nothing was stored.
@@ -138,6 +139,17 @@ pub enum Appended {
         /// How many records were dropped.
         count: usize,
     },
+}
+
+/// How a replay from a saved position went ([`Buffer::replay_from`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Records handed over.
+    pub records: u64,
+    /// Records written since the position that are no longer kept.
+    pub missing: u64,
+    /// The position is beyond the buffer's end: it was saved against another buffer.
+    pub foreign: bool,
 }
 
 /// A buffer failure.
@@ -162,6 +174,14 @@ pub enum BufferError {
     /// The buffer is shutting down.
     #[error("buffer is closed")]
     Closed,
+    /// The buffer's reader is owned already.
+    #[error("the buffer's reader is taken (by {owner:?}; asked for by {wanted:?}): each record has one owner")]
+    ReaderTaken {
+        /// Who owns it.
+        owner: String,
+        /// Who asked.
+        wanted: String,
+    },
     /// Another process holds the buffer directory.
     #[error("buffer directory {0} is in use by another process")]
     Locked(PathBuf),
@@ -209,31 +229,34 @@ pub struct BufferStats {
 
 /// The durable buffer between sources and sinks.
 pub trait Buffer: Send + Sync {
-    /// Stores a batch, all or nothing, and answers once it is stored at the persist level.
-    fn append(&self, records: Vec<Vec<u8>>) -> BoxFuture<'_, Result<Appended, BufferError>>;
+    /// Stores a batch, all or nothing, and answers once it is stored at the persist level. Each
+    /// record carries the time of this call as its accept time; records with one key stay in
+    /// their order.
+    fn append(&self, entries: Vec<Entry>) -> BoxFuture<'_, Result<Appended, BufferError>>;
 
-    /// A reader starting at the oldest unacknowledged record.
-    fn reader(&self) -> Result<Box<dyn BufferReader>, BufferError>;
-
-    /// Marks records as confirmed downstream; they may then be deleted.
-    fn ack(&self, seqs: Range<u64>);
+    /// The reader `name`, from the oldest unacknowledged record: the one owner of what it reads
+    /// and acknowledges. While it lives, another is refused ([`BufferError::ReaderTaken`]).
+    fn reader(&self, name: &str) -> Result<Box<dyn BufferReader>, BufferError>;
 
     /// Current figures.
     fn stats(&self) -> BufferStats;
 
-    /// The largest record [`Buffer::append`] takes (`buffer.max_record_bytes`).
+    /// The largest payload [`Buffer::append`] takes (`buffer.max_record_bytes`).
     fn max_record_bytes(&self) -> u64;
 
-    /// Keeps the records from `seq` on even once acknowledged, until told another point: the
-    /// sources' carried state was saved as of `seq` and is brought up to date from them after a
+    /// Where the next appended record goes: a state saved with it reflects every record before
+    /// it (see [`Buffer::retain_from`]).
+    fn write_position(&self) -> Position;
+
+    /// Keeps the records from `from` on even once acknowledged, until told another point: the
+    /// sources' carried state was saved as of `from` and is brought up to date from them after a
     /// restart. A buffer that cannot keep acknowledged records ignores it.
-    fn retain_from(&self, _seq: u64) {}
+    fn retain_from(&self, _from: Position) {}
 
     /// Hands `each` every record still kept from `from` on, oldest first, up to the end of the
-    /// log; answers the first sequence number met (`None`: no record). Read once at start, before
-    /// any source runs.
-    fn replay_from(&self, _from: u64, _each: &mut dyn FnMut(u64, &[u8])) -> Result<Option<u64>, BufferError> {
-        Ok(None)
+    /// log, and says what it could not. Read once at start, before any source runs.
+    fn replay_from(&self, _from: Position, _each: &mut dyn FnMut(&Record)) -> Result<Replayed, BufferError> {
+        Ok(Replayed::default())
     }
 
     /// Stops accepting, finishes appends in flight, syncs, persists the cursor.
@@ -247,11 +270,29 @@ pub trait Buffer: Send + Sync {
     }
 }
 
-/// Reads records in sequence order.
+/// An owned reader: reads records in order (per partition) and acknowledges them.
 pub trait BufferReader: Send {
+    /// Its name (the consumer).
+    fn name(&self) -> &str;
+
     /// Up to `max` records; waits until at least one is available.
     fn next_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<Record>, BufferError>>;
+
+    /// Acknowledges for this reader, from any task: marks records confirmed downstream (they may
+    /// then be deleted). Acknowledgements arrive in any order; each partition's are folded into
+    /// its cursor. Once another reader has taken over, this one's are ignored (its records are
+    /// read again by the new owner: at-least-once).
+    fn acker(&self) -> Acker;
 }
+
+/// Takes acknowledgements for one reader.
+pub trait Acknowledge: Send + Sync {
+    /// Marks `positions` as confirmed downstream.
+    fn ack(&self, positions: &[Position]);
+}
+
+/// A shareable [`Acknowledge`].
+pub type Acker = Arc<dyn Acknowledge>;
 
 #[cfg(test)]
 mod fault_tests;

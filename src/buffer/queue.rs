@@ -223,7 +223,10 @@ mod tests {
         for _ in 0..100 {
             let (reply, _) = tokio::sync::oneshot::channel();
             rt.block_on(q.push(Cmd::Append {
-                records: vec![],
+                records: crate::buffer::writer::Batch {
+                    entries: vec![],
+                    accepted_ms: 0,
+                },
                 bytes: 0,
                 reply,
             }))
@@ -249,7 +252,10 @@ mod tests {
                 for _ in 0..5 {
                     let (reply, _) = tokio::sync::oneshot::channel();
                     q.push(Cmd::Append {
-                        records: vec![],
+                        records: crate::buffer::writer::Batch {
+                            entries: vec![],
+                            accepted_ms: 0,
+                        },
                         bytes: 0,
                         reply,
                     })

@@ -2,7 +2,9 @@
 //!
 //! It never reads past what the writer has published. Damaged records it meets are counted in
 //! `conduit_buffer_corrupt_records_total` and acknowledged, so one bad sector can neither stop
-//! delivery nor hold back the cursor.
+//! delivery nor hold back the cursor. It owns the log's one cursor while it lives: a second
+//! reader is refused, and once a reader is gone and another has taken over, the first one's
+//! acknowledgements are ignored ([`DiskAcker`]).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use bytes::Bytes;
 use super::scan::{Scan, Scanner};
 use super::segment;
 use super::shared::{SCAN_MAX_RECORD, Shared};
-use super::{BoxFuture, BufferError, BufferReader, Record};
+use super::{Acker, Acknowledge, BoxFuture, BufferError, BufferReader, Position, Record};
 
 struct Open {
     first_seq: u64,
@@ -24,6 +26,9 @@ struct Open {
 /// A sequential reader of a [`super::DiskBuffer`].
 pub struct DiskReader {
     shared: Arc<Shared>,
+    name: String,
+    /// Its claim on the cursor (see [`super::shared::ReaderClaim`]).
+    generation: u64,
     next_seq: u64,
     open: Option<Open>,
     /// The writer's rewind count when the open segment was opened.
@@ -31,14 +36,30 @@ pub struct DiskReader {
 }
 
 impl DiskReader {
-    pub(crate) fn new(shared: Arc<Shared>, start: u64) -> Self {
+    /// Claims the log's reader for `name`, from the cursor.
+    pub(crate) fn claim(shared: Arc<Shared>, name: &str) -> Result<Self, BufferError> {
+        let generation = {
+            let mut claim = crate::locks::lock(&shared.reader);
+            if let Some(owner) = &claim.owner {
+                return Err(BufferError::ReaderTaken {
+                    owner: owner.clone(),
+                    wanted: name.to_string(),
+                });
+            }
+            claim.owner = Some(name.to_string());
+            claim.generation += 1;
+            claim.generation
+        };
+        let start = crate::locks::lock(&shared.acks).cursor();
         let rewound = shared.rewound.load(Ordering::Acquire);
-        DiskReader {
+        Ok(DiskReader {
             shared,
+            name: name.to_string(),
+            generation,
             next_seq: start,
             open: None,
             rewound,
-        }
+        })
     }
 
     /// The sequence number the next record will have (at least).
@@ -105,10 +126,10 @@ impl DiskReader {
                     if seq < self.next_seq {
                         continue;
                     }
-                    let payload = Bytes::copy_from_slice(open.scanner.payload());
+                    let stored = Bytes::copy_from_slice(open.scanner.payload());
                     let gap = self.next_seq..seq;
                     self.skip_gap(gap);
-                    out.push(Record { seq, payload });
+                    out.push(Record::from_stored(Position::seq(seq), stored));
                     self.next_seq = seq + 1;
                 }
                 Scan::Corrupt { offset, resume } => {
@@ -147,7 +168,48 @@ impl DiskReader {
     }
 }
 
+impl Drop for DiskReader {
+    fn drop(&mut self) {
+        let mut claim = crate::locks::lock(&self.shared.reader);
+        if claim.generation == self.generation {
+            claim.owner = None;
+        }
+    }
+}
+
+/// Acknowledges for one [`DiskReader`]; ignored once another reader has claimed the log.
+struct DiskAcker {
+    shared: Arc<Shared>,
+    generation: u64,
+}
+
+impl Acknowledge for DiskAcker {
+    fn ack(&self, positions: &[Position]) {
+        if crate::locks::lock(&self.shared.reader).generation != self.generation {
+            return;
+        }
+        let end = self.shared.next_seq.load(Ordering::Acquire);
+        for (partition, run) in super::acks::runs(positions) {
+            debug_assert_eq!(partition, 0, "the disk log has one partition");
+            if partition == 0 {
+                self.shared.ack(run.start..run.end.min(end));
+            }
+        }
+    }
+}
+
 impl BufferReader for DiskReader {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn acker(&self) -> Acker {
+        Arc::new(DiskAcker {
+            shared: self.shared.clone(),
+            generation: self.generation,
+        })
+    }
+
     fn next_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<Record>, BufferError>> {
         Box::pin(async move {
             let shared = self.shared.clone();

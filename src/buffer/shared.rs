@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 use super::acks::AckTracker;
 use super::scan::{Scan, Scanner};
-use super::{BufferError, BufferStats, frame, segment};
+use super::{BufferError, BufferStats, Position, Record, Replayed, frame, segment};
 use crate::config::BufferConfig;
 use crate::metrics::BufferMetrics;
 
@@ -31,6 +31,15 @@ pub(crate) struct SegMeta {
     pub sealed: bool,
 }
 
+/// The reader's owner: the disk log has one cursor, so one reader at a time.
+#[derive(Debug, Default)]
+pub(crate) struct ReaderClaim {
+    /// The owner's name, while a reader lives.
+    pub owner: Option<String>,
+    /// Bumped for each new owner: acknowledgements from an earlier one are ignored.
+    pub generation: u64,
+}
+
 /// State shared by the handle, the writer, the housekeeper and readers.
 pub(crate) struct Shared {
     pub dir: PathBuf,
@@ -40,6 +49,8 @@ pub(crate) struct Shared {
     pub next_seq: AtomicU64,
     pub used_bytes: AtomicU64,
     pub acks: Mutex<AckTracker>,
+    /// Who owns the reader, and how many owners it has had.
+    pub reader: Mutex<ReaderClaim>,
     pub durable_cursor: AtomicU64,
     /// Records from here on are kept even once acknowledged (see [`Buffer::retain_from`]).
     pub retain_from: AtomicU64,
@@ -136,10 +147,11 @@ impl Shared {
 
 /// Every kept record from `from` up to the end of the log, oldest first; the first sequence
 /// number met. Damage is skipped here and left for the delivery reader to count.
-pub(crate) fn replay_from(s: &Shared, from: u64, each: &mut dyn FnMut(u64, &[u8])) -> Result<Option<u64>, BufferError> {
+pub(crate) fn replay_from(s: &Shared, from: u64, each: &mut dyn FnMut(&Record)) -> Result<Replayed, BufferError> {
     let end = s.next_seq.load(Ordering::Acquire);
     let segs: Vec<SegMeta> = crate::locks::lock(&s.segments).clone();
     let mut first = None;
+    let mut records = 0;
     for (i, seg) in segs.iter().enumerate() {
         if segs.get(i + 1).is_some_and(|n| n.first_seq <= from) {
             continue;
@@ -150,14 +162,20 @@ pub(crate) fn replay_from(s: &Shared, from: u64, each: &mut dyn FnMut(u64, &[u8]
             match scanner.next(seg.len)? {
                 Scan::Frame { seq, .. } if seq >= from && seq < end => {
                     first.get_or_insert(seq);
-                    each(seq, scanner.payload());
+                    records += 1;
+                    let stored = bytes::Bytes::copy_from_slice(scanner.payload());
+                    each(&Record::from_stored(Position::seq(seq), stored));
                 }
                 Scan::Frame { .. } | Scan::Corrupt { .. } => {}
                 Scan::Tail { .. } | Scan::End => break,
             }
         }
     }
-    Ok(first)
+    Ok(Replayed {
+        records,
+        missing: first.unwrap_or(end).saturating_sub(from),
+        foreign: from > end,
+    })
 }
 
 pub(crate) fn stats(s: &Shared) -> BufferStats {

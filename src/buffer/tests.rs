@@ -25,6 +25,11 @@ pub(super) fn cfg(dir: &std::path::Path) -> BufferConfig {
     }
 }
 
+/// Bytes a record of `payload` bytes appended by [`DiskBuffer::append_bytes`] takes on disk.
+pub(super) fn stored_len(payload: usize) -> u64 {
+    frame::framed_len(Entry::new(Kind::Interaction, bytes::Bytes::new(), vec![0; payload]).stored_len())
+}
+
 pub(super) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -100,7 +105,7 @@ fn run_ops(ops: Vec<Op>) {
     let rt = rt();
     let metrics = Metrics::new();
     let mut buf = Some(DiskBuffer::open(&cfg(dir.path()), metrics.buffer.clone()).unwrap());
-    let mut reader = buf.as_ref().unwrap().disk_reader();
+    let mut reader = buf.as_ref().unwrap().disk_reader("test").unwrap();
     let mut m = Model {
         stored: Vec::new(),
         first_seq: 0,
@@ -118,8 +123,9 @@ fn run_ops(ops: Vec<Op>) {
                     .enumerate()
                     .map(|(i, l)| payload(next + i as u64, *l))
                     .collect();
-                match rt.block_on(b.append(records.clone())).unwrap() {
-                    Appended::Stored { first_seq, count } => {
+                let first_seq = b.write_position().offset();
+                match rt.block_on(b.append_bytes(records.clone())).unwrap() {
+                    Appended::Stored { count } => {
                         assert_eq!(first_seq, next, "sequence numbers are contiguous");
                         assert_eq!(count, records.len());
                         for (i, r) in records.into_iter().enumerate() {
@@ -139,17 +145,17 @@ fn run_ops(ops: Vec<Op>) {
                     "reader returns what is available"
                 );
                 for r in out {
-                    assert_eq!(r.seq, m.read_pos, "records come in order without gaps");
-                    let (seq, bytes) = &m.stored[(r.seq - m.first_seq) as usize];
-                    assert_eq!((*seq, &bytes[..]), (r.seq, &r.payload[..]));
-                    m.outstanding.push(r.seq);
+                    assert_eq!(r.position.offset(), m.read_pos, "records come in order without gaps");
+                    let (seq, bytes) = &m.stored[(r.position.offset() - m.first_seq) as usize];
+                    assert_eq!((*seq, &bytes[..]), (r.position.offset(), &r.payload[..]));
+                    m.outstanding.push(r.position.offset());
                     m.read_pos += 1;
                 }
             }
             Op::Ack(i) => {
                 if !m.outstanding.is_empty() {
                     let seq = m.outstanding.remove(i % m.outstanding.len());
-                    b.ack(seq..seq + 1);
+                    b.ack_seqs(seq..seq + 1);
                     m.acked.insert(seq);
                     assert_eq!(b.stats().cursor, m.cursor());
                 }
@@ -188,7 +194,7 @@ fn run_ops(ops: Vec<Op>) {
                 m.acked.retain(|s| *s < c);
                 m.outstanding.clear();
                 m.read_pos = c;
-                reader = b.disk_reader();
+                reader = b.disk_reader("test").unwrap();
                 buf = Some(b);
             }
         }
@@ -197,7 +203,7 @@ fn run_ops(ops: Vec<Op>) {
     let mut out = Vec::new();
     reader.read_available(usize::MAX, &mut out).unwrap();
     let expect: Vec<u64> = (m.read_pos..m.first_seq + m.stored.len() as u64).collect();
-    assert_eq!(out.iter().map(|r| r.seq).collect::<Vec<_>>(), expect);
+    assert_eq!(out.iter().map(|r| r.position.offset()).collect::<Vec<_>>(), expect);
     assert_eq!(metrics.buffer.corrupt.get(), 0, "no corruption was introduced");
 }
 
@@ -214,7 +220,7 @@ fn fill(n: u64, c: &BufferConfig) -> (DiskBuffer, Metrics) {
     let b = DiskBuffer::open(c, metrics.buffer.clone()).unwrap();
     let rt = rt();
     for i in 0..n {
-        rt.block_on(b.append(vec![payload(i, 40)])).unwrap();
+        rt.block_on(b.append_bytes(vec![payload(i, 40)])).unwrap();
     }
     (b, metrics)
 }
@@ -235,26 +241,26 @@ fn a_flipped_byte_loses_only_its_record() {
     // Flip a payload byte of the second record of the second segment.
     let target = &segs[1];
     let mut bytes = std::fs::read(&target.path).unwrap();
-    let rec_len = frame::framed_len(40) as usize;
+    let rec_len = stored_len(40) as usize;
     bytes[rec_len + frame::HEADER_LEN + 7] ^= 0x01;
     std::fs::write(&target.path, &bytes).unwrap();
 
-    let report = inspect::scan_dir(dir.path(), |_, _| {}).unwrap();
+    let report = inspect::scan_dir(dir.path(), |_, _, _| {}).unwrap();
     assert!(report.damaged());
     assert_eq!(report.missing_records, 1);
 
     let metrics = Metrics::new();
     let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
-    let mut reader = b.disk_reader();
+    let mut reader = b.disk_reader("test").unwrap();
     let mut out = Vec::new();
     reader.read_available(usize::MAX, &mut out).unwrap();
     let lost = target.first_seq + 1;
     let expect: Vec<u64> = (0..30).filter(|s| *s != lost).collect();
-    assert_eq!(out.iter().map(|r| r.seq).collect::<Vec<_>>(), expect);
+    assert_eq!(out.iter().map(|r| r.position.offset()).collect::<Vec<_>>(), expect);
     assert_eq!(metrics.buffer.corrupt.get(), 1);
     // The lost record does not hold the cursor back.
     for r in &out {
-        b.ack(r.seq..r.seq + 1);
+        b.ack_seqs(r.position.offset()..r.position.offset() + 1);
     }
     assert_eq!(b.stats().cursor, 30);
 }
@@ -269,7 +275,7 @@ fn a_damaged_header_resyncs_on_the_next_frame() {
     fill_and_close(10, &c);
     let seg = last_segment(dir.path());
     let mut bytes = std::fs::read(&seg).unwrap();
-    let rec_len = frame::framed_len(40) as usize;
+    let rec_len = stored_len(40) as usize;
     bytes[3 * rec_len + 5] = 0xff; // record 3's length field
     std::fs::write(&seg, &bytes).unwrap();
     let metrics = Metrics::new();
@@ -280,7 +286,7 @@ fn a_damaged_header_resyncs_on_the_next_frame() {
         "damage in the last segment's middle is not a torn tail"
     );
     let mut out = Vec::new();
-    b.disk_reader().read_available(100, &mut out).unwrap();
+    b.disk_reader("test").unwrap().read_available(100, &mut out).unwrap();
     assert_eq!(out.len(), 9);
     assert_eq!(metrics.buffer.corrupt.get(), 1);
 }
@@ -309,10 +315,10 @@ fn torn_tail_is_truncated_and_counted() {
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), len);
     assert_eq!(metrics.buffer.truncated_bytes.get(), 30);
     assert_eq!(b.stats().next_seq, 5);
-    rt().block_on(b.append(vec![b"after".to_vec()])).unwrap();
+    rt().block_on(b.append_bytes(vec![b"after".to_vec()])).unwrap();
     let mut out = Vec::new();
-    b.disk_reader().read_available(100, &mut out).unwrap();
-    assert_eq!(out.last().unwrap().seq, 5);
+    b.disk_reader("test").unwrap().read_available(100, &mut out).unwrap();
+    assert_eq!(out.last().unwrap().position.offset(), 5);
     assert_eq!(&out.last().unwrap().payload[..], b"after");
 }
 
@@ -321,14 +327,14 @@ fn damaged_cursor_redelivers_instead_of_failing() {
     let dir = tempfile::tempdir().unwrap();
     let c = cfg(dir.path());
     let (b, _) = fill(6, &c);
-    b.ack(0..3);
+    b.ack_seqs(0..3);
     rt().block_on(b.close()).unwrap();
     drop(b);
     std::fs::write(dir.path().join("buffer").join(cursor::FILE), b"garbage").unwrap();
     let b = DiskBuffer::open(&c, Metrics::new().buffer).unwrap();
     let mut out = Vec::new();
-    b.disk_reader().read_available(100, &mut out).unwrap();
-    assert!(out.first().unwrap().seq <= 3 && out.last().unwrap().seq == 5);
+    b.disk_reader("test").unwrap().read_available(100, &mut out).unwrap();
+    assert!(out.first().unwrap().position.offset() <= 3 && out.last().unwrap().position.offset() == 5);
 }
 
 #[test]
@@ -337,7 +343,7 @@ fn acknowledged_segments_are_deleted_and_stay_deleted() {
     let c = cfg(dir.path());
     let (b, _) = fill(40, &c);
     let before = segment::list(b.dir()).unwrap().len();
-    b.ack(0..35);
+    b.ack_seqs(0..35);
     rt().block_on(b.close()).unwrap();
     let after = segment::list(b.dir()).unwrap();
     assert!(
@@ -351,9 +357,9 @@ fn acknowledged_segments_are_deleted_and_stay_deleted() {
     let b = DiskBuffer::open(&c, Metrics::new().buffer).unwrap();
     assert_eq!(b.stats().cursor, 35);
     let mut out = Vec::new();
-    b.disk_reader().read_available(100, &mut out).unwrap();
+    b.disk_reader("test").unwrap().read_available(100, &mut out).unwrap();
     assert_eq!(
-        out.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        out.iter().map(|r| r.position.offset()).collect::<Vec<_>>(),
         (35..40).collect::<Vec<_>>()
     );
 }
@@ -372,7 +378,7 @@ fn full_buffer_blocks_then_refuses_or_drops_and_counts() {
     let rt = rt();
     let mut stored = 0;
     let err = loop {
-        match rt.block_on(b.append(vec![payload(stored, 100)])) {
+        match rt.block_on(b.append_bytes(vec![payload(stored, 100)])) {
             Ok(_) => stored += 1,
             Err(e) => break e,
         }
@@ -391,7 +397,7 @@ fn full_buffer_blocks_then_refuses_or_drops_and_counts() {
     let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
     let mut dropped = 0;
     for i in 0..40 {
-        if let Appended::Dropped { count } = rt.block_on(b.append(vec![payload(i, 100)])).unwrap() {
+        if let Appended::Dropped { count } = rt.block_on(b.append_bytes(vec![payload(i, 100)])).unwrap() {
             dropped += count;
         }
     }
@@ -415,17 +421,19 @@ fn room_freed_by_acks_unblocks_a_waiting_append() {
         .unwrap();
     rt.block_on(async {
         let mut n = 0u64;
-        while b.stats().bytes + frame::framed_len(100) <= 2048 {
-            b.append(vec![payload(n, 100)]).await.unwrap();
+        while b.stats().bytes + stored_len(100) <= 2048 {
+            b.append_bytes(vec![payload(n, 100)]).await.unwrap();
             n += 1;
         }
         let waiter = {
             let b = b.clone();
-            tokio::spawn(async move { b.append(vec![payload(99, 100)]).await })
+            tokio::spawn(async move { b.append_bytes(vec![payload(99, 100)]).await })
         };
-        b.ack(0..n);
+        assert_eq!(b.write_position().offset(), n, "the last append waits for room");
+        b.ack_seqs(0..n);
         let res = waiter.await.unwrap().unwrap();
-        assert!(matches!(res, Appended::Stored { first_seq, .. } if first_seq == n));
+        assert!(matches!(res, Appended::Stored { count: 1 }));
+        assert_eq!(b.write_position().offset(), n + 1);
     });
 }
 
@@ -433,7 +441,7 @@ fn room_freed_by_acks_unblocks_a_waiting_append() {
 fn oversized_records_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let b = DiskBuffer::open(&cfg(dir.path()), Metrics::new().buffer).unwrap();
-    let err = rt().block_on(b.append(vec![vec![0; 5000]])).unwrap_err();
+    let err = rt().block_on(b.append_bytes(vec![vec![0; 5000]])).unwrap_err();
     assert!(matches!(err, BufferError::TooLarge { .. }));
     assert!(!err.is_retryable());
 }
@@ -464,7 +472,7 @@ fn preallocated_segments_roll_reopen_and_inspect_clean() {
     // Records of 200 bytes framed, 327 to a segment: the first roll takes the spare.
     let append = |range: std::ops::Range<u64>| {
         for i in range {
-            rt.block_on(b.append(vec![payload(i, 180)])).unwrap();
+            rt.block_on(b.append_bytes(vec![payload(i, 180)])).unwrap();
         }
     };
     append(0..400);
@@ -500,17 +508,17 @@ fn preallocated_segments_roll_reopen_and_inspect_clean() {
     assert_eq!(b.stats().next_seq, next);
     assert_eq!(b.stats().bytes, used, "the size counts records, not preallocated space");
     assert_eq!(metrics.buffer.truncated_bytes.get(), 0);
-    rt.block_on(b.append(vec![b"after".to_vec()])).unwrap();
+    rt.block_on(b.append_bytes(vec![b"after".to_vec()])).unwrap();
     let mut out = Vec::new();
-    b.disk_reader().read_available(2000, &mut out).unwrap();
+    b.disk_reader("test").unwrap().read_available(2000, &mut out).unwrap();
     assert_eq!(
-        out.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        out.iter().map(|r| r.position.offset()).collect::<Vec<_>>(),
         (0..=next).collect::<Vec<_>>()
     );
     assert_eq!(&out[next as usize].payload[..], b"after");
     rt.block_on(b.close()).unwrap();
     drop(b);
-    let report = inspect::scan_dir(dir.path(), |_, _| {}).unwrap();
+    let report = inspect::scan_dir(dir.path(), |_, _, _| {}).unwrap();
     assert!(!report.damaged(), "{}", inspect::render(&report));
     assert_eq!(report.records, next + 1);
     let last = report.segments.last().unwrap();
@@ -524,7 +532,7 @@ fn preallocated_segments_roll_reopen_and_inspect_clean() {
     f.seek(SeekFrom::Start(data_end(&active.path))).unwrap();
     f.write_all(&partial[..30]).unwrap();
     drop(f);
-    let report = inspect::scan_dir(dir.path(), |_, _| {}).unwrap();
+    let report = inspect::scan_dir(dir.path(), |_, _, _| {}).unwrap();
     assert_eq!(report.torn_tail_bytes, 30, "{}", inspect::render(&report));
     let metrics = Metrics::new();
     let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
@@ -541,11 +549,11 @@ fn flush_policy_stores_without_sync() {
     };
     let metrics = Metrics::new();
     let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
-    rt().block_on(b.append(vec![b"x".to_vec()])).unwrap();
+    rt().block_on(b.append_bytes(vec![b"x".to_vec()])).unwrap();
     assert_eq!(metrics.buffer.fsync_seconds.get_sample_count(), 0);
     let dir = tempfile::tempdir().unwrap();
     let b = DiskBuffer::open(&cfg(dir.path()), metrics.buffer.clone()).unwrap();
-    rt().block_on(b.append(vec![b"x".to_vec()])).unwrap();
+    rt().block_on(b.append_bytes(vec![b"x".to_vec()])).unwrap();
     assert_eq!(metrics.buffer.fsync_seconds.get_sample_count(), 1, "fsync policy syncs");
 }
 
@@ -559,13 +567,73 @@ fn async_reader_wakes_on_new_data() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut reader = b.reader().unwrap();
+        let mut reader = b.reader("test").unwrap();
         let pending = tokio::spawn(async move { reader.next_batch(10).await });
-        b.append(vec![b"one".to_vec(), b"two".to_vec()]).await.unwrap();
+        b.append_bytes(vec![b"one".to_vec(), b"two".to_vec()]).await.unwrap();
         let got = pending.await.unwrap().unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(&got[1].payload[..], b"two");
     });
+}
+
+#[test]
+fn the_reader_has_one_owner_and_a_replaced_owner_acknowledges_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = DiskBuffer::open(&cfg(dir.path()), Metrics::new().buffer).unwrap();
+    rt().block_on(b.append_bytes((0..4).map(|i| payload(i, 20)).collect()))
+        .unwrap();
+    let mut first = b.disk_reader("dispatch").unwrap();
+    let mut read = Vec::new();
+    first.read_available(10, &mut read).unwrap();
+    assert_eq!(read.len(), 4);
+    match b.reader("another") {
+        Err(BufferError::ReaderTaken { owner, wanted }) => {
+            assert_eq!((owner.as_str(), wanted.as_str()), ("dispatch", "another"))
+        }
+        Err(e) => panic!("unexpected {e}"),
+        Ok(_) => panic!("a second reader shared the cursor"),
+    }
+    let stale = first.acker();
+    stale.ack(&[read[0].position]);
+    assert_eq!(b.stats().cursor, 1, "the owner's acknowledgements count");
+    drop(first);
+    let second = b.disk_reader("dispatch").expect("free again once the owner is gone");
+    stale.ack(&read.iter().map(|r| r.position).collect::<Vec<_>>());
+    assert_eq!(b.stats().cursor, 1, "the replaced owner's acknowledgements are ignored");
+    second.acker().ack(&[read[2].position, read[1].position]);
+    assert_eq!(b.stats().cursor, 3, "out of order, folded into the cursor");
+}
+
+#[test]
+fn records_keep_their_kind_key_and_accept_time_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let before = crate::timefmt::now_ms();
+    {
+        let b = DiskBuffer::open(&c, Metrics::new().buffer).unwrap();
+        let entries = vec![
+            Entry::new(Kind::Interaction, "call-1", payload(0, 30)),
+            Entry::new(Kind::Unknown(7), "user-9", payload(1, 30)),
+        ];
+        rt().block_on(b.append(entries)).unwrap();
+        rt().block_on(b.close()).unwrap();
+    }
+    let after = crate::timefmt::now_ms();
+    let b = DiskBuffer::open(&c, Metrics::new().buffer).unwrap();
+    let mut out = Vec::new();
+    b.disk_reader("test").unwrap().read_available(10, &mut out).unwrap();
+    let got: Vec<_> = out.iter().map(|r| (r.kind, &r.key[..], &r.payload[..])).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Kind::Interaction, &b"call-1"[..], &payload(0, 30)[..]),
+            (Kind::Unknown(7), &b"user-9"[..], &payload(1, 30)[..]),
+        ]
+    );
+    for r in &out {
+        let at = r.accepted_ms.expect("the accept time is stored");
+        assert!((before..=after).contains(&at), "{at} not within {before}..={after}");
+    }
 }
 
 proptest! {
@@ -588,12 +656,12 @@ proptest! {
         let at = cut.index(bytes.len() + 1);
         bytes.splice(at..at, junk.iter().copied());
         std::fs::write(seg_dir.join(segment::file_name(0)), &bytes).unwrap();
-        let report = inspect::scan_dir(dir.path(), |_, _| {}).unwrap();
+        let report = inspect::scan_dir(dir.path(), |_, _, _| {}).unwrap();
         prop_assert!(report.records <= frames.len() as u64);
         let b = DiskBuffer::open(&cfg(dir.path()), Metrics::new().buffer).unwrap();
         let mut out = Vec::new();
-        b.disk_reader().read_available(usize::MAX, &mut out).unwrap();
-        let seqs: Vec<u64> = out.iter().map(|r| r.seq).collect();
+        b.disk_reader("test").unwrap().read_available(usize::MAX, &mut out).unwrap();
+        let seqs: Vec<u64> = out.iter().map(|r| r.position.offset()).collect();
         prop_assert!(seqs.windows(2).all(|w| w[0] < w[1]), "out of order: {:?}", seqs);
         // Every frame written before the junk is intact.
         let intact = frames.iter().scan(0usize, |pos, len| { *pos += frame::framed_len(*len) as usize; Some(*pos) })
@@ -601,8 +669,9 @@ proptest! {
         prop_assert!(seqs.iter().take(intact as usize).copied().eq(0..intact), "{:?} lost intact frames", seqs);
         // And the buffer still takes appends after whatever it found.
         let next = b.stats().next_seq;
-        match rt().block_on(b.append(vec![b"after".to_vec()])).unwrap() {
-            Appended::Stored { first_seq, .. } => prop_assert_eq!(first_seq, next),
+        let first_seq = b.write_position().offset();
+        match rt().block_on(b.append_bytes(vec![b"after".to_vec()])).unwrap() {
+            Appended::Stored { .. } => prop_assert_eq!(first_seq, next),
             other => prop_assert!(false, "unexpected {:?}", other),
         }
     }

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::frame;
 use super::queue::Queue;
+use super::record::Entry;
 use super::segment::{self, sync_dir};
 use super::shared::{SegMeta, Shared};
 use crate::config::PersistPolicy;
@@ -71,8 +72,17 @@ struct Broken {
 /// Where a `Close` is answered.
 type CloseReply = oneshot::Sender<io::Result<()>>;
 
+/// An append's records and when the buffer accepted them (ms since the epoch; one time for the
+/// whole append, stored in each record's envelope).
+pub struct Batch {
+    /// The records.
+    pub entries: Vec<Entry>,
+    /// The accept time.
+    pub accepted_ms: i64,
+}
+
 /// An append waiting in a group: its records and where to answer.
-type Pending = (Vec<Vec<u8>>, oneshot::Sender<io::Result<u64>>);
+type Pending = (Batch, oneshot::Sender<io::Result<u64>>);
 
 /// Answers for a group of appends.
 pub type Replies = Vec<(oneshot::Sender<io::Result<u64>>, io::Result<u64>)>;
@@ -88,8 +98,8 @@ pub fn complete(replies: Replies) {
 pub enum Cmd {
     /// Append records; answer with the first sequence number.
     Append {
-        /// Encoded records.
-        records: Vec<Vec<u8>>,
+        /// The records.
+        records: Batch,
         /// Their framed size.
         bytes: u64,
         /// The answer.
@@ -375,7 +385,7 @@ impl Writer {
         complete(replies);
     }
 
-    fn write_group(&mut self, appends: &[Vec<Vec<u8>>], firsts: &mut Vec<u64>) -> io::Result<()> {
+    fn write_group(&mut self, appends: &[Batch], firsts: &mut Vec<u64>) -> io::Result<()> {
         let max = self.shared.cfg.segment_max_bytes;
         self.buf.clear();
         #[cfg(test)]
@@ -384,16 +394,21 @@ impl Writer {
         if self.shared.faults.take("panic").is_err() {
             panic!("a writer fault injected by a test");
         }
-        for records in appends {
+        for batch in appends {
             firsts.push(self.next_seq);
-            for r in records {
-                let fl = frame::framed_len(r.len());
+            for e in &batch.entries {
+                let fl = frame::framed_len(e.stored_len());
                 let pending = self.seg_len + self.buf.len() as u64;
                 if pending > 0 && pending + fl > max {
                     self.flush_buf()?;
                     self.roll()?;
                 }
-                frame::encode(self.next_seq, r, &mut self.buf);
+                let start = self.buf.len();
+                self.buf.extend_from_slice(&frame::MAGIC);
+                self.buf.extend_from_slice(&[0; frame::HEADER_LEN - 4]);
+                e.envelope(batch.accepted_ms, &mut self.buf);
+                self.buf.extend_from_slice(&e.payload);
+                frame::seal(self.next_seq, start, &mut self.buf);
                 self.next_seq += 1;
             }
         }

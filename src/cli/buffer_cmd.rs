@@ -14,10 +14,10 @@ use crate::event::EventCodec;
 /// Where the buffer is: a data dir, or a config naming one.
 #[derive(Debug, Args)]
 pub struct Location {
-    /// The data directory (`buffer.data_dir`).
+    /// The data directory (`data_dir`).
     #[arg(long, conflicts_with = "config", required_unless_present = "config")]
     data_dir: Option<PathBuf>,
-    /// Or the config file whose `buffer.data_dir` to use.
+    /// Or the config file whose `data_dir` to use.
     #[arg(long, short)]
     config: Option<PathBuf>,
 }
@@ -26,7 +26,7 @@ impl Location {
     pub fn data_dir(&self) -> anyhow::Result<PathBuf> {
         match (&self.data_dir, &self.config) {
             (Some(d), _) => Ok(d.clone()),
-            (None, Some(c)) => Ok(config::load_file(c)?.buffer.data_dir),
+            (None, Some(c)) => Ok(config::load_file(c)?.data_dir),
             (None, None) => anyhow::bail!("give --data-dir or --config"),
         }
     }
@@ -65,7 +65,7 @@ pub enum BufferCommand {
 pub fn run(cmd: BufferCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BufferCommand::Inspect { at, json } => {
-            let report = inspect::scan_dir(&at.data_dir()?, |_, _| {}).context("inspecting the buffer")?;
+            let report = inspect::scan_dir(&at.data_dir()?, |_, _, _| {}).context("inspecting the buffer")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -74,7 +74,7 @@ pub fn run(cmd: BufferCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         BufferCommand::Verify { at } => {
-            let report = inspect::scan_dir(&at.data_dir()?, |_, _| {}).context("verifying the buffer")?;
+            let report = inspect::scan_dir(&at.data_dir()?, |_, _, _| {}).context("verifying the buffer")?;
             print!("{}", inspect::render(&report));
             Ok(if report.damaged() {
                 ExitCode::from(1)
@@ -94,16 +94,19 @@ pub fn run(cmd: BufferCommand) -> anyhow::Result<ExitCode> {
                 _ => None,
             };
             let mut failed = None;
-            let report = inspect::scan_dir(&data_dir, |seq, payload| {
+            let report = inspect::scan_dir(&data_dir, |seq, kind, payload| {
                 if printed >= limit || failed.is_some() {
                     return;
                 }
                 if unacked && cursor.is_some_and(|c| seq < c) {
                     return;
                 }
-                let line = match codec.decode(payload) {
-                    Ok(ev) => serde_json::json!({"seq": seq, "event": ev}),
-                    Err(e) => serde_json::json!({"seq": seq, "error": e.to_string()}),
+                let line = match (kind, codec.decode(payload)) {
+                    (crate::buffer::Kind::Interaction, Ok(ev)) => serde_json::json!({"seq": seq, "event": ev}),
+                    (crate::buffer::Kind::Interaction, Err(e)) => {
+                        serde_json::json!({"seq": seq, "error": e.to_string()})
+                    }
+                    (other, _) => serde_json::json!({"seq": seq, "kind": other.code(), "bytes": payload.len()}),
                 };
                 if let Err(e) = writeln!(out, "{line}") {
                     failed = Some(e);

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use super::buffer_cmd::Location;
-use crate::buffer::{Appended, Buffer, DiskBuffer};
+use crate::buffer::{Appended, Buffer, DiskBuffer, Entry, Kind};
 use crate::config::BufferConfig;
 use crate::dispatch::deadletter;
 use crate::metrics::Metrics;
@@ -90,8 +90,19 @@ pub fn run(cmd: DeadLetterCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A dead letter as a buffer record again: an interaction event under its interaction's key
+/// (no key when its payload does not decode; it is then dead-lettered again, never lost).
+fn entry_of(codec: &crate::event::EventCodec, letter: &deadletter::DeadLetter) -> Entry {
+    let key = codec
+        .decode(&letter.payload)
+        .map(|ev| bytes::Bytes::from(ev.interaction.call_id_key))
+        .unwrap_or_default();
+    Entry::new(Kind::Interaction, key, letter.payload.to_vec())
+}
+
 async fn replay(dir: &std::path::Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let metrics = Metrics::new();
+    let codec = crate::event::EventCodec::new();
     let cfg = BufferConfig::with_dir(dir);
     let buffer: Arc<DiskBuffer> = Arc::new(
         DiskBuffer::open(&cfg, metrics.buffer.clone())
@@ -107,7 +118,7 @@ async fn replay(dir: &std::path::Path, files: &[PathBuf]) -> anyhow::Result<Exit
                 letters.len()
             );
         }
-        let records: Vec<Vec<u8>> = letters.iter().map(|d| d.payload.to_vec()).collect();
+        let records: Vec<Entry> = letters.iter().map(|d| entry_of(&codec, d)).collect();
         let n = records.len();
         if n > 0 {
             match buffer.append(records).await? {

@@ -120,7 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             println!(
                 "  buffer         {} (persist {:?}, cap {} bytes, when full {:?})",
-                cfg.buffer.data_dir.display(),
+                cfg.data_dir.display(),
                 cfg.buffer.persist,
                 cfg.buffer.max_bytes,
                 cfg.buffer.when_full

@@ -1,4 +1,8 @@
-//! `[buffer]`: where and how the durable buffer keeps what was accepted.
+//! `[buffer]`: which durable buffer keeps what was accepted, and how.
+//!
+//! The section is tagged: `type = "disk"` is the embedded disk log, under the top-level
+//! `data_dir`. Before the tag, `data_dir` was a key of this section; that form is refused with a
+//! message showing the new one (see [`super::load`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,11 +29,24 @@ pub enum PersistPolicy {
     Flush,
 }
 
+/// Which buffer.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BufferType {
+    /// The embedded segmented log under `<data_dir>/buffer/`.
+    Disk,
+}
+
 /// The durable buffer.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BufferConfig {
-    /// Directory for the buffer (`buffer/`) and later dead letters.
+    /// `type`: which buffer (`"disk"`, the default).
+    #[serde(rename = "type", default = "default_type")]
+    pub kind: BufferType,
+    /// The data directory: not a key of this section but the top-level `data_dir`, copied here
+    /// when the config is loaded (the disk log lives under `<data_dir>/buffer/`).
+    #[serde(skip)]
     pub data_dir: PathBuf,
     /// `fsync` (default) or `flush`.
     #[serde(default = "default_persist")]
@@ -51,6 +68,9 @@ pub struct BufferConfig {
     pub max_record_bytes: u32,
 }
 
+fn default_type() -> BufferType {
+    BufferType::Disk
+}
 fn default_persist() -> PersistPolicy {
     PersistPolicy::Fsync
 }
@@ -70,10 +90,18 @@ fn default_max_record_bytes() -> u32 {
     1024 * 1024
 }
 
+impl Default for BufferConfig {
+    /// The disk log with every default (its `data_dir` is filled in from the top-level key).
+    fn default() -> Self {
+        BufferConfig::with_dir(PathBuf::new())
+    }
+}
+
 impl BufferConfig {
     /// Defaults for a data dir (used by the tools and tests).
     pub fn with_dir(data_dir: impl Into<PathBuf>) -> Self {
         BufferConfig {
+            kind: BufferType::Disk,
             data_dir: data_dir.into(),
             persist: default_persist(),
             segment_max_bytes: default_segment_max_bytes(),

@@ -57,8 +57,10 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
                 }
             }
         }
+        refuse_old_buffer_form(&table)?;
         let err = match serde_path_to_error::deserialize::<_, Config>(table) {
             Ok(mut config) => {
+                config.buffer.data_dir = config.data_dir.clone();
                 config.validate()?;
                 config.warnings = warnings;
                 return Ok(config);
@@ -96,6 +98,42 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
             None => return Err(ConfigError::Invalid { key, message }),
         }
     }
+}
+
+/// The buffer section before it was tagged (`[buffer] data_dir = ...`, no `type`) is refused
+/// with the form that replaces it.
+fn refuse_old_buffer_form(table: &Table) -> Result<(), ConfigError> {
+    let Some(Value::Table(buffer)) = table.get("buffer") else {
+        return Ok(());
+    };
+    let rest: Vec<String> = buffer
+        .iter()
+        .filter(|(k, _)| !["data_dir", "type"].contains(&k.as_str()))
+        .map(|(k, v)| format!("    {k} = {v}"))
+        .collect();
+    let new_form = |data_dir: &str| {
+        let mut text = format!("\n\n    data_dir = {data_dir}\n\n    [buffer]\n    type = \"disk\"\n");
+        for line in &rest {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
+    };
+    if let Some(dir) = buffer.get("data_dir") {
+        let here = if table.contains_key("data_dir") {
+            "; remove it (the top-level `data_dir` is set already)"
+        } else {
+            ""
+        };
+        return Err(ConfigError::invalid(
+            "buffer.data_dir",
+            format!(
+                "the data directory is now the top-level key `data_dir` (environment: CONDUIT_DATA_DIR), and the buffer section names its type{here}. Write:{}",
+                new_form(&dir.to_string())
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn ignored(var: &str, why: &str) -> String {
@@ -172,17 +210,48 @@ mod tests {
 
     const MINIMAL: &str = r#"
         cic_server = "cic01"
+        data_dir = "/tmp/x"
         [organization]
         short_name = "acme"
         region = "eu-west-1"
-        [buffer]
-        data_dir = "/tmp/x"
         [sources.http]
         token = "t0ken"
     "#;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_buffer_section_before_its_type_is_refused_with_the_new_form() {
+        let old =
+            MINIMAL.replace("data_dir = \"/tmp/x\"\n", "") + "[buffer]\ndata_dir = \"/srv/cc\"\npersist = \"flush\"\n";
+        let err = load_str(&old, env(&[])).unwrap_err().to_string();
+        assert!(err.starts_with("config key `buffer.data_dir`:"), "{err}");
+        for line in [
+            "data_dir = \"/srv/cc\"",
+            "[buffer]",
+            "type = \"disk\"",
+            "persist = \"flush\"",
+            "CONDUIT_DATA_DIR",
+        ] {
+            assert!(err.contains(line), "the message lacks {line:?}: {err}");
+        }
+        // The new form it shows loads.
+        let shown = err[err.find("Write:").unwrap() + 6..].to_string();
+        let fixed = MINIMAL
+            .replace("data_dir = \"/tmp/x\"\n", "")
+            .replace("[organization]", &format!("{shown}\n[organization]"));
+        let c = load_str(&fixed, env(&[])).unwrap();
+        assert_eq!(c.data_dir, std::path::PathBuf::from("/srv/cc"));
+        assert_eq!(c.buffer.data_dir, c.data_dir, "the buffer lives under the data dir");
+        assert_eq!(c.buffer.persist, crate::config::PersistPolicy::Flush);
+        // An override in the old form is refused the same way.
+        let err = load_str(MINIMAL, env(&[("CONDUIT_BUFFER__DATA_DIR", "/srv/x")])).unwrap_err();
+        assert!(err.to_string().contains("CONDUIT_DATA_DIR"), "{err}");
+        // A type this version does not know names the key.
+        let err = load_str(&format!("{MINIMAL}[buffer]\ntype = \"tape\"\n"), env(&[])).unwrap_err();
+        assert!(err.to_string().starts_with("config key `buffer.type`:"), "{err}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-pub use buffer::{BufferConfig, PersistPolicy, WhenFull};
+pub use buffer::{BufferConfig, BufferType, PersistPolicy, WhenFull};
 pub use load::{load_file, load_str};
 pub use region::{REGIONS, region_domain};
 pub use secret::{Secret, SecretSource};
@@ -84,7 +84,11 @@ pub struct Config {
     pub log: LogConfig,
     /// The paired Genesys Cloud organization.
     pub organization: OrganizationConfig,
-    /// The durable buffer.
+    /// Where the conduit keeps its data: the disk buffer (`buffer/`), dead letters
+    /// (`dead-letter/`) and the sources' carried state (`source-state.json`).
+    pub data_dir: PathBuf,
+    /// The durable buffer (default: the disk log with its defaults).
+    #[serde(default)]
     pub buffer: BufferConfig,
     /// Mapping from CIC attributes to events.
     #[serde(default)]

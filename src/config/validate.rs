@@ -68,10 +68,10 @@ impl Config {
                 ));
             }
         }
-        let b = &self.buffer;
-        if b.data_dir.as_os_str().is_empty() {
-            return Err(ConfigError::invalid("buffer.data_dir", "must not be empty"));
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("data_dir", "must not be empty"));
         }
+        let b = &self.buffer;
         if !(64 * 1024..=4 * 1024 * 1024 * 1024).contains(&b.segment_max_bytes) {
             return Err(ConfigError::invalid(
                 "buffer.segment_max_bytes",

@@ -10,21 +10,41 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::buffer::{Position, Record};
+
 /// One buffered record on its way to a sink.
 #[derive(Debug, Clone)]
 pub struct Item {
-    /// Its sequence number in the buffer.
-    pub seq: u64,
-    /// The record as stored (for the dead-letter file).
+    /// Where it is in the buffer (to acknowledge it).
+    pub position: Position,
+    /// When the buffer accepted it, ms since the epoch, when known.
+    pub accepted_ms: Option<i64>,
+    /// The record's bytes as stored (for the dead-letter file).
     pub payload: Bytes,
-    /// The entity, serialized.
-    pub json: Bytes,
-    /// Sends so far of this item that the cloud returned as retryable.
+    /// Its part of a request body, as its sink prepared it.
+    pub part: Bytes,
+    /// Sends so far of this item that the destination returned as retryable.
     pub attempts: u32,
 }
 
-/// Bytes of `{"entities":[` and `]}`.
-pub const ENVELOPE: usize = 16;
+impl Item {
+    /// `record`, not prepared yet.
+    pub fn of(record: &Record) -> Self {
+        Item {
+            position: record.position,
+            accepted_ms: record.accepted_ms,
+            payload: record.payload.clone(),
+            part: Bytes::new(),
+            attempts: 0,
+        }
+    }
+}
+
+/// Whether `item` fits in a request of at most `max_bytes` whose body adds `envelope` bytes
+/// around its parts.
+pub fn fits_alone(item: &Item, envelope: usize, max_bytes: usize) -> bool {
+    envelope + item.part.len() <= max_bytes
+}
 
 /// A batch under construction.
 #[derive(Debug)]
@@ -32,33 +52,30 @@ pub struct Batcher {
     max_events: usize,
     max_bytes: usize,
     max_age: Duration,
+    envelope: usize,
     items: Vec<Item>,
     bytes: usize,
     started: Option<Instant>,
 }
 
 impl Batcher {
-    /// Limits for each batch.
-    pub fn new(max_events: usize, max_bytes: usize, max_age: Duration) -> Self {
+    /// Limits for each batch, whose request body adds `envelope` bytes around its parts.
+    pub fn new(max_events: usize, max_bytes: usize, max_age: Duration, envelope: usize) -> Self {
         Batcher {
             max_events: max_events.max(1),
             max_bytes,
             max_age,
+            envelope,
             items: Vec::with_capacity(max_events),
-            bytes: ENVELOPE,
+            bytes: envelope,
             started: None,
         }
-    }
-
-    /// Whether `item` fits in a request at all.
-    pub fn fits_alone(&self, item: &Item) -> bool {
-        ENVELOPE + item.json.len() <= self.max_bytes
     }
 
     /// Adds an item at `now`; returns a batch to send now when one is complete. An item that
     /// would take the batch past `max_bytes` completes the batch before it and starts the next.
     pub fn push(&mut self, item: Item, now: Instant) -> Option<Vec<Item>> {
-        let size = item.json.len() + 1;
+        let size = item.part.len() + 1;
         let mut done = None;
         if !self.items.is_empty() && self.bytes + size > self.max_bytes {
             done = Some(self.take());
@@ -81,7 +98,7 @@ impl Batcher {
 
     /// The batch as it is.
     pub fn take(&mut self) -> Vec<Item> {
-        self.bytes = ENVELOPE;
+        self.bytes = self.envelope;
         self.started = None;
         std::mem::replace(&mut self.items, Vec::with_capacity(self.max_events))
     }
@@ -101,11 +118,14 @@ impl Batcher {
 mod tests {
     use super::*;
 
+    const ENVELOPE: usize = 16;
+
     fn item(seq: u64, size: usize) -> Item {
         Item {
-            seq,
+            position: Position::seq(seq),
+            accepted_ms: None,
             payload: Bytes::new(),
-            json: Bytes::from(vec![b'x'; size]),
+            part: Bytes::from(vec![b'x'; size]),
             attempts: 0,
         }
     }
@@ -113,32 +133,32 @@ mod tests {
     #[test]
     fn completes_by_count() {
         let t = Instant::now();
-        let mut b = Batcher::new(3, 1 << 20, Duration::from_secs(1));
+        let mut b = Batcher::new(3, 1 << 20, Duration::from_secs(1), ENVELOPE);
         assert!(b.push(item(1, 10), t).is_none());
         assert!(b.push(item(2, 10), t).is_none());
         let full = b.push(item(3, 10), t).unwrap();
-        assert_eq!(full.iter().map(|i| i.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(full.iter().map(|i| i.position.offset()).collect::<Vec<_>>(), [1, 2, 3]);
         assert!(b.is_empty() && b.deadline().is_none());
     }
 
     #[test]
     fn completes_by_bytes_before_the_item_that_does_not_fit() {
         let t = Instant::now();
-        let mut b = Batcher::new(100, ENVELOPE + 25, Duration::from_secs(1));
+        let mut b = Batcher::new(100, ENVELOPE + 25, Duration::from_secs(1), ENVELOPE);
         assert!(b.push(item(1, 10), t).is_none());
         assert!(b.push(item(2, 10), t).is_none());
         let full = b.push(item(3, 10), t).unwrap();
         assert_eq!(full.len(), 2);
         assert_eq!(b.len(), 1, "the third starts the next batch");
-        assert!(!b.fits_alone(&item(4, 30)));
-        assert!(b.fits_alone(&item(4, 9)));
+        assert!(!fits_alone(&item(4, 30), ENVELOPE, ENVELOPE + 25));
+        assert!(fits_alone(&item(4, 9), ENVELOPE, ENVELOPE + 25));
     }
 
     #[test]
     fn the_deadline_counts_from_the_batchs_first_item() {
         let t = Instant::now();
         let later = t + Duration::from_secs(5);
-        let mut b = Batcher::new(100, 1 << 20, Duration::from_millis(500));
+        let mut b = Batcher::new(100, 1 << 20, Duration::from_millis(500), ENVELOPE);
         // Items that waited in a queue join the batch at `later`: its age counts from there.
         b.push(item(1, 1), later);
         b.push(item(2, 1), later + Duration::from_millis(300));

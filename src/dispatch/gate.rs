@@ -1,10 +1,11 @@
-//! [`Gate`]: one destination's door, shared by all its lanes.
+//! [`Gate`]: one OAuth client's door to Genesys Cloud, shared by the lanes of every sink that
+//! uses the client (the cloud limits requests per client, not per destination).
 //!
-//! Every request waits at the gate for two things: the end of a destination-wide pause (set by a
+//! Every request waits at the gate for two things: the end of a client-wide pause (set by a
 //! 429's `Retry-After`, or by an authentication failure) and its turn under the pacing that
 //! spreads the rate-limit window's remaining allowance evenly ([`Pacer`]). The gate also keeps
-//! what `/health` shows about the destination: its state, when a pause ends, the last error and
-//! its correlation id.
+//! what `/health` shows about the destinations behind it: their state, when a pause ends, the
+//! last error and its correlation id.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -75,7 +76,6 @@ struct Inner {
 
 /// One destination's gate.
 pub struct Gate {
-    name: &'static str,
     inner: Mutex<Inner>,
 }
 
@@ -106,9 +106,8 @@ fn iso(t: SystemTime) -> String {
 
 impl Gate {
     /// A gate using `share` of the rate limit.
-    pub fn new(name: &'static str, share: f64) -> Self {
+    pub fn new(share: f64) -> Self {
         Gate {
-            name,
             inner: Mutex::new(Inner {
                 pacer: Pacer::new(share),
                 next_send: now(),
@@ -233,7 +232,7 @@ impl Gate {
     }
 
     /// The `/health` view.
-    pub fn health(&self) -> DestinationHealth {
+    pub fn health(&self, name: &'static str) -> DestinationHealth {
         let g = self.lock();
         let now = now();
         let paused_until = g
@@ -241,7 +240,7 @@ impl Gate {
             .filter(|t| *t > now)
             .map(|t| iso(SystemTime::now() + (t - now)));
         DestinationHealth {
-            name: self.name,
+            name,
             state: if paused_until.is_none() && g.state == DestState::Paused {
                 DestState::Retrying
             } else {
@@ -262,25 +261,25 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_pause_holds_every_turn_until_it_ends() {
-        let gate = Gate::new("t", 1.0);
+        let gate = Gate::new(1.0);
         let sd = Shutdown::new();
         drop(gate.turn(&sd).await.unwrap());
         gate.pause(Duration::from_secs(7));
-        assert_eq!(gate.health().state, DestState::Paused);
-        assert!(gate.health().paused_until.is_some());
+        assert_eq!(gate.health("t").state, DestState::Paused);
+        assert!(gate.health("t").paused_until.is_some());
         let t0 = tokio::time::Instant::now();
         let turn = gate.turn(&sd).await.unwrap();
         assert!(t0.elapsed() >= Duration::from_secs(7), "{:?}", t0.elapsed());
-        assert_eq!(gate.health().in_flight, 1);
+        assert_eq!(gate.health("t").in_flight, 1);
         drop(turn);
-        assert_eq!(gate.health().in_flight, 0);
+        assert_eq!(gate.health("t").in_flight, 0);
         gate.succeeded();
-        assert_eq!(gate.health().state, DestState::Ok);
+        assert_eq!(gate.health("t").state, DestState::Ok);
     }
 
     #[tokio::test(start_paused = true)]
     async fn shutdown_ends_the_wait() {
-        let gate = Gate::new("t", 1.0);
+        let gate = Gate::new(1.0);
         let sd = Shutdown::new();
         gate.pause(Duration::from_secs(3600));
         sd.trigger();
@@ -289,9 +288,9 @@ mod tests {
 
     #[test]
     fn failures_are_reported_without_empty_correlation_ids() {
-        let gate = Gate::new("t", 1.0);
+        let gate = Gate::new(1.0);
         gate.failed(DestState::AuthFailing, Some(401), "refused".into(), Some(String::new()));
-        let h = gate.health();
+        let h = gate.health("t");
         assert_eq!(h.state, DestState::AuthFailing);
         let e = h.last_error.unwrap();
         assert_eq!((e.status, e.correlation_id), (Some(401), None));

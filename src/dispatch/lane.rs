@@ -1,4 +1,5 @@
-//! A lane: one request in flight at a time, for the interactions hashed to it.
+//! A lane: one request in flight at a time, for the lane keys (interactions) hashed to it. The
+//! same for every sink: the sink makes the body and reads the answer, the lane decides.
 //!
 //! The lane batches its items ([`Batcher`]) and delivers each batch to completion before the
 //! next — so an interaction's events reach the cloud in order. A batch that is due by age but
@@ -7,15 +8,15 @@
 //! Delivering a batch means: wait for a turn at the [`super::gate::Gate`], send, then act on the
 //! classified answer:
 //!
-//! - delivered: acknowledge everything the cloud processed; entities returned in
-//!   `unprocessedEntities` as retryable are sent again (up to `max_entity_attempts`), the others
+//! - delivered: acknowledge everything the destination processed; records it returned as not
+//!   processed but retryable are sent again (up to `max_entity_attempts`), the others
 //!   dead-lettered;
 //! - retry (429, 408, 5xx, 401/403 after a token refresh, no answer): wait `Retry-After` when
 //!   given, else a capped exponential backoff with full jitter; a 429 or an authentication failure
 //!   pauses the whole destination for that time;
-//! - refused for good (other 4xx): a batch of more than one entity answered 400, 413 or 422 is
+//! - refused for good (other 4xx): a batch of more than one record answered 400, 413 or 422 is
 //!   split in halves and each half sent on its own, so one bad event cannot take good ones down
-//!   with it; a single refused entity is dead-lettered with the status, message and correlation
+//!   with it; a single refused record is dead-lettered with the status, message and correlation
 //!   id.
 //!
 //! On shutdown the lane stops at once; whatever it had not confirmed stays unacknowledged in the
@@ -26,29 +27,34 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
-use super::Context;
-use super::batch::{Batcher, ENVELOPE, Item};
+use super::batch::{Batcher, Item};
 use super::gate::DestState;
+use super::{Context, Letter};
 use crate::retry::Backoff;
-use crate::sink::classify::{Outcome, RetryReason, Verdict, classify};
-use crate::sink::journey::{SendError, Unprocessed};
+use crate::sink::classify::{Outcome, RefusalReason, RetryReason, Verdict, classify};
+use crate::sink::{Answer, SendError, Unprocessed};
 
-/// In test builds only: an entity carrying this text makes the lane that takes it panic, so that
-/// a test can show what a failing lane does to the process.
+/// In test builds only: a record whose part carries this text makes the lane that takes it
+/// panic, so that a test can show what a failing lane does to the process.
 #[cfg(test)]
 pub(crate) const TEST_PANIC_MARK: &str = "test-lane-panic";
+
+/// Now, on tokio's clock (which tests can pause and advance).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
 
 /// Adds an item; delivers the batch it completes. False when stopped by shutdown.
 async fn add(ctx: &Context, batcher: &mut Batcher, item: Item) -> bool {
     #[cfg(test)]
     if item
-        .json
+        .part
         .windows(TEST_PANIC_MARK.len())
         .any(|w| w == TEST_PANIC_MARK.as_bytes())
     {
         panic!("a lane fault injected by a test");
     }
-    match batcher.push(item, Instant::now()) {
+    match batcher.push(item, now()) {
         Some(full) => deliver(ctx, full).await,
         None => true,
     }
@@ -56,7 +62,9 @@ async fn add(ctx: &Context, batcher: &mut Batcher, item: Item) -> bool {
 
 /// Runs a lane until its channel closes or shutdown.
 pub async fn run(ctx: std::sync::Arc<Context>, mut rx: mpsc::Receiver<Item>) {
-    let mut batcher = Batcher::new(ctx.cfg.max_events, ctx.cfg.max_bytes, ctx.cfg.max_age());
+    let d = &ctx.delivery;
+    let mut batcher = Batcher::new(d.max_events, d.max_bytes, d.max_age, ctx.sink.envelope_bytes());
+    let shutdown = &ctx.common.shutdown;
     // When a batch due by age deferred to others, the next look at the gate.
     let mut recheck: Option<Instant> = None;
     loop {
@@ -87,7 +95,7 @@ pub async fn run(ctx: std::sync::Arc<Context>, mut rx: mpsc::Receiver<Item>) {
             _ = sleep_until_opt(deadline) => {
                 if !ctx.gate.idle_turn_free() {
                     // Full batches are waiting for the turn, or another lane took it.
-                    recheck = Some(Instant::now() + RECHECK);
+                    recheck = Some(now() + RECHECK);
                     continue;
                 }
                 recheck = None;
@@ -95,7 +103,7 @@ pub async fn run(ctx: std::sync::Arc<Context>, mut rx: mpsc::Receiver<Item>) {
                     return;
                 }
             }
-            _ = ctx.shutdown.wait() => return,
+            _ = shutdown.wait() => return,
         }
     }
 }
@@ -135,95 +143,28 @@ pub async fn deliver(ctx: &Context, batch: Vec<Item>) -> bool {
     true
 }
 
-fn body_of(part: &[Item]) -> bytes::Bytes {
-    let mut body = Vec::with_capacity(ENVELOPE + part.iter().map(|i| i.json.len() + 1).sum::<usize>());
-    body.extend_from_slice(b"{\"entities\":[");
-    for (i, item) in part.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(&item.json);
-    }
-    body.extend_from_slice(b"]}");
-    bytes::Bytes::from(body)
-}
-
 /// Sleeps `d`; false when shutdown came first.
 async fn pause(ctx: &Context, d: Duration) -> bool {
-    ctx.shutdown.sleep(d).await
+    ctx.common.shutdown.sleep(d).await
 }
 
+/// Sends `part` until it is settled: confirmed, dead-lettered, or split for the halves to be
+/// sent on their own.
 async fn send_part(ctx: &Context, mut part: Vec<Item>) -> Part {
-    let sink = crate::sink::journey::NAME;
-    let mut backoff = Backoff::new(
-        Duration::from_millis(ctx.cfg.retry_initial_ms),
-        Duration::from_millis(ctx.cfg.retry_max_ms),
-    );
+    let d = &ctx.delivery;
+    let mut backoff = Backoff::new(d.retry_initial, d.retry_max);
     loop {
-        let Some(turn) = ctx.gate.turn(&ctx.shutdown).await else {
-            return Part::Stopped;
-        };
-        let body = body_of(&part);
-        ctx.metrics
-            .batch_events
-            .with_label_values(&[sink])
-            .observe(part.len() as f64);
-        let sent = tokio::select! {
-            r = ctx.sink.send(body) => r,
-            _ = ctx.shutdown.wait() => return Part::Stopped,
-        };
-        drop(turn);
-        let answer = match sent {
-            Ok(a) => a,
-            Err(SendError::Auth(e)) => {
-                ctx.metrics.requests.with_label_values(&[sink, "oauth"]).inc();
-                ctx.metrics.retries.with_label_values(&[sink, "oauth"]).inc();
-                let state = if e.is_retryable() {
-                    DestState::Retrying
-                } else {
-                    DestState::AuthFailing
-                };
-                tracing::warn!(error = %e, "no OAuth token; delivery waits");
-                ctx.gate.failed(state, None, e.to_string(), None);
-                if !pause(ctx, backoff.next_delay()).await {
+        let answer = match request(ctx, &part).await {
+            Some(Ok(answer)) => answer,
+            Some(Err(e)) => {
+                if !no_answer(ctx, e, backoff.next_delay(), part.len()).await {
                     return Part::Stopped;
                 }
                 continue;
             }
-            Err(e) => {
-                let (outcome, label) = match e {
-                    SendError::Timeout => (Outcome::Timeout, "timeout"),
-                    _ => (Outcome::Connect, "connect"),
-                };
-                ctx.metrics.requests.with_label_values(&[sink, label]).inc();
-                let Verdict::Retry { reason, .. } = classify(outcome, SystemTime::now()) else {
-                    unreachable!("no answer is always retried")
-                };
-                ctx.metrics.retries.with_label_values(&[sink, reason.label()]).inc();
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, events = part.len(), "request failed; retrying");
-                ctx.gate.failed(DestState::Retrying, None, e.to_string(), None);
-                if !pause(ctx, delay).await {
-                    return Part::Stopped;
-                }
-                continue;
-            }
+            None => return Part::Stopped,
         };
-        if let Some(rl) = answer.rate {
-            ctx.gate.observe(rl);
-            ctx.metrics
-                .ratelimit_remaining
-                .with_label_values(&[sink])
-                .set(rl.remaining() as i64);
-        }
-        ctx.metrics
-            .requests
-            .with_label_values(&[sink, &answer.status.to_string()])
-            .inc();
-        ctx.metrics
-            .request_seconds
-            .with_label_values(&[sink])
-            .observe(answer.elapsed.as_secs_f64());
+        observe(ctx, &answer);
         let verdict = classify(
             Outcome::Response {
                 status: answer.status,
@@ -236,19 +177,10 @@ async fn send_part(ctx: &Context, mut part: Vec<Item>) -> Part {
         match verdict {
             Verdict::Delivered => {
                 ctx.gate.succeeded();
-                if answer.unprocessed.is_empty() {
-                    ctx.confirm(&part);
+                part = settle(ctx, part, answer.unprocessed, corr).await;
+                if part.is_empty() {
                     return Part::Done;
                 }
-                let retry = settle_partial(ctx, part, answer.unprocessed, corr).await;
-                if retry.is_empty() {
-                    return Part::Done;
-                }
-                ctx.metrics
-                    .retries
-                    .with_label_values(&[sink, "unprocessed"])
-                    .inc_by(retry.len() as u64);
-                part = retry;
                 if !pause(ctx, backoff.next_delay()).await {
                     return Part::Stopped;
                 }
@@ -258,68 +190,166 @@ async fn send_part(ctx: &Context, mut part: Vec<Item>) -> Part {
                 pause_destination,
                 reason,
             } => {
-                ctx.metrics.retries.with_label_values(&[sink, reason.label()]).inc();
                 let delay = after.unwrap_or_else(|| backoff.next_delay());
-                if pause_destination {
-                    ctx.gate.pause(delay);
-                }
-                let state = if reason == RetryReason::Unauthorized {
-                    DestState::AuthFailing
-                } else {
-                    DestState::Retrying
-                };
-                tracing::warn!(
-                    status = answer.status,
-                    correlation_id = %answer.correlation_id,
-                    reason = reason.label(),
-                    retry_in_ms = delay.as_millis() as u64,
-                    events = part.len(),
-                    message = %answer.message,
-                    "request not accepted; retrying"
-                );
-                ctx.gate
-                    .failed(state, Some(answer.status), answer.message.clone(), corr);
-                if !pause(ctx, delay).await {
+                if !retry_later(ctx, &answer, reason, delay, pause_destination, part.len(), corr).await {
                     return Part::Stopped;
                 }
             }
-            Verdict::DeadLetter { reason } => {
-                ctx.gate
-                    .rejected(Some(answer.status), answer.message.clone(), corr.clone());
-                if part.len() > 1 && matches!(answer.status, 400 | 413 | 422) {
-                    ctx.metrics.retries.with_label_values(&[sink, "isolate"]).inc();
-                    let second = part.split_off(part.len() / 2);
-                    return Part::Split(part, second);
-                }
-                tracing::error!(
-                    status = answer.status,
-                    correlation_id = %answer.correlation_id,
-                    reason = reason.label(),
-                    events = part.len(),
-                    message = %answer.message,
-                    "Genesys Cloud refused the events; dead-lettering them"
-                );
-                let letters = part
-                    .into_iter()
-                    .map(|i| (i, reason.label(), Some(answer.status), answer.message.clone()))
-                    .collect();
-                if !ctx.dead_letter(letters, corr).await {
-                    return Part::Stopped;
-                }
-                return Part::Done;
-            }
+            Verdict::DeadLetter { reason } => return refused(ctx, part, &answer, reason, corr).await,
         }
     }
 }
 
-/// Acknowledges what a partly successful request processed and dead-letters what it refused for
-/// good; returns the items to send again.
-async fn settle_partial(
+/// Waits for a turn at the gate and sends the part; `None` when shutdown came first.
+async fn request(ctx: &Context, part: &[Item]) -> Option<Result<Answer, SendError>> {
+    let turn = ctx.gate.turn(&ctx.common.shutdown).await?;
+    let parts: Vec<&[u8]> = part.iter().map(|i| &i.part[..]).collect();
+    let body = ctx.sink.body(&parts);
+    ctx.common
+        .metrics
+        .batch_events
+        .with_label_values(&[ctx.sink.name()])
+        .observe(part.len() as f64);
+    let sent = tokio::select! {
+        r = ctx.sink.send(body) => r,
+        _ = ctx.common.shutdown.wait() => return None,
+    };
+    drop(turn);
+    Some(sent)
+}
+
+/// No answer (no token, no connection, no answer in time): counts it, says so at the gate, and
+/// waits `delay`; false when shutdown came first.
+async fn no_answer(ctx: &Context, e: SendError, delay: Duration, records: usize) -> bool {
+    let (sink, m) = (ctx.sink.name(), &ctx.common.metrics);
+    if let SendError::Auth(e) = &e {
+        m.requests.with_label_values(&[sink, "oauth"]).inc();
+        m.retries.with_label_values(&[sink, "oauth"]).inc();
+        let state = if e.is_retryable() {
+            DestState::Retrying
+        } else {
+            DestState::AuthFailing
+        };
+        tracing::warn!(sink, error = %e, "no OAuth token; delivery waits");
+        ctx.gate.failed(state, None, e.to_string(), None);
+        return pause(ctx, delay).await;
+    }
+    let (outcome, label) = match e {
+        SendError::Timeout => (Outcome::Timeout, "timeout"),
+        _ => (Outcome::Connect, "connect"),
+    };
+    m.requests.with_label_values(&[sink, label]).inc();
+    let Verdict::Retry { reason, .. } = classify(outcome, SystemTime::now()) else {
+        unreachable!("no answer is always retried")
+    };
+    m.retries.with_label_values(&[sink, reason.label()]).inc();
+    tracing::warn!(sink, error = %e, retry_in_ms = delay.as_millis() as u64, events = records, "request failed; retrying");
+    ctx.gate.failed(DestState::Retrying, None, e.to_string(), None);
+    pause(ctx, delay).await
+}
+
+/// Counts an answer and feeds its rate-limit headers to the gate.
+fn observe(ctx: &Context, answer: &Answer) {
+    let (sink, m) = (ctx.sink.name(), &ctx.common.metrics);
+    if let Some(rl) = answer.rate {
+        ctx.gate.observe(rl);
+        m.ratelimit_remaining
+            .with_label_values(&[sink])
+            .set(rl.remaining() as i64);
+    }
+    m.requests.with_label_values(&[sink, &answer.status.to_string()]).inc();
+    m.request_seconds
+        .with_label_values(&[sink])
+        .observe(answer.elapsed.as_secs_f64());
+}
+
+/// An answer to try again after `delay` (pausing the whole gate for a 429 or an authentication
+/// failure); false when shutdown came first.
+#[allow(clippy::too_many_arguments)]
+async fn retry_later(
     ctx: &Context,
-    part: Vec<Item>,
-    unprocessed: Vec<Unprocessed>,
+    answer: &Answer,
+    reason: RetryReason,
+    delay: Duration,
+    pause_destination: bool,
+    records: usize,
     corr: Option<String>,
-) -> Vec<Item> {
+) -> bool {
+    let sink = ctx.sink.name();
+    ctx.common
+        .metrics
+        .retries
+        .with_label_values(&[sink, reason.label()])
+        .inc();
+    if pause_destination {
+        ctx.gate.pause(delay);
+    }
+    let state = if reason == RetryReason::Unauthorized {
+        DestState::AuthFailing
+    } else {
+        DestState::Retrying
+    };
+    tracing::warn!(
+        sink,
+        status = answer.status,
+        correlation_id = %answer.correlation_id,
+        reason = reason.label(),
+        retry_in_ms = delay.as_millis() as u64,
+        events = records,
+        message = %answer.message,
+        "request not accepted; retrying"
+    );
+    ctx.gate
+        .failed(state, Some(answer.status), answer.message.clone(), corr);
+    pause(ctx, delay).await
+}
+
+/// A refusal for good: a part of several records answered 400, 413 or 422 is split in halves
+/// (one bad record must not take good ones down with it); otherwise the part is dead-lettered.
+async fn refused(
+    ctx: &Context,
+    mut part: Vec<Item>,
+    answer: &Answer,
+    reason: RefusalReason,
+    corr: Option<String>,
+) -> Part {
+    ctx.gate
+        .rejected(Some(answer.status), answer.message.clone(), corr.clone());
+    if part.len() > 1 && matches!(answer.status, 400 | 413 | 422) {
+        ctx.common
+            .metrics
+            .retries
+            .with_label_values(&[ctx.sink.name(), "isolate"])
+            .inc();
+        let second = part.split_off(part.len() / 2);
+        return Part::Split(part, second);
+    }
+    tracing::error!(
+        sink = ctx.sink.name(),
+        status = answer.status,
+        correlation_id = %answer.correlation_id,
+        reason = reason.label(),
+        events = part.len(),
+        message = %answer.message,
+        "the destination refused the events; dead-lettering them"
+    );
+    let letters = part
+        .into_iter()
+        .map(|i| Letter::new(i, reason.label(), Some(answer.status), answer.message.clone()))
+        .collect();
+    if !ctx.dead_letter(letters, corr).await {
+        return Part::Stopped;
+    }
+    Part::Done
+}
+
+/// Settles a delivered part: acknowledges what the destination processed, dead-letters what it
+/// refused for good, and returns the records to send again.
+async fn settle(ctx: &Context, part: Vec<Item>, unprocessed: Vec<Unprocessed>, corr: Option<String>) -> Vec<Item> {
+    if unprocessed.is_empty() {
+        ctx.confirm(&part);
+        return Vec::new();
+    }
     let mut flags: Vec<Option<Unprocessed>> = vec![None; part.len()];
     for u in unprocessed {
         if let Some(slot) = flags.get_mut(u.index) {
@@ -332,38 +362,30 @@ async fn settle_partial(
     for (mut item, flag) in part.into_iter().zip(flags) {
         match flag {
             None => confirmed.push(item),
-            Some(u) if u.retryable && item.attempts + 1 < ctx.cfg.max_entity_attempts => {
+            Some(u) if u.retryable && item.attempts + 1 < ctx.delivery.max_entity_attempts => {
                 item.attempts += 1;
                 retry.push(item);
             }
             Some(u) => {
                 let reason = if u.retryable { "retries_exhausted" } else { "rejected" };
-                dead.push((item, reason, u.status, u.message));
+                dead.push(Letter::new(item, reason, u.status, u.message));
             }
         }
     }
     ctx.confirm(&confirmed);
     if !dead.is_empty() {
-        tracing::error!(events = dead.len(), correlation_id = ?corr, "Genesys Cloud refused some events of a batch; dead-lettering them");
+        tracing::error!(sink = ctx.sink.name(), events = dead.len(), correlation_id = ?corr, "the destination refused some events of a batch; dead-lettering them");
         ctx.dead_letter(dead, corr).await;
+    }
+    if !retry.is_empty() {
+        ctx.common
+            .metrics
+            .retries
+            .with_label_values(&[ctx.sink.name(), "unprocessed"])
+            .inc_by(retry.len() as u64);
     }
     retry
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_body_joins_entities() {
-        let item = |j: &'static str| Item {
-            seq: 0,
-            payload: bytes::Bytes::new(),
-            json: bytes::Bytes::from_static(j.as_bytes()),
-            attempts: 0,
-        };
-        let body = body_of(&[item("{\"id\":\"a\"}"), item("{\"id\":\"b\"}")]);
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["entities"][1]["id"], "b");
-    }
-}
+mod tests;

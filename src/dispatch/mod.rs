@@ -1,130 +1,120 @@
-//! The dispatcher: reads the buffer, delivers to the journey sink, acknowledges what the cloud
-//! confirmed.
+//! The dispatcher: one owned buffer reader, records routed by kind to the sink that takes them,
+//! each sink's records delivered through its lanes; what a destination confirmed is
+//! acknowledged.
 //!
 //! ```text
-//!  buffer reader ─► decode ─► map to entity ─► hash(call id key) ─► lane 0 ─┐
-//!                                                                 ─► lane 1 ─┼─► gate ─► Genesys Cloud
-//!                                                                 ─► lane N ─┘   (pause, pacing)
+//!                              ┌► sink A: prepare ─► hash(lane key) ─► lane 0..N ─┐
+//!  buffer reader ─► by kind ───┤                                                  ├─► gate of the ─► Genesys Cloud
+//!                              └► sink B: prepare ─► hash(lane key) ─► lane 0..M ─┘   OAuth client
 //! ```
 //!
+//! Dispatch is the same for every [`Sink`]: batching ([`batch`]), lanes ([`lane`]), retries,
+//! pacing and pauses at the gate of the sink's OAuth client ([`gate`]: Genesys Cloud limits
+//! requests per client, so every sink of one client shares one), dead letters ([`deadletter`])
+//! and acknowledgements. A sink says only how a record becomes its part of a request, how parts
+//! become a body, and what an answer says.
+//!
 //! Promises:
-//! - A record is acknowledged in the buffer only after the cloud confirmed it, or after it was
-//!   written and synced to a dead-letter file ([`deadletter`]). Nothing else removes it.
-//! - An interaction's events go through one lane, which has one request in flight at a time and
-//!   finishes a batch (retries included) before the next: they reach the cloud in order.
-//! - Requests in flight are bounded by `concurrency`, items waiting by the lanes' bounded
-//!   channels; the reader waits when they are full.
-//! - A record that cannot be decoded or is too large for any request is dead-lettered at once,
+//! - A record is acknowledged only after its destination confirmed it, or after it was written
+//!   and synced to a dead-letter file. Nothing else removes it.
+//! - Each record goes to the one sink that takes its kind, and a sink acknowledges only the
+//!   records routed to it; a record no sink takes is dead-lettered (`no_sink`), never dropped.
+//! - Records with one lane key (an interaction) go through one lane, which has one request in
+//!   flight at a time and finishes a batch (retries included) before the next: they arrive in
+//!   order.
+//! - Requests in flight are bounded by each sink's `concurrency`, items waiting by the lanes'
+//!   bounded channels; the reader waits when they are full.
+//! - A record that cannot be prepared or is too large for any request is dead-lettered at once,
 //!   never retried forever and never dropped.
 
 pub mod batch;
-pub mod clock;
 pub mod deadletter;
 pub mod gate;
 pub mod lane;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::buffer::{Buffer, BufferError, BufferReader, Record};
-use crate::config::JourneySinkConfig;
-use crate::event::EventCodec;
+use crate::buffer::{Acker, BufferError, BufferReader, Record};
 use crate::metrics::SinkMetrics;
 use crate::shutdown::Shutdown;
-use crate::sink::journey::{JourneySink, Mapper};
+use crate::sink::Sink;
 use crate::timefmt;
 
-use batch::{Batcher, Item};
-use clock::AcceptClock;
+use batch::Item;
 use deadletter::{DeadLetter, DeadLetters};
-use gate::Gate;
+use gate::{DestinationHealth, Gate};
 
-/// What every lane shares.
-pub struct Context {
-    /// The sink's settings.
-    pub cfg: JourneySinkConfig,
+/// How one sink's records are batched, sent and retried (from its config section).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// Lanes, and so requests in flight at most.
+    pub concurrency: usize,
+    /// Records per request at most.
+    pub max_events: usize,
+    /// Bytes per request body at most.
+    pub max_bytes: usize,
+    /// How long a batch waits for more records.
+    pub max_age: Duration,
+    /// The first retry's backoff bound.
+    pub retry_initial: Duration,
+    /// The largest backoff bound.
+    pub retry_max: Duration,
+    /// Sends of a record the destination keeps returning as retryable, before it is
+    /// dead-lettered.
+    pub max_entity_attempts: u32,
+}
+
+/// One sink and how to deliver to it.
+pub struct Route {
     /// The sink.
-    pub sink: JourneySink,
-    /// The destination's gate.
+    pub sink: Arc<dyn Sink>,
+    /// How.
+    pub delivery: Delivery,
+    /// The gate of the sink's OAuth client, shared by every sink of that client.
     pub gate: Arc<Gate>,
-    /// The buffer, for acknowledgements.
-    pub buffer: Arc<dyn Buffer>,
+}
+
+/// What every sink's lanes share.
+pub struct Common {
+    /// Acknowledges for the dispatcher's buffer reader.
+    pub acker: Acker,
     /// Dead-letter files.
     pub dead: Arc<DeadLetters>,
-    /// Accept instants, for latency.
-    pub clock: Arc<AcceptClock>,
     /// Metrics.
     pub metrics: SinkMetrics,
     /// Stop signal.
     pub shutdown: Shutdown,
 }
 
-impl Context {
-    /// Acknowledges delivered items and measures them.
-    pub fn confirm(&self, items: &[Item]) {
-        if items.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        for i in items {
-            if let Some(at) = self.clock.accepted_at(i.seq) {
-                self.metrics
-                    .accept_to_confirm
-                    .observe(now.saturating_duration_since(at).as_secs_f64());
-            }
-        }
-        self.metrics
-            .delivered
-            .with_label_values(&[crate::sink::journey::NAME])
-            .inc_by(items.len() as u64);
-        self.ack(items.iter().map(|i| i.seq));
+impl Common {
+    fn ack<'a>(&self, items: impl Iterator<Item = &'a Item>) {
+        let positions: Vec<_> = items.map(|i| i.position).collect();
+        self.acker.ack(&positions);
     }
 
-    fn ack(&self, seqs: impl Iterator<Item = u64>) {
-        let mut run: Option<std::ops::Range<u64>> = None;
-        for s in seqs {
-            run = match run {
-                Some(r) if r.end == s => Some(r.start..s + 1),
-                Some(r) => {
-                    self.buffer.ack(r);
-                    Some(s..s + 1)
-                }
-                None => Some(s..s + 1),
-            };
-        }
-        if let Some(r) = run {
-            self.buffer.ack(r);
-        }
-        self.clock.prune(self.buffer.stats().cursor);
-    }
-
-    /// Writes dead letters (retrying the write until it succeeds), then acknowledges them;
-    /// false when shutdown came first.
-    pub async fn dead_letter(
-        &self,
-        items: Vec<(Item, &'static str, Option<u16>, String)>,
-        corr: Option<String>,
-    ) -> bool {
+    /// Writes dead letters for `sink` (retrying the write until it succeeds), then acknowledges
+    /// them; false when shutdown came first.
+    pub async fn dead_letter(&self, sink: &str, items: Vec<Letter>, corr: Option<String>) -> bool {
         if items.is_empty() {
             return true;
         }
         let now = timefmt::now_ms();
         let letters: Vec<DeadLetter> = items
             .iter()
-            .map(|(item, reason, status, message)| DeadLetter {
-                seq: item.seq,
-                sink: crate::sink::journey::NAME.into(),
-                reason: (*reason).into(),
-                status: *status,
+            .map(|l| DeadLetter {
+                seq: l.item.position.offset(),
+                sink: sink.into(),
+                reason: l.reason.into(),
+                status: l.status,
                 correlation_id: corr.clone(),
-                message: message.clone(),
+                message: l.message.clone(),
                 at_ms: now,
-                event: self.dead.decode_event(&item.payload),
-                payload: item.payload.clone(),
+                event: self.dead.decode_event(&l.item.payload),
+                payload: l.item.payload.clone(),
             })
             .collect();
         let letters = Arc::new(letters);
@@ -137,53 +127,123 @@ impl Context {
                 Ok(Err(e)) => tracing::error!(error = %e, "cannot write dead letters; retrying"),
                 Err(e) => tracing::error!(error = %e, "dead-letter writer failed; retrying"),
             }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = self.shutdown.wait() => return false,
+            if !self.shutdown.sleep(Duration::from_secs(1)).await {
+                return false;
             }
         }
-        for (_, reason, _, _) in &items {
-            self.metrics
-                .dead_lettered
-                .with_label_values(&[crate::sink::journey::NAME, reason])
-                .inc();
+        for l in &items {
+            self.metrics.dead_lettered.with_label_values(&[sink, l.reason]).inc();
         }
-        self.ack(items.iter().map(|(i, ..)| i.seq));
+        self.ack(items.iter().map(|l| &l.item));
         true
+    }
+}
+
+/// A record to dead-letter, and why.
+#[derive(Debug, Clone)]
+pub struct Letter {
+    /// The record.
+    pub item: Item,
+    /// Bounded reason code.
+    pub reason: &'static str,
+    /// The destination's status, when it answered.
+    pub status: Option<u16>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Letter {
+    /// `item`, dead-lettered for `reason`.
+    pub fn new(item: Item, reason: &'static str, status: Option<u16>, message: impl Into<String>) -> Self {
+        Letter {
+            item,
+            reason,
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// What one sink's lanes share.
+pub struct Context {
+    /// The sink.
+    pub sink: Arc<dyn Sink>,
+    /// How its records are delivered.
+    pub delivery: Delivery,
+    /// The gate of its OAuth client.
+    pub gate: Arc<Gate>,
+    /// What every sink shares.
+    pub common: Arc<Common>,
+}
+
+impl Context {
+    /// Acknowledges delivered items and measures them.
+    pub fn confirm(&self, items: &[Item]) {
+        if items.is_empty() {
+            return;
+        }
+        let now = timefmt::now_ms();
+        let m = &self.common.metrics;
+        for at in items.iter().filter_map(|i| i.accepted_ms) {
+            m.accept_to_confirm
+                .observe(now.saturating_sub(at).max(0) as f64 / 1000.0);
+        }
+        m.delivered
+            .with_label_values(&[self.sink.name()])
+            .inc_by(items.len() as u64);
+        self.common.ack(items.iter());
+    }
+
+    /// Dead-letters items of this sink (see [`Common::dead_letter`]).
+    pub async fn dead_letter(&self, items: Vec<Letter>, corr: Option<String>) -> bool {
+        self.common.dead_letter(self.sink.name(), items, corr).await
     }
 }
 
 /// A running dispatcher.
 pub struct Dispatcher {
-    /// The destination's gate (for `/health`).
-    pub gate: Arc<Gate>,
+    /// Each sink's name and its client's gate (for `/health`).
+    pub destinations: Vec<(&'static str, Arc<Gate>)>,
     task: tokio::task::JoinHandle<()>,
 }
 
+/// The sink named on a dead letter no sink takes.
+pub const NO_SINK: &str = "none";
+
 impl Dispatcher {
-    /// Starts reading `reader` and delivering through `ctx`, the reader and each lane a task of
+    /// Starts reading `reader` and delivering to `routes`, the reader and each lane a task of
     /// `supervisor` (one that panics stops the process instead of delivery silently).
     pub fn spawn(
-        ctx: Context,
         reader: Box<dyn BufferReader>,
-        custom_attributes: &[String],
+        routes: Vec<Route>,
+        common: Common,
         supervisor: &crate::supervisor::Supervisor,
     ) -> Self {
-        let ctx = Arc::new(ctx);
-        let gate = ctx.gate.clone();
-        let mapper = Mapper::new(custom_attributes, &ctx.cfg.external_source_id);
-        let lanes = ctx.cfg.concurrency.max(1);
-        let mut txs = Vec::with_capacity(lanes);
-        let mut handles = Vec::with_capacity(lanes);
-        for _ in 0..lanes {
-            // Room for a few batches per lane, so that a lane waiting for its turn never leaves
-            // the others short of items (the reader blocks only on the lane that is full).
-            let (tx, rx) = mpsc::channel(ctx.cfg.max_events * 4);
-            txs.push(tx);
-            handles.push(supervisor.spawn("dispatch_lane", lane::run(ctx.clone(), rx)));
+        let common = Arc::new(common);
+        let destinations = routes.iter().map(|r| (r.sink.name(), r.gate.clone())).collect();
+        let mut handles = Vec::new();
+        let mut sinks = Vec::with_capacity(routes.len());
+        for route in routes {
+            let ctx = Arc::new(Context {
+                sink: route.sink,
+                delivery: route.delivery,
+                gate: route.gate,
+                common: common.clone(),
+            });
+            let lanes = ctx.delivery.concurrency.max(1);
+            let mut txs = Vec::with_capacity(lanes);
+            for _ in 0..lanes {
+                // Room for a few batches per lane, so that a lane waiting for its turn never
+                // leaves the others short of items (the reader blocks only on the lane that is
+                // full).
+                let (tx, rx) = mpsc::channel(ctx.delivery.max_events * 4);
+                txs.push(tx);
+                handles.push(supervisor.spawn("dispatch_lane", lane::run(ctx.clone(), rx)));
+            }
+            sinks.push((ctx, txs));
         }
         let reading = supervisor.spawn("dispatch_reader", async move {
-            read_loop(&ctx, reader, &mapper, &txs).await;
+            read_loop(&common, reader, &sinks).await;
         });
         let task = tokio::spawn(async move {
             let _ = reading.await;
@@ -191,7 +251,12 @@ impl Dispatcher {
                 let _ = h.await;
             }
         });
-        Dispatcher { gate, task }
+        Dispatcher { destinations, task }
+    }
+
+    /// Each destination's part of `/health`.
+    pub fn health(&self) -> Vec<DestinationHealth> {
+        self.destinations.iter().map(|(name, g)| g.health(name)).collect()
     }
 
     /// Waits until the dispatcher has stopped (after the shutdown signal).
@@ -200,15 +265,15 @@ impl Dispatcher {
     }
 }
 
-fn lane_of(key: &str, lanes: usize) -> usize {
+fn lane_of(key: &[u8], lanes: usize) -> usize {
     let mut h = std::hash::DefaultHasher::new();
     key.hash(&mut h);
     (h.finish() % lanes as u64) as usize
 }
 
-async fn read_loop(ctx: &Context, mut reader: Box<dyn BufferReader>, mapper: &Mapper, lanes: &[mpsc::Sender<Item>]) {
-    let codec = EventCodec::new();
-    let fits = Batcher::new(1, ctx.cfg.max_bytes, ctx.cfg.max_age());
+type Lanes = (Arc<Context>, Vec<mpsc::Sender<Item>>);
+
+async fn read_loop(common: &Common, mut reader: Box<dyn BufferReader>, sinks: &[Lanes]) {
     loop {
         let records: Vec<Record> = tokio::select! {
             r = reader.next_batch(512) => match r {
@@ -216,54 +281,68 @@ async fn read_loop(ctx: &Context, mut reader: Box<dyn BufferReader>, mapper: &Ma
                 Err(BufferError::Closed) => return,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the buffer; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                        _ = ctx.shutdown.wait() => return,
-                    }
-                }
-            },
-            _ = ctx.shutdown.wait() => return,
-        };
-        for rec in records {
-            let mut item = Item {
-                seq: rec.seq,
-                payload: rec.payload,
-                json: Bytes::new(),
-                attempts: 0,
-            };
-            let ev = match codec.decode(&item.payload) {
-                Ok(ev) => ev,
-                Err(e) => {
-                    tracing::error!(seq = item.seq, error = %e, "buffered record does not decode; dead-lettering it");
-                    if !ctx
-                        .dead_letter(vec![(item, "undecodable", None, e.to_string())], None)
-                        .await
-                    {
+                    if !common.shutdown.sleep(Duration::from_secs(1)).await {
                         return;
                     }
                     continue;
                 }
-            };
-            item.json = Bytes::from(serde_json::to_vec(&mapper.entity(&ev)).expect("entities serialize"));
-            if !fits.fits_alone(&item) {
-                let msg = format!(
-                    "the entity takes {} bytes, more than sinks.journey.max_bytes allows",
-                    item.json.len()
-                );
-                if !ctx.dead_letter(vec![(item, "too_large", None, msg)], None).await {
-                    return;
-                }
-                continue;
-            }
-            let lane = &lanes[lane_of(&ev.interaction.call_id_key, lanes.len())];
-            tokio::select! {
-                sent = lane.send(item) => if sent.is_err() {
-                    // The lane is gone: it failed, and its supervisor is stopping the process.
-                    ctx.shutdown.wait().await;
-                    return;
-                },
-                _ = ctx.shutdown.wait() => return,
+            },
+            _ = common.shutdown.wait() => return,
+        };
+        for rec in records {
+            if !route(common, sinks, rec).await {
+                return;
             }
         }
     }
+}
+
+/// Hands one record to the lane of the sink that takes it, or dead-letters it; false when
+/// stopping.
+async fn route(common: &Common, sinks: &[Lanes], rec: Record) -> bool {
+    let Some((ctx, lanes)) = sinks.iter().find(|(c, _)| c.sink.takes(rec.kind)) else {
+        tracing::error!(position = %rec.position, kind = rec.kind.code(), "no sink takes this kind of record; dead-lettering it");
+        let message = format!("no configured sink takes records of kind {}", rec.kind.code());
+        return common
+            .dead_letter(
+                NO_SINK,
+                vec![Letter::new(Item::of(&rec), "no_sink", None, message)],
+                None,
+            )
+            .await;
+    };
+    let prepared = ctx.sink.prepare(&rec);
+    let mut item = Item::of(&rec);
+    let lane_key = match prepared {
+        Ok(p) => {
+            item.part = p.part;
+            p.lane_key
+        }
+        Err(why) => {
+            tracing::error!(position = %rec.position, sink = ctx.sink.name(), reason = why.reason, error = %why.message, "a buffered record cannot be sent; dead-lettering it");
+            return ctx
+                .dead_letter(vec![Letter::new(item, why.reason, None, why.message)], None)
+                .await;
+        }
+    };
+    if !batch::fits_alone(&item, ctx.sink.envelope_bytes(), ctx.delivery.max_bytes) {
+        let msg = format!(
+            "the record takes {} bytes of a request, more than sinks.{}.max_bytes allows",
+            item.part.len(),
+            ctx.sink.name()
+        );
+        return ctx
+            .dead_letter(vec![Letter::new(item, "too_large", None, msg)], None)
+            .await;
+    }
+    let lane = &lanes[lane_of(&lane_key, lanes.len())];
+    tokio::select! {
+        sent = lane.send(item) => if sent.is_err() {
+            // The lane is gone: it failed, and its supervisor is stopping the process.
+            common.shutdown.wait().await;
+            return false;
+        },
+        _ = common.shutdown.wait() => return false,
+    }
+    true
 }

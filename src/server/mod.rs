@@ -39,8 +39,8 @@ pub struct Status {
     pub buffer: Arc<dyn Buffer>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// The destinations' gates.
-    pub destinations: Vec<Arc<Gate>>,
+    /// Each destination's name and the gate of its OAuth client.
+    pub destinations: Vec<(&'static str, Arc<Gate>)>,
     /// The ICWS source's connection, when it runs.
     pub icws: Option<Arc<crate::source::icws::IcwsStatus>>,
     /// The supervisor of the process's tasks (its failure makes the status `failing`).
@@ -54,7 +54,7 @@ async fn health(State(s): State<Arc<Status>>) -> Response {
         started: s.started,
         persist: s.persist,
         buffer: s.buffer.stats(),
-        destinations: s.destinations.iter().map(|g| g.health()).collect(),
+        destinations: s.destinations.iter().map(|(name, g)| g.health(name)).collect(),
         cic: s.icws.as_ref().map(|i| i.health()),
         failure: s.supervisor.failure(),
     });

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Ingest;
 use super::icws::members::Members;
+use crate::buffer::Position;
 use crate::normalize::table::Tracked;
 use crate::shutdown::Shutdown;
 
@@ -47,8 +48,19 @@ const SNAPSHOT_WAIT: Duration = Duration::from_secs(30);
 /// Records decoded and replayed at a time.
 const REPLAY_CHUNK: usize = 4096;
 
-/// The file's format version (1: `icws-state.json`, no position).
-const VERSION: u32 = 2;
+/// The file's format version (1: `icws-state.json`, no position; 2: the position a sequence
+/// number of the disk log, read as such).
+const VERSION: u32 = 3;
+
+/// A saved buffer position, as each version wrote it.
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(untagged)]
+enum Saved {
+    /// Version 2: a sequence number of the disk log.
+    Seq(u64),
+    /// Version 3 on.
+    At(Position),
+}
 
 /// The file's contents.
 #[derive(Serialize, Deserialize)]
@@ -57,7 +69,7 @@ pub struct Carried {
     cic_server: String,
     /// The buffer position the state is exact for (none in version 1).
     #[serde(default)]
-    position: Option<u64>,
+    position: Option<Saved>,
     interactions: Vec<(String, Tracked)>,
     /// The ICWS source's watched-queue view (version 1: the interactions themselves).
     #[serde(default)]
@@ -66,8 +78,11 @@ pub struct Carried {
 
 impl Carried {
     /// The buffer position it is exact for, if it has one.
-    pub fn position(&self) -> Option<u64> {
-        self.position
+    pub fn position(&self) -> Option<Position> {
+        self.position.map(|p| match p {
+            Saved::Seq(seq) => Position::seq(seq),
+            Saved::At(p) => p,
+        })
     }
 }
 
@@ -93,7 +108,7 @@ pub fn load(data_dir: &Path, cic_server: &str) -> Option<Carried> {
     let version_ok = if legacy {
         carried.version == 1
     } else {
-        carried.version == VERSION
+        carried.version == VERSION || carried.version == 2
     };
     if !version_ok || carried.cic_server != cic_server {
         tracing::warn!(
@@ -128,10 +143,10 @@ pub fn restore(carried: Carried, ingest: &Ingest, members: Option<&Members>, mem
         interactions: carried.interactions.len(),
         ..Restored::default()
     };
+    let position = carried.position();
     ingest.import_tracked(carried.interactions);
     let mut live: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
-    if let Some(position) = carried.position {
-        let end = ingest.buffer().stats().next_seq;
+    if let Some(position) = position {
         let mut chunk = Vec::with_capacity(REPLAY_CHUNK.min(1024));
         let mut undecodable = 0u64;
         let mut replay = |chunk: &mut Vec<crate::event::InteractionEvent>| {
@@ -141,8 +156,11 @@ pub fn restore(carried: Carried, ingest: &Ingest, members: Option<&Members>, mem
                 live.insert(ev.interaction.call_id, !ended);
             }
         };
-        let first = ingest.buffer().replay_from(position, &mut |_, bytes| {
-            match ingest.codec().decode(bytes) {
+        let replayed = ingest.buffer().replay_from(position, &mut |record| {
+            if record.kind != crate::buffer::Kind::Interaction {
+                return;
+            }
+            match ingest.codec().decode(&record.payload) {
                 Ok(ev) => {
                     chunk.push(ev);
                     done.replayed += 1;
@@ -154,24 +172,20 @@ pub fn restore(carried: Carried, ingest: &Ingest, members: Option<&Members>, mem
             }
         });
         replay(&mut chunk);
-        match first {
+        match replayed {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the buffer to bring the carried source state up to date");
             }
-            Ok(first) if end > position => {
-                done.missing = first.unwrap_or(end).saturating_sub(position);
-            }
-            Ok(_) if position > end => tracing::warn!(
-                position,
-                next_seq = end,
+            Ok(r) if r.foreign => tracing::warn!(
+                %position,
                 "the carried source state is from another buffer; taken back as it was saved"
             ),
-            Ok(_) => {}
+            Ok(r) => done.missing = r.missing,
         }
         if done.missing > 0 {
             tracing::warn!(
                 records = done.missing,
-                position,
+                %position,
                 "records written after the carried source state was saved are no longer in the buffer: events of the interactions they touched may be repeated"
             );
         }
@@ -213,7 +227,7 @@ impl Carrier {
         let carried = Carried {
             version: VERSION,
             cic_server: self.cic_server.clone(),
-            position: Some(position),
+            position: Some(Saved::At(position)),
             interactions,
             icws_members: self.members.as_ref().map(|m| m.ids()).unwrap_or_default(),
         };

@@ -16,8 +16,7 @@ pub mod push;
 
 use std::sync::{Arc, Mutex};
 
-use crate::buffer::{Appended, Buffer, BufferError};
-use crate::dispatch::clock::AcceptClock;
+use crate::buffer::{Appended, Buffer, BufferError, Entry, Kind, Position};
 use crate::event::{CodecError, EventCodec, InteractionEvent};
 use crate::normalize::table::Tracked;
 use crate::normalize::{Normalizer, Observation, Undo};
@@ -76,7 +75,6 @@ pub struct Ingest {
     normalizer: Mutex<Normalizer>,
     codec: EventCodec,
     buffer: Arc<dyn Buffer>,
-    clock: Option<Arc<AcceptClock>>,
 }
 
 impl Ingest {
@@ -87,14 +85,7 @@ impl Ingest {
             normalizer: Mutex::new(normalizer),
             codec: EventCodec::new(),
             buffer,
-            clock: None,
         }
-    }
-
-    /// Records in `clock` when each stored batch was accepted.
-    pub fn with_clock(mut self, clock: Arc<AcceptClock>) -> Self {
-        self.clock = Some(clock);
-        self
     }
 
     /// The buffer behind it.
@@ -110,10 +101,10 @@ impl Ingest {
     /// The normalizer's whole state and the buffer position it is exact for: every record
     /// before the position is reflected in it, none after. Waits for batches in flight (new ones
     /// wait meanwhile: a few milliseconds); `None` if they take longer than `wait`.
-    pub async fn snapshot(&self, wait: std::time::Duration) -> Option<(u64, Vec<(String, Tracked)>)> {
+    pub async fn snapshot(&self, wait: std::time::Duration) -> Option<(Position, Vec<(String, Tracked)>)> {
         let _quiet = tokio::time::timeout(wait, self.gate.write()).await.ok()?;
         let state = crate::locks::lock(&self.normalizer).export();
-        Some((self.buffer.stats().next_seq, state))
+        Some((self.buffer.write_position(), state))
     }
 
     /// Takes back carried state (see [`Normalizer::import`]).
@@ -152,8 +143,8 @@ impl Ingest {
         let bad: std::collections::BTreeMap<usize, usize> = records
             .iter()
             .zip(&owners)
-            .filter(|(r, _)| r.len() as u64 > max)
-            .map(|(r, o)| (*o, r.len()))
+            .filter(|(r, _)| r.payload.len() as u64 > max)
+            .map(|(r, o)| (*o, r.payload.len()))
             .collect();
         let mut refused = Vec::new();
         if !bad.is_empty() {
@@ -175,16 +166,11 @@ impl Ingest {
             records = self.encode(&events)?;
         }
         match self.buffer.append(records).await {
-            Ok(Appended::Stored { first_seq, count }) => {
-                if let Some(c) = &self.clock {
-                    c.record(first_seq..first_seq + count as u64, std::time::Instant::now());
-                }
-                Ok(Ingested {
-                    events: count,
-                    dropped: 0,
-                    refused,
-                })
-            }
+            Ok(Appended::Stored { count }) => Ok(Ingested {
+                events: count,
+                dropped: 0,
+                refused,
+            }),
             Ok(Appended::Dropped { count }) => Ok(Ingested {
                 events: 0,
                 dropped: count,
@@ -219,12 +205,15 @@ impl Ingest {
         (events, owners, undo)
     }
 
-    fn encode(&self, events: &[InteractionEvent]) -> Result<Vec<Vec<u8>>, IngestError> {
+    /// The events as buffer records, each keyed by its interaction (so that a partitioned
+    /// buffer keeps an interaction's events in order).
+    fn encode(&self, events: &[InteractionEvent]) -> Result<Vec<Entry>, IngestError> {
         let mut records = Vec::with_capacity(events.len());
         for ev in events {
             let mut out = Vec::with_capacity(320);
             self.codec.encode_into(ev, &mut out)?;
-            records.push(out);
+            let key = bytes::Bytes::copy_from_slice(ev.interaction.call_id_key.as_bytes());
+            records.push(Entry::new(Kind::Interaction, key, out));
         }
         Ok(records)
     }

@@ -15,6 +15,7 @@ pub fn config_text(dir: &Path, extra_buffer: &str, extra_top: &str) -> String {
         r#"
 {extra_top}
 cic_server = "cic-test"
+data_dir = "{}"
 [server]
 listen = "127.0.0.1:0"
 [log]
@@ -26,7 +27,7 @@ region = "us-east-1"
 api_base_url = "http://127.0.0.1:9"
 login_base_url = "http://127.0.0.1:9"
 [buffer]
-data_dir = "{}"
+type = "disk"
 {extra_buffer}
 [normalize]
 default_country_code = "1"
@@ -64,7 +65,7 @@ pub fn client() -> reqwest::Client {
 pub fn events_in(data_dir: &Path) -> Vec<cic_conduit::event::InteractionEvent> {
     let codec = cic_conduit::event::EventCodec::new();
     let mut out = Vec::new();
-    cic_conduit::buffer::inspect::scan_dir(data_dir, |_, p| out.push(codec.decode(p).expect("valid record")))
+    cic_conduit::buffer::inspect::scan_dir(data_dir, |_, _, p| out.push(codec.decode(p).expect("valid record")))
         .expect("scan");
     out
 }

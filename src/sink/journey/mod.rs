@@ -12,67 +12,21 @@
 pub mod mapping;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::oauth::{OAuthError, TokenSource};
+use super::oauth::TokenSource;
 use super::ratelimit::RateLimit;
+use super::{Answer, Prepared, SendError, Sink, Unprocessed, Unsendable};
+use crate::buffer::{BoxFuture, Kind, Record};
+use crate::event::EventCodec;
 
 pub use mapping::{Entity, Mapper};
 
 /// The sink's name in metrics and health.
 pub const NAME: &str = "journey";
-
-/// One entity the cloud did not process.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unprocessed {
-    /// Its index in the request.
-    pub index: usize,
-    /// Whether sending it again may succeed.
-    pub retryable: bool,
-    /// The per-entity status, if given.
-    pub status: Option<u16>,
-    /// The cloud's message.
-    pub message: String,
-}
-
-/// What came back for one request.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    /// HTTP status.
-    pub status: u16,
-    /// `Retry-After`, as sent.
-    pub retry_after: Option<String>,
-    /// `ININ-Correlation-Id` (empty when absent).
-    pub correlation_id: String,
-    /// The rate-limit headers, when all three came.
-    pub rate: Option<RateLimit>,
-    /// A 2xx whose body is the API's answer (`{"unprocessedEntities": [...]}`): only that
-    /// confirms delivery.
-    pub confirmed: bool,
-    /// On success: the entities not processed.
-    pub unprocessed: Vec<Unprocessed>,
-    /// On failure: the error body's message (bounded).
-    pub message: String,
-    /// How long the request took.
-    pub elapsed: Duration,
-}
-
-/// A request that got no HTTP answer.
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// No connection (refused, reset, TLS).
-    #[error("cannot reach Genesys Cloud: {0}")]
-    Connect(String),
-    /// No answer in time.
-    #[error("no answer within the request timeout")]
-    Timeout,
-    /// No token.
-    #[error(transparent)]
-    Auth(#[from] OAuthError),
-}
 
 /// `ExternalEventsResponse`: an object whose `unprocessedEntities`, when present, is a list.
 #[derive(Deserialize)]
@@ -95,16 +49,28 @@ struct UnprocessedWire {
 /// Longest error message kept from a response body.
 const MAX_MESSAGE: usize = 1024;
 
-/// Sends batches of entities to one configuration.
+/// The request body's bytes around its entities: `{"entities":[` and `]}`.
+const ENVELOPE: (&[u8], &[u8]) = (b"{\"entities\":[", b"]}");
+
+/// Sends batches of interaction events, as entities, to one configuration.
 pub struct JourneySink {
     http: reqwest::Client,
     url: String,
     tokens: Arc<TokenSource>,
+    mapper: Mapper,
+    codec: EventCodec,
 }
 
 impl JourneySink {
-    /// A sink posting to `<api_base>/api/v2/journey/externalevents/configurations/<id>/events`.
-    pub fn new(http: reqwest::Client, api_base: &str, configuration_id: &str, tokens: Arc<TokenSource>) -> Self {
+    /// A sink posting to `<api_base>/api/v2/journey/externalevents/configurations/<id>/events`
+    /// with the token source of its OAuth client, mapping events with `mapper`.
+    pub fn new(
+        http: reqwest::Client,
+        api_base: &str,
+        configuration_id: &str,
+        tokens: Arc<TokenSource>,
+        mapper: Mapper,
+    ) -> Self {
         JourneySink {
             http,
             url: format!(
@@ -113,20 +79,13 @@ impl JourneySink {
                 configuration_id
             ),
             tokens,
+            mapper,
+            codec: EventCodec::new(),
         }
-    }
-
-    /// The request body for `entities`.
-    pub fn body(entities: &[&Entity]) -> Bytes {
-        #[derive(serde::Serialize)]
-        struct Body<'a> {
-            entities: &'a [&'a Entity],
-        }
-        Bytes::from(serde_json::to_vec(&Body { entities }).expect("entities serialize"))
     }
 
     /// Posts `body`; on a 401, fetches a new token and posts once more.
-    pub async fn send(&self, body: Bytes) -> Result<Answer, SendError> {
+    pub async fn post_events(&self, body: Bytes) -> Result<Answer, SendError> {
         let token = self.tokens.token().await?;
         let first = self.post(&token, body.clone()).await?;
         if first.status != 401 {
@@ -227,6 +186,52 @@ impl JourneySink {
             answer.message = bounded(msg);
         }
         Ok(answer)
+    }
+}
+
+impl Sink for JourneySink {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn takes(&self, kind: Kind) -> bool {
+        kind == Kind::Interaction
+    }
+
+    /// The event as its entity; its lane is its interaction's.
+    fn prepare(&self, record: &Record) -> Result<Prepared, Unsendable> {
+        let ev = self.codec.decode(&record.payload).map_err(|e| Unsendable {
+            reason: "undecodable",
+            message: e.to_string(),
+        })?;
+        let part = Bytes::from(serde_json::to_vec(&self.mapper.entity(&ev)).expect("entities serialize"));
+        Ok(Prepared {
+            lane_key: Bytes::from(ev.interaction.call_id_key),
+            part,
+        })
+    }
+
+    fn envelope_bytes(&self) -> usize {
+        ENVELOPE.0.len() + ENVELOPE.1.len()
+    }
+
+    /// `{"entities":[` the entities, comma-separated `]}`.
+    fn body(&self, parts: &[&[u8]]) -> Bytes {
+        let len = self.envelope_bytes() + parts.iter().map(|p| p.len() + 1).sum::<usize>();
+        let mut body = Vec::with_capacity(len);
+        body.extend_from_slice(ENVELOPE.0);
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(p);
+        }
+        body.extend_from_slice(ENVELOPE.1);
+        Bytes::from(body)
+    }
+
+    fn send(&self, body: Bytes) -> BoxFuture<'_, Result<Answer, SendError>> {
+        Box::pin(self.post_events(body))
     }
 }
 
