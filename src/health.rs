@@ -72,6 +72,8 @@ pub enum BufferState {
 pub struct Inputs<'a> {
     /// The Interaction Administrator switch.
     pub enabled: bool,
+    /// What this process does.
+    pub role: crate::config::Role,
     /// The CIC server this sidecar serves.
     pub cic_server: &'a str,
     /// Process start.
@@ -98,6 +100,8 @@ pub struct Health {
     pub failure: Option<String>,
     /// The Interaction Administrator switch.
     pub enabled: bool,
+    /// What this process does (`ingest`, `dispatch`, `both`).
+    pub role: crate::config::Role,
     /// This build's version.
     pub version: &'static str,
     /// The CIC server this sidecar serves.
@@ -173,6 +177,7 @@ impl Health {
             status,
             failure: i.failure,
             enabled: i.enabled,
+            role: i.role,
             version: env!("CARGO_PKG_VERSION"),
             cic_server: i.cic_server.to_string(),
             uptime_secs: i.started.elapsed().as_secs(),
@@ -240,6 +245,7 @@ mod tests {
     fn build(b: BufferStats) -> Health {
         Health::build(Inputs {
             enabled: true,
+            role: crate::config::Role::Both,
             cic_server: "cic",
             started: Instant::now(),
             persist: PersistPolicy::Fsync,
@@ -318,6 +324,7 @@ mod tests {
     fn a_failed_task_makes_it_failing_and_says_why() {
         let h = Health::build(Inputs {
             enabled: true,
+            role: crate::config::Role::Both,
             cic_server: "cic",
             started: Instant::now(),
             persist: PersistPolicy::Fsync,

@@ -8,12 +8,13 @@
 //! | module | owns |
 //! |---|---|
 //! | [`config`] | the TOML file, `CONDUIT_` environment overrides, secrets, validation into the structs the code runs on |
+//! | [`settings`] | a validated config made ready to run, once: the role, secrets resolved, addresses and URLs parsed |
 //! | [`source`] | inputs: the ICWS source (reads CIC itself) and the HTTP push endpoint (`POST /v1/interactions`) |
 //! | [`normalize`] | per-interaction state; ICWS `Eic_*` attribute maps in, [`event::InteractionEvent`]s out |
 //! | [`event`] | the canonical event model, its Avro schema (`schemas/`), deterministic ids, the codec |
-//! | [`buffer`] | the durability boundary: the [`buffer::Buffer`] trait and the embedded segmented disk log |
-//! | [`dispatch`] | buffer → batches → sinks: lanes, pacing and pauses, retries, dead letters, acknowledgements |
-//! | [`sink`] | the Genesys Cloud destinations: journey external events, OAuth, classification, pacing, set-up |
+//! | [`buffer`] | the durability boundary: the [`buffer::Buffer`] contract (keyed appends, opaque positions, owned readers) and the embedded segmented disk log |
+//! | [`dispatch`] | buffer → sinks, the same for every sink: routing by kind, lanes, batches, pacing and pauses per OAuth client, retries, dead letters, acknowledgements, the drain on shutdown |
+//! | [`sink`] | the [`sink::Sink`] abstraction and the Genesys Cloud destinations: journey external events, OAuth, classification, pacing, set-up |
 //! | [`sim`] | simulators of CIC (ICWS, over HTTP or HTTPS) and Genesys Cloud, and a CIC traffic generator: product code |
 //! | [`demo`] | `cic-conduit demo`: the CIC and Genesys Cloud simulators and the conduit between them, in one process |
 //! | [`outbound`] | what every outbound call shares: no redirects, bounded body reads, error descriptions without URLs |
@@ -23,7 +24,7 @@
 //! | [`server`] | the HTTP listener: push source, `/health`, `/metrics` |
 //! | [`metrics`] | every Prometheus metric name, in one place |
 //! | [`health`] | the integration-health document served at `/health` |
-//! | [`app`] | wiring: start everything from a config, stop it cleanly on a signal |
+//! | [`app`] | the composition root: start what the role runs from the settings, under the supervisor; stop it in order on a signal |
 //! | [`cli`] | the `cic-conduit` command line |
 //! | [`timefmt`] | ISO-8601 parsing and formatting without a calendar dependency |
 //! | [`shutdown`] | the signal every long-running task selects on |
@@ -45,6 +46,7 @@ pub mod outbound;
 pub mod private_fs;
 pub mod retry;
 pub mod server;
+pub mod settings;
 pub mod shutdown;
 pub mod sim;
 pub mod sink;

@@ -84,6 +84,14 @@ pub struct Config {
     pub log: LogConfig,
     /// The paired Genesys Cloud organization.
     pub organization: OrganizationConfig,
+    /// What this process does: `both` (default), `ingest` (sources into the buffer) or
+    /// `dispatch` (the buffer to the sinks).
+    #[serde(default)]
+    pub role: Role,
+    /// On shutdown, how long requests already on their way to Genesys Cloud may take to finish
+    /// (and be acknowledged) before the process stops without them.
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
     /// Where the conduit keeps its data: the disk buffer (`buffer/`), dead letters
     /// (`dead-letter/`) and the sources' carried state (`source-state.json`).
     pub data_dir: PathBuf,
@@ -106,6 +114,44 @@ pub struct Config {
     /// at start and printed by `check-config`.
     #[serde(skip)]
     pub warnings: Vec<String>,
+}
+
+/// What a process does.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The sources, into the buffer.
+    Ingest,
+    /// The buffer, to the sinks.
+    Dispatch,
+    /// Both (one process beside one CIC server).
+    #[default]
+    Both,
+}
+
+impl Role {
+    /// Whether the sources run.
+    pub fn ingests(self) -> bool {
+        self != Role::Dispatch
+    }
+
+    /// Whether the dispatcher runs.
+    pub fn dispatches(self) -> bool {
+        self != Role::Ingest
+    }
+
+    /// Its name in config and `/health`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Dispatch => "dispatch",
+            Role::Both => "both",
+        }
+    }
+}
+
+fn default_drain_timeout_ms() -> u64 {
+    10_000
 }
 
 /// How a conduit beside one server of a CIC switchover pair behaves.

@@ -19,8 +19,10 @@
 //!   with it; a single refused record is dead-lettered with the status, message and correlation
 //!   id.
 //!
-//! On shutdown the lane stops at once; whatever it had not confirmed stays unacknowledged in the
-//! buffer and is sent again after the restart (at-least-once, same event ids).
+//! On shutdown the reader stops; the lane delivers what it holds (the request in flight, the batch
+//! begun) and ends — unless the drain deadline comes first and stops it: whatever it had not
+//! confirmed then stays unacknowledged in the buffer and is sent again after the restart
+//! (at-least-once, same event ids).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
@@ -60,11 +62,11 @@ async fn add(ctx: &Context, batcher: &mut Batcher, item: Item) -> bool {
     }
 }
 
-/// Runs a lane until its channel closes or shutdown.
+/// Runs a lane until its channel closes (it then delivers what it holds) or the hard stop.
 pub async fn run(ctx: std::sync::Arc<Context>, mut rx: mpsc::Receiver<Item>) {
     let d = &ctx.delivery;
     let mut batcher = Batcher::new(d.max_events, d.max_bytes, d.max_age, ctx.sink.envelope_bytes());
-    let shutdown = &ctx.common.shutdown;
+    let stop = &ctx.common.stop;
     // When a batch due by age deferred to others, the next look at the gate.
     let mut recheck: Option<Instant> = None;
     loop {
@@ -78,7 +80,10 @@ pub async fn run(ctx: std::sync::Arc<Context>, mut rx: mpsc::Receiver<Item>) {
                     }
                 }
                 Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => return,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    finish(&ctx, &mut batcher).await;
+                    return;
+                }
             }
         }
         // A batch due by age waits for the gate too, filling meanwhile.
@@ -87,7 +92,10 @@ pub async fn run(ctx: std::sync::Arc<Context>, mut rx: mpsc::Receiver<Item>) {
             .map(|d| d.max(ctx.gate.ready_at()).max(recheck.unwrap_or(d)));
         tokio::select! {
             item = rx.recv() => {
-                let Some(item) = item else { return };
+                let Some(item) = item else {
+                    finish(&ctx, &mut batcher).await;
+                    return;
+                };
                 if !add(&ctx, &mut batcher, item).await {
                     return;
                 }
@@ -103,8 +111,16 @@ pub async fn run(ctx: std::sync::Arc<Context>, mut rx: mpsc::Receiver<Item>) {
                     return;
                 }
             }
-            _ = shutdown.wait() => return,
+            _ = stop.wait() => return,
         }
+    }
+}
+
+/// The reader has stopped (shutdown): delivers what the lane holds now, without waiting for the
+/// batch's age, until done or stopped at the drain deadline.
+async fn finish(ctx: &Context, batcher: &mut Batcher) {
+    if !batcher.is_empty() {
+        deliver(ctx, batcher.take()).await;
     }
 }
 
@@ -145,7 +161,7 @@ pub async fn deliver(ctx: &Context, batch: Vec<Item>) -> bool {
 
 /// Sleeps `d`; false when shutdown came first.
 async fn pause(ctx: &Context, d: Duration) -> bool {
-    ctx.common.shutdown.sleep(d).await
+    ctx.common.stop.sleep(d).await
 }
 
 /// Sends `part` until it is settled: confirmed, dead-lettered, or split for the halves to be
@@ -202,7 +218,7 @@ async fn send_part(ctx: &Context, mut part: Vec<Item>) -> Part {
 
 /// Waits for a turn at the gate and sends the part; `None` when shutdown came first.
 async fn request(ctx: &Context, part: &[Item]) -> Option<Result<Answer, SendError>> {
-    let turn = ctx.gate.turn(&ctx.common.shutdown).await?;
+    let turn = ctx.gate.turn(&ctx.common.stop).await?;
     let parts: Vec<&[u8]> = part.iter().map(|i| &i.part[..]).collect();
     let body = ctx.sink.body(&parts);
     ctx.common
@@ -212,7 +228,7 @@ async fn request(ctx: &Context, part: &[Item]) -> Option<Result<Answer, SendErro
         .observe(part.len() as f64);
     let sent = tokio::select! {
         r = ctx.sink.send(body) => r,
-        _ = ctx.common.shutdown.wait() => return None,
+        _ = ctx.common.stop.wait() => return None,
     };
     drop(turn);
     Some(sent)

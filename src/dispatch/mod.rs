@@ -86,8 +86,8 @@ pub struct Common {
     pub dead: Arc<DeadLetters>,
     /// Metrics.
     pub metrics: SinkMetrics,
-    /// Stop signal.
-    pub shutdown: Shutdown,
+    /// The hard stop: lanes give up at once (at the drain deadline).
+    pub stop: Shutdown,
 }
 
 impl Common {
@@ -127,7 +127,7 @@ impl Common {
                 Ok(Err(e)) => tracing::error!(error = %e, "cannot write dead letters; retrying"),
                 Err(e) => tracing::error!(error = %e, "dead-letter writer failed; retrying"),
             }
-            if !self.shutdown.sleep(Duration::from_secs(1)).await {
+            if !self.stop.sleep(Duration::from_secs(1)).await {
                 return false;
             }
         }
@@ -204,6 +204,7 @@ impl Context {
 pub struct Dispatcher {
     /// Each sink's name and its client's gate (for `/health`).
     pub destinations: Vec<(&'static str, Arc<Gate>)>,
+    stop: Shutdown,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -211,15 +212,25 @@ pub struct Dispatcher {
 pub const NO_SINK: &str = "none";
 
 impl Dispatcher {
-    /// Starts reading `reader` and delivering to `routes`, the reader and each lane a task of
-    /// `supervisor` (one that panics stops the process instead of delivery silently).
+    /// Starts reading `reader` and delivering to `routes`, writing dead letters to `dead`; the
+    /// reader and each lane a task of `supervisor` (one that panics stops the process instead of
+    /// delivery silently). At `shutdown` the reader stops and each lane finishes what it holds
+    /// (see [`Dispatcher::drain`]).
     pub fn spawn(
         reader: Box<dyn BufferReader>,
         routes: Vec<Route>,
-        common: Common,
+        dead: Arc<DeadLetters>,
+        metrics: SinkMetrics,
+        shutdown: &Shutdown,
         supervisor: &crate::supervisor::Supervisor,
     ) -> Self {
-        let common = Arc::new(common);
+        let stop = Shutdown::new();
+        let common = Arc::new(Common {
+            acker: reader.acker(),
+            dead,
+            metrics,
+            stop: stop.clone(),
+        });
         let destinations = routes.iter().map(|r| (r.sink.name(), r.gate.clone())).collect();
         let mut handles = Vec::new();
         let mut sinks = Vec::with_capacity(routes.len());
@@ -242,8 +253,9 @@ impl Dispatcher {
             }
             sinks.push((ctx, txs));
         }
+        let shutdown = shutdown.clone();
         let reading = supervisor.spawn("dispatch_reader", async move {
-            read_loop(&common, reader, &sinks).await;
+            read_loop(&common, reader, &sinks, &shutdown).await;
         });
         let task = tokio::spawn(async move {
             let _ = reading.await;
@@ -251,7 +263,11 @@ impl Dispatcher {
                 let _ = h.await;
             }
         });
-        Dispatcher { destinations, task }
+        Dispatcher {
+            destinations,
+            stop,
+            task,
+        }
     }
 
     /// Each destination's part of `/health`.
@@ -259,9 +275,19 @@ impl Dispatcher {
         self.destinations.iter().map(|(name, g)| g.health(name)).collect()
     }
 
-    /// Waits until the dispatcher has stopped (after the shutdown signal).
-    pub async fn wait(self) {
-        let _ = self.task.await;
+    /// After the shutdown signal: waits for the lanes to deliver what they hold (requests in
+    /// flight, batches begun) for up to `deadline`, then stops them. What they had not confirmed
+    /// by then stays in the buffer and is sent again after the restart.
+    pub async fn drain(self, deadline: Duration) {
+        let mut task = self.task;
+        if tokio::time::timeout(deadline, &mut task).await.is_err() {
+            tracing::warn!(
+                deadline_ms = deadline.as_millis() as u64,
+                "requests still in flight at the drain deadline: stopping them (they are sent again after the restart)"
+            );
+            self.stop.trigger();
+            let _ = task.await;
+        }
     }
 }
 
@@ -273,7 +299,7 @@ fn lane_of(key: &[u8], lanes: usize) -> usize {
 
 type Lanes = (Arc<Context>, Vec<mpsc::Sender<Item>>);
 
-async fn read_loop(common: &Common, mut reader: Box<dyn BufferReader>, sinks: &[Lanes]) {
+async fn read_loop(common: &Common, mut reader: Box<dyn BufferReader>, sinks: &[Lanes], shutdown: &Shutdown) {
     loop {
         let records: Vec<Record> = tokio::select! {
             r = reader.next_batch(512) => match r {
@@ -281,16 +307,16 @@ async fn read_loop(common: &Common, mut reader: Box<dyn BufferReader>, sinks: &[
                 Err(BufferError::Closed) => return,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the buffer; retrying");
-                    if !common.shutdown.sleep(Duration::from_secs(1)).await {
+                    if !shutdown.sleep(Duration::from_secs(1)).await {
                         return;
                     }
                     continue;
                 }
             },
-            _ = common.shutdown.wait() => return,
+            _ = shutdown.wait() => return,
         };
         for rec in records {
-            if !route(common, sinks, rec).await {
+            if !route(common, sinks, rec, shutdown).await {
                 return;
             }
         }
@@ -299,7 +325,7 @@ async fn read_loop(common: &Common, mut reader: Box<dyn BufferReader>, sinks: &[
 
 /// Hands one record to the lane of the sink that takes it, or dead-letters it; false when
 /// stopping.
-async fn route(common: &Common, sinks: &[Lanes], rec: Record) -> bool {
+async fn route(common: &Common, sinks: &[Lanes], rec: Record, shutdown: &Shutdown) -> bool {
     let Some((ctx, lanes)) = sinks.iter().find(|(c, _)| c.sink.takes(rec.kind)) else {
         tracing::error!(position = %rec.position, kind = rec.kind.code(), "no sink takes this kind of record; dead-lettering it");
         let message = format!("no configured sink takes records of kind {}", rec.kind.code());
@@ -339,10 +365,10 @@ async fn route(common: &Common, sinks: &[Lanes], rec: Record) -> bool {
     tokio::select! {
         sent = lane.send(item) => if sent.is_err() {
             // The lane is gone: it failed, and its supervisor is stopping the process.
-            common.shutdown.wait().await;
+            shutdown.wait().await;
             return false;
         },
-        _ = common.shutdown.wait() => return false,
+        _ = shutdown.wait() => return false,
     }
     true
 }

@@ -29,6 +29,8 @@ use crate::source::http::{HttpSource, push_handler};
 pub struct Status {
     /// The switch.
     pub enabled: bool,
+    /// What this process does.
+    pub role: crate::config::Role,
     /// The CIC server's name.
     pub cic_server: String,
     /// Process start.
@@ -50,6 +52,7 @@ pub struct Status {
 async fn health(State(s): State<Arc<Status>>) -> Response {
     let h = Health::build(crate::health::Inputs {
         enabled: s.enabled,
+        role: s.role,
         cic_server: &s.cic_server,
         started: s.started,
         persist: s.persist,

@@ -208,16 +208,27 @@ pub fn restore(carried: Carried, ingest: &Ingest, members: Option<&Members>, mem
 /// Saves the state every [`SAVE_EVERY`] and on demand.
 pub struct Carrier {
     /// Where (`<data_dir>/source-state.json`).
-    pub path: PathBuf,
+    path: PathBuf,
     /// This CIC server's name (the state is only for it).
-    pub cic_server: String,
+    cic_server: String,
     /// The shared ingest whose normalizer is saved.
-    pub ingest: Arc<Ingest>,
+    ingest: Arc<Ingest>,
     /// The ICWS source's queue view, when that source runs.
-    pub members: Option<Arc<Members>>,
+    members: Option<Arc<Members>>,
 }
 
 impl Carrier {
+    /// Saves the state of `ingest` (and of the ICWS source's queue view, when it runs) for
+    /// `cic_server` under `data_dir`.
+    pub fn new(data_dir: &Path, cic_server: &str, ingest: Arc<Ingest>, members: Option<Arc<Members>>) -> Self {
+        Carrier {
+            path: data_dir.join(FILE),
+            cic_server: cic_server.to_string(),
+            ingest,
+            members,
+        }
+    }
+
     /// Saves now; false if it could not (logged; the previous file and its position stand).
     pub async fn save(&self) -> bool {
         let Some((position, interactions)) = self.ingest.snapshot(SNAPSHOT_WAIT).await else {

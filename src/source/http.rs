@@ -30,22 +30,43 @@ const SOURCE: &str = "http";
 /// Everything the push handler needs.
 pub struct HttpSource {
     /// Limits and `Retry-After`.
-    pub cfg: HttpSourceConfig,
+    cfg: HttpSourceConfig,
     /// The bearer token senders must present.
-    pub token: Secret,
+    token: Secret,
     /// The ingest path.
-    pub ingest: Arc<Ingest>,
+    ingest: Arc<Ingest>,
     /// Metrics.
-    pub metrics: SourceMetrics,
+    metrics: SourceMetrics,
     /// Whether ingesting is switched on.
-    pub enabled: bool,
+    enabled: bool,
     /// Set while stopping: new requests are refused.
-    pub shutdown: Shutdown,
+    shutdown: Shutdown,
     /// Time allowed for the whole body to arrive.
-    pub body_timeout: std::time::Duration,
+    body_timeout: std::time::Duration,
 }
 
 impl HttpSource {
+    /// The push source: takes requests bearing `token` into `ingest`.
+    pub fn new(
+        cfg: HttpSourceConfig,
+        token: Secret,
+        ingest: Arc<Ingest>,
+        metrics: SourceMetrics,
+        enabled: bool,
+        shutdown: Shutdown,
+        body_timeout: std::time::Duration,
+    ) -> Self {
+        HttpSource {
+            cfg,
+            token,
+            ingest,
+            metrics,
+            enabled,
+            shutdown,
+            body_timeout,
+        }
+    }
+
     fn reply(&self, status: StatusCode, body: serde_json::Value, retry_after: bool) -> Response {
         self.metrics
             .requests

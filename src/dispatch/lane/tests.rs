@@ -106,7 +106,7 @@ impl Rig {
             acker: acks.clone(),
             dead: Arc::new(DeadLetters::open(dir.path()).unwrap()),
             metrics: crate::metrics::Metrics::new().sink,
-            shutdown: Shutdown::new(),
+            stop: Shutdown::new(),
         });
         Rig {
             acks,
@@ -304,7 +304,7 @@ async fn an_unauthorized_answer_pauses_delivery_and_says_auth_failing() {
 async fn shutdown_stops_a_waiting_lane_and_acknowledges_nothing_unconfirmed() {
     let rig = Rig::new();
     let (ctx, sink) = rig.sink("fake", Box::new(|_, _| answer(503)));
-    let shutdown = rig.common.shutdown.clone();
+    let shutdown = rig.common.stop.clone();
     let task = tokio::spawn(async move { deliver(&ctx, items(&["e0"])).await });
     tokio::time::sleep(Duration::from_secs(60)).await;
     shutdown.trigger();

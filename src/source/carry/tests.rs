@@ -110,12 +110,7 @@ async fn a_crash_at_any_step_leaves_the_state_exactly_as_it_was() {
                 let disk = Arc::new(DiskBuffer::open(&buffer_cfg(dir.path()), Metrics::new().buffer).unwrap());
                 let b: Arc<dyn Buffer> = disk.clone();
                 let ing = Arc::new(ingest(b.clone()));
-                let carrier = Carrier {
-                    path: dir.path().join(FILE),
-                    cic_server: "cic01".into(),
-                    ingest: ing.clone(),
-                    members: None,
-                };
+                let carrier = Carrier::new(dir.path(), "cic01", ing.clone(), None);
                 feed(&ing, &all[..saved_at], &codec, &mut got).await;
                 assert!(carrier.save().await);
                 feed(&ing, &all[saved_at..crashed_at], &codec, &mut got).await;
@@ -184,12 +179,7 @@ async fn a_missing_damaged_foreign_or_legacy_file_is_handled() {
     );
 
     // Saving writes the new file and retires the legacy one.
-    let carrier = Carrier {
-        path: dir.path().join(FILE),
-        cic_server: "cic01".into(),
-        ingest: fresh,
-        members: Some(Arc::new(members)),
-    };
+    let carrier = Carrier::new(dir.path(), "cic01", fresh, Some(Arc::new(members)));
     assert!(carrier.save().await);
     assert!(!dir.path().join(LEGACY_FILE).exists());
     let again = load(dir.path(), "cic01").unwrap();

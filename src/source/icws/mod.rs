@@ -55,31 +55,89 @@ enum Handled {
     Stop(Option<&'static str>),
 }
 
+/// The ICWS client: TLS verified (with `ca_file`'s certificates trusted too), connect timeout;
+/// per-call timeouts are set on each call, since the event stream stays open.
+pub fn client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, crate::config::ConfigError> {
+    use crate::config::ConfigError;
+    const KEY: &str = "sources.icws.ca_file";
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .redirect(crate::outbound::no_redirects())
+        .user_agent(concat!("cic-conduit/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| ConfigError::invalid(KEY, format!("cannot read {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| ConfigError::invalid(KEY, format!("{} is not PEM certificates: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(ConfigError::invalid(
+                KEY,
+                format!("{} holds no certificate", path.display()),
+            ));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build()
+        .map_err(|e| ConfigError::invalid("sources.icws", format!("cannot build its HTTP client: {e}")))
+}
+
 /// The source.
 pub struct IcwsSource {
     /// Its settings.
-    pub cfg: IcwsSourceConfig,
+    cfg: IcwsSourceConfig,
     /// The resolved password.
-    pub password: Secret,
+    password: Secret,
     /// HTTP client (TLS verified).
-    pub http: reqwest::Client,
+    http: reqwest::Client,
     /// Where observations go.
-    pub ingest: Arc<Ingest>,
+    ingest: Arc<Ingest>,
     /// Metrics.
-    pub metrics: IcwsMetrics,
+    metrics: IcwsMetrics,
     /// The sources' shared metrics (`conduit_source_events_*{source="icws"}`).
-    pub source_metrics: crate::metrics::SourceMetrics,
+    source_metrics: crate::metrics::SourceMetrics,
     /// Stop signal.
-    pub shutdown: Shutdown,
+    shutdown: Shutdown,
     /// What `/health` shows.
-    pub status: Arc<IcwsStatus>,
+    status: Arc<IcwsStatus>,
     /// Switchover-pair behaviour.
-    pub ha: HaConfig,
+    ha: HaConfig,
     /// The interactions in the watched queues (shared with what is carried over a restart).
-    pub members: Arc<members::Members>,
+    members: Arc<members::Members>,
 }
 
 impl IcwsSource {
+    /// The ICWS source: reads `cfg`'s servers with `password` into `ingest`, following `ha`;
+    /// `members` is the watched-queue view (carried over restarts).
+    pub fn new(
+        cfg: IcwsSourceConfig,
+        password: Secret,
+        ha: HaConfig,
+        ingest: Arc<Ingest>,
+        metrics: &crate::metrics::Metrics,
+        shutdown: Shutdown,
+        members: Arc<members::Members>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Ok(IcwsSource {
+            http: client(cfg.ca_file.as_deref())?,
+            cfg,
+            password,
+            ingest,
+            metrics: metrics.icws.clone(),
+            source_metrics: metrics.source.clone(),
+            shutdown,
+            status: Arc::new(IcwsStatus::default()),
+            ha,
+            members,
+        })
+    }
+
+    /// What `/health` shows about it.
+    pub fn status(&self) -> Arc<IcwsStatus> {
+        self.status.clone()
+    }
+
     /// Runs until shutdown.
     pub async fn run(self) {
         let mut hosts: Vec<String> = self.cfg.hosts.clone();
