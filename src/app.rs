@@ -1,9 +1,13 @@
-//! Wiring: start every part from a validated [`Config`], and stop them in order.
+//! The composition root: builds [`Settings`] from the [`Config`] once, starts what the role runs
+//! (the sources — `sources` — into the buffer, the dispatcher from it to the sinks) with
+//! constructors, every long-running task under one [`Supervisor`], and stops them in order.
 //!
-//! Stop order on the shutdown signal: the listener stops accepting; requests in flight finish
-//! (their appends are stored and answered); the dispatcher stops (what it had not confirmed
-//! stays in the buffer); the buffer is closed — queued appends written, synced, every
-//! acknowledgement in the persisted cursor; then [`Running::wait`] returns.
+//! Stop order on the shutdown signal: the listener stops accepting; push requests in flight
+//! finish (their appends are stored and answered); the ICWS source stops and the sources' state
+//! is saved; the dispatcher's reader stops and its lanes deliver what they hold, up to
+//! `drain_timeout_ms` (what they had not confirmed then stays in the buffer); the buffer is
+//! closed — queued appends written, synced, every acknowledgement in the persisted cursor; then
+//! [`Running::wait`] returns (an error when a task or the buffer failed: the exit is non-zero).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,22 +15,18 @@ use std::time::{Duration, Instant};
 
 use crate::buffer::{Buffer, BufferError, DiskBuffer};
 use crate::config::{Config, ConfigError, JourneySinkConfig};
-use crate::dispatch::deadletter::{DeadLetterError, DeadLetters};
+use crate::deadletter::{DeadLetterError, DeadLetters, Interactions};
 use crate::dispatch::gate::Gate;
 use crate::dispatch::{Delivery, Dispatcher, Route};
 use crate::metrics::Metrics;
-use crate::normalize::Normalizer;
 use crate::server::{self, Status};
 use crate::settings::{ClientSettings, Settings};
 use crate::shutdown::{OsSignals, Shutdown};
 use crate::sink::journey::{JourneySink, Mapper};
 use crate::sink::oauth::TokenSource;
-use crate::source::Ingest;
-use crate::source::carry::{self, Carrier};
-use crate::source::http::HttpSource;
-use crate::source::icws::members::Members;
-use crate::source::icws::{IcwsSource, IcwsStatus};
+use crate::source::carry;
 use crate::supervisor::Supervisor;
+use sources::{Sources, start_sources};
 
 /// Why the conduit could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -144,13 +144,15 @@ fn start_dispatch(
         tokens,
         Mapper::new(&config.normalize.custom_attributes, &j.external_source_id),
     );
+    // Interaction events: the one kind of record, so also what no sink takes is kept with them.
+    let interactions: Arc<DeadLetters<Interactions>> = Arc::new(DeadLetters::open(&config.data_dir)?);
     let routes = vec![Route {
         sink: Arc::new(journey),
         delivery: journey_delivery(j),
         gate,
+        dead: interactions.clone(),
     }];
     let reader = buffer.reader(DISPATCH_READER)?;
-    let dead = Arc::new(DeadLetters::open(&config.data_dir)?);
     tracing::info!(
         sink = crate::sink::journey::NAME,
         configuration_id = %j.configuration_id,
@@ -161,86 +163,11 @@ fn start_dispatch(
     Ok(Some(Dispatcher::spawn(
         reader,
         routes,
-        dead,
+        interactions,
         metrics.sink.clone(),
         shutdown,
         supervisor,
     )))
-}
-
-/// The running sources (of a process that ingests).
-#[derive(Default)]
-struct Sources {
-    push: Option<Arc<HttpSource>>,
-    icws: Option<tokio::task::JoinHandle<()>>,
-    icws_status: Option<Arc<IcwsStatus>>,
-    carrier: Option<(Arc<Carrier>, tokio::task::JoinHandle<()>)>,
-}
-
-/// Starts the sources on `buffer`, after taking back their carried state.
-async fn start_sources(
-    settings: &Settings,
-    buffer: &Arc<dyn Buffer>,
-    carried: Option<carry::Carried>,
-    metrics: &Metrics,
-    shutdown: &Shutdown,
-    supervisor: &Supervisor,
-) -> Result<Sources, AppError> {
-    let config = &settings.config;
-    // One normalizer for every source: they describe the same CIC server's interactions.
-    let normalizer = Normalizer::new(&config.cic_server, &config.normalize, metrics.normalize.clone());
-    let ingest = Arc::new(Ingest::new(normalizer, buffer.clone()));
-    let members: Option<Arc<Members>> = settings.icws_password.is_some().then(Default::default);
-    if let Some(carried) = carried {
-        let (ingest, members) = (ingest.clone(), members.clone());
-        let only_icws = settings.push_token.is_none();
-        let restored =
-            tokio::task::spawn_blocking(move || carry::restore(carried, &ingest, members.as_deref(), only_icws))
-                .await
-                .map_err(|e| AppError::Join(e.to_string()))?;
-        tracing::info!(
-            interactions = restored.interactions,
-            replayed_records = restored.replayed,
-            "source state from before the restart taken back"
-        );
-    }
-    let carrier = Arc::new(Carrier::new(
-        &config.data_dir,
-        &config.cic_server,
-        ingest.clone(),
-        members.clone(),
-    ));
-    let carrier_task = supervisor.spawn("source_state", carrier.clone().run(shutdown.clone()));
-    let push = settings.push_token.clone().map(|token| {
-        Arc::new(HttpSource::new(
-            config.sources.http.clone(),
-            token,
-            ingest.clone(),
-            metrics.source.clone(),
-            config.enabled,
-            shutdown.clone(),
-            Duration::from_millis(config.server.body_timeout_ms),
-        ))
-    });
-    let mut sources = Sources {
-        push,
-        carrier: Some((carrier, carrier_task)),
-        ..Sources::default()
-    };
-    if let (Some(password), Some(members)) = (&settings.icws_password, members) {
-        let source = IcwsSource::new(
-            config.sources.icws.clone(),
-            password.clone(),
-            config.ha.clone(),
-            ingest,
-            metrics,
-            shutdown.clone(),
-            members,
-        )?;
-        sources.icws_status = Some(source.status());
-        sources.icws = Some(supervisor.spawn("icws", source.run()));
-    }
-    Ok(sources)
 }
 
 /// A started conduit.
@@ -414,5 +341,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     running.wait().await
 }
 
+mod sources;
 #[cfg(test)]
 mod tests;

@@ -35,6 +35,7 @@ pub mod app;
 pub mod buffer;
 pub mod cli;
 pub mod config;
+pub mod deadletter;
 pub mod demo;
 pub mod dispatch;
 pub mod event;

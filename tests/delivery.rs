@@ -382,10 +382,14 @@ async fn partly_refused_batches_retry_or_dead_letter_exactly_the_refused() {
 
     // The dead letters are on disk, listed, disjoint from what was delivered, and replayable.
     let delivered: HashSet<String> = rig.sim.received(0).into_iter().map(|r| r.id).collect();
-    let files = cic_conduit::dispatch::deadletter::list(&rig.data()).unwrap();
+    let files = cic_conduit::deadletter::list::<cic_conduit::deadletter::Interactions>(&rig.data()).unwrap();
     let letters: Vec<_> = files
         .iter()
-        .flat_map(|f| cic_conduit::dispatch::deadletter::read_file(&f.path).unwrap().0)
+        .flat_map(|f| {
+            cic_conduit::deadletter::read_file::<cic_conduit::deadletter::Interactions>(&f.path)
+                .unwrap()
+                .0
+        })
         .collect();
     assert_eq!(letters.len() as u64, dead);
     for l in &letters {
@@ -416,7 +420,11 @@ async fn partly_refused_batches_retry_or_dead_letter_exactly_the_refused() {
         sim.report().unique_ids == accepted
     })
     .await;
-    assert!(cic_conduit::dispatch::deadletter::list(&rig.data()).unwrap().is_empty());
+    assert!(
+        cic_conduit::deadletter::list::<cic_conduit::deadletter::Interactions>(&rig.data())
+            .unwrap()
+            .is_empty()
+    );
     terminate(&child);
     assert!(child.wait().unwrap().success());
 }

@@ -354,8 +354,10 @@ fn a_bad_ca_file_is_refused_by_name() {
     let junk = dir.path().join("ca.pem");
     std::fs::write(&junk, "not a certificate").unwrap();
     for path in [junk, dir.path().join("missing.pem")] {
-        let err = cic_conduit::source::icws::client(Some(&path)).unwrap_err().to_string();
+        let err = cic_conduit::source::icws::client::http_client(Some(&path))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sources.icws.ca_file"), "{err}");
     }
-    assert!(cic_conduit::source::icws::client(None).is_ok());
+    assert!(cic_conduit::source::icws::client::http_client(None).is_ok());
 }

@@ -107,9 +107,9 @@ fn every_schema_has_the_specifications_fingerprint() {
 
 #[test]
 fn dead_letter_files_carry_exactly_the_published_schema() {
-    use cic_conduit::dispatch::deadletter::{DeadLetter, DeadLetters};
+    use cic_conduit::deadletter::{DeadLetter, DeadLetters};
     let dir = tempfile::tempdir().unwrap();
-    let dl = DeadLetters::open(dir.path()).unwrap();
+    let dl: DeadLetters = DeadLetters::open(dir.path()).unwrap();
     let codec = cic_conduit::event::EventCodec::new();
     let ev = cic_conduit::event::InteractionEvent::example();
     dl.write(&[DeadLetter {

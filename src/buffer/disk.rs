@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::acks::AckTracker;
+use super::cap;
 use super::housekeeping::housekeep;
 use super::queue::{Full, Queue};
 use super::reader::DiskReader;
@@ -23,7 +24,7 @@ use super::writer::{Batch, Cmd, Replies, Writer, complete};
 use super::{
     Appended, BoxFuture, Buffer, BufferError, BufferReader, BufferStats, Entry, Position, Record, Replayed, frame,
 };
-use crate::config::{BufferConfig, WhenFull};
+use crate::config::BufferConfig;
 use crate::metrics::BufferMetrics;
 
 /// Runs a thread of the buffer; a panic in it fails the buffer for good ([`Buffer::fatal`]),
@@ -201,53 +202,6 @@ impl DiskBuffer {
         refresh_gauges(&self.shared);
     }
 
-    /// Reserves room for `bytes` if there is room now, without registering for a wake-up.
-    fn try_reserve(&self, bytes: u64) -> bool {
-        let s = &self.shared;
-        let used = s.used_bytes.load(Ordering::Acquire);
-        used + bytes <= s.cfg.max_bytes
-            && s.used_bytes
-                .compare_exchange(used, used + bytes, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-    }
-
-    /// Reserves room for `bytes`, waiting or refusing per `when_full`.
-    /// Its slow path: the fast path is [`Self::try_reserve`].
-    async fn reserve(&self, bytes: u64, count: usize) -> Result<bool, BufferError> {
-        let s = &self.shared;
-        let cap = s.cfg.max_bytes;
-        let deadline = tokio::time::Instant::now() + s.cfg.block_timeout();
-        loop {
-            let notified = s.space_freed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let used = s.used_bytes.load(Ordering::Acquire);
-            if used + bytes <= cap {
-                if s.used_bytes
-                    .compare_exchange(used, used + bytes, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    return Ok(true);
-                }
-                continue;
-            }
-            if s.closed.load(Ordering::Acquire) {
-                return Err(BufferError::Closed);
-            }
-            match s.cfg.when_full {
-                WhenFull::DropNewest => {
-                    s.metrics.dropped.inc_by(count as u64);
-                    return Ok(false);
-                }
-                WhenFull::Block => {
-                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                        return Err(BufferError::Full { used, cap });
-                    }
-                }
-            }
-        }
-    }
-
     async fn append_inner(&self, records: Vec<Entry>) -> Result<Appended, BufferError> {
         let s = &self.shared;
         if s.closed.load(Ordering::Acquire) {
@@ -287,7 +241,7 @@ impl DiskBuffer {
         }
         // The slow paths (waiting for room) are boxed so that the common path's future stays
         // small: it is moved into a box per append.
-        if !self.try_reserve(bytes) && !Box::pin(self.reserve(bytes, count)).await? {
+        if !cap::try_reserve(s, bytes) && !Box::pin(cap::reserve(s, bytes, count)).await? {
             return Ok(Appended::Dropped { count });
         }
         let release = || {

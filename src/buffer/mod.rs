@@ -94,13 +94,15 @@
 //! **Where the code is.** [`record`]: what every buffer stores and hands back (entries, records,
 //! positions, kinds, the envelope); [`disk`]: the handle (open, append, close); `shared`: the state the
 //! handle, the writer, the housekeeper and the readers share, and the figures read from it;
-//! `recovery`: the torn tail at start-up; `writer`: the writer thread and group commit;
+//! `recovery`: the torn tail at start-up; `cap`: the size cap's reservations; `writer`: the
+//! writer thread and group commit;
 //! `housekeeping`: the cursor's persistence, deletion, the spare segment; [`reader`]: the owned
 //! sequential reader and its acknowledger; [`frame`], [`scan`], [`segment`], [`cursor`], [`acks`]: the on-disk pieces; [`inspect`]:
 //! the offline `buffer` commands. Dependencies go one way: everything uses `shared`, nothing
 //! uses [`disk`].
 
 pub mod acks;
+mod cap;
 pub mod cursor;
 pub mod disk;
 pub mod frame;

@@ -4,7 +4,7 @@
 //! `conduit_buffer_corrupt_records_total` and acknowledged, so one bad sector can neither stop
 //! delivery nor hold back the cursor. It owns the log's one cursor while it lives: a second
 //! reader is refused, and once a reader is gone and another has taken over, the first one's
-//! acknowledgements are ignored ([`DiskAcker`]).
+//! acknowledgements are ignored (`DiskAcker`).
 
 use std::ops::Range;
 use std::sync::Arc;

@@ -15,7 +15,7 @@
 //! **Recovery is automatic.** If putting the log back fails too (the same shortage), the buffer
 //! refuses appends (a retryable error) and the writer tries again, with backoff, whenever the
 //! housekeeping thread nudges it (every 100 ms). Only when it has failed for
-//! [`GIVE_UP_AFTER`] does the buffer declare itself failed for good ([`super::Buffer::fatal`]),
+//! [`undo::GIVE_UP_AFTER`] does the buffer declare itself failed for good ([`super::Buffer::fatal`]),
 //! so that the process exits and its service manager restarts it.
 
 use std::fs::File;
@@ -32,42 +32,15 @@ use super::record::Entry;
 use super::segment::{self, sync_dir};
 use super::shared::{SegMeta, Shared};
 use crate::config::PersistPolicy;
+use undo::{Broken, Mark};
+
+mod undo;
 
 /// Bytes after which a group stops waiting for more appenders.
 pub const MAX_GROUP_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Longest the writer waits for more appenders to join a group.
 const MAX_COMMIT_DELAY: Duration = Duration::from_micros(500);
-
-/// How long putting the log back to its last good state may keep failing before the buffer
-/// gives up and asks for a restart.
-#[cfg(not(test))]
-pub const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
-/// Short in tests, which check that giving up happens.
-#[cfg(test)]
-pub const GIVE_UP_AFTER: Duration = Duration::from_millis(500);
-
-/// Longest pause between two attempts to put the log back.
-const REPAIR_BACKOFF_MAX: Duration = Duration::from_secs(2);
-
-/// Where the log ended before a group: what a failed group is undone to.
-#[derive(Debug, Clone, Copy)]
-struct Mark {
-    /// The active segment's first sequence number.
-    seg_first_seq: u64,
-    /// Its length.
-    seg_len: u64,
-    /// The next sequence number.
-    next_seq: u64,
-}
-
-/// A log that could not yet be put back after a failed group.
-struct Broken {
-    mark: Mark,
-    since: Instant,
-    next_try: Instant,
-    backoff: Duration,
-}
 
 /// Where a `Close` is answered.
 type CloseReply = oneshot::Sender<io::Result<()>>;
@@ -285,89 +258,6 @@ impl Writer {
             }
         }
         drop(records);
-    }
-
-    /// Tries again to put the log back to the mark of the group that failed, if one did and its
-    /// backoff has passed; gives up for good after [`GIVE_UP_AFTER`].
-    fn repair(&mut self) {
-        let Some(b) = self.broken.as_mut() else { return };
-        let now = Instant::now();
-        if now < b.next_try {
-            return;
-        }
-        let mark = b.mark;
-        match self.undo(mark) {
-            Ok(()) => {
-                tracing::warn!("buffer recovered from the disk error; accepting appends again");
-                self.broken = None;
-                self.shared.failed.store(false, Ordering::SeqCst);
-            }
-            Err(e) => {
-                let b = self.broken.as_mut().expect("still broken");
-                b.backoff = (b.backoff * 2).min(REPAIR_BACKOFF_MAX);
-                b.next_try = now + b.backoff;
-                if b.since.elapsed() >= GIVE_UP_AFTER {
-                    let why = format!(
-                        "the buffer could not recover from a disk error for {} s: {e}",
-                        GIVE_UP_AFTER.as_secs()
-                    );
-                    tracing::error!(error = %e, "buffer failed for good; the process must restart");
-                    self.shared.set_fatal(why);
-                }
-            }
-        }
-    }
-
-    /// Puts the log back to `mark`: removes the segments created after it, cuts the segment it
-    /// is in back to its length (synced), and makes readers re-read.
-    fn undo(&mut self, mark: Mark) -> io::Result<()> {
-        self.buf.clear();
-        #[cfg(test)]
-        self.shared.faults.take("undo")?;
-        let dir = self.shared.dir.clone();
-        // From the directory, not the segment list: a roll that failed after creating its file
-        // (renaming the spare, then no descriptor to open it; or the directory sync failing) left
-        // a file the list never got.
-        let later: Vec<std::path::PathBuf> = segment::list(&dir)?
-            .into_iter()
-            .filter(|s| s.first_seq > mark.seg_first_seq)
-            .map(|s| s.path)
-            .collect();
-        if self.file_first_seq != mark.seg_first_seq {
-            // A roll happened: go back to the mark's segment first (this may need a descriptor
-            // the shortage does not give yet: then nothing has changed and it is tried again).
-            let path = dir.join(segment::file_name(mark.seg_first_seq));
-            self.file = segment::open_at(&path, mark.seg_len)?;
-            self.file_first_seq = mark.seg_first_seq;
-        }
-        for path in &later {
-            match std::fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.file.set_len(mark.seg_len)?;
-        self.file.sync_all()?;
-        if !later.is_empty() {
-            sync_dir(&dir)?;
-        }
-        {
-            use std::io::{Seek, SeekFrom};
-            self.file.seek(SeekFrom::Start(mark.seg_len))?;
-        }
-        {
-            let mut segs = crate::locks::lock(&self.shared.segments);
-            segs.retain(|s| s.first_seq <= mark.seg_first_seq);
-            if let Some(last) = segs.last_mut() {
-                last.len = mark.seg_len;
-                last.sealed = false;
-            }
-        }
-        self.seg_len = mark.seg_len;
-        self.next_seq = mark.next_seq;
-        self.shared.rewound.fetch_add(1, Ordering::AcqRel);
-        Ok(())
     }
 
     /// Answers a group. Waking each appender's task from this thread costs a trip through the

@@ -8,9 +8,9 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use super::buffer_cmd::Location;
-use crate::buffer::{Appended, Buffer, DiskBuffer, Entry, Kind};
+use crate::buffer::{Appended, Buffer, DiskBuffer, Entry};
 use crate::config::BufferConfig;
-use crate::dispatch::deadletter;
+use crate::deadletter::{self, Interactions, LetterSchema};
 use crate::metrics::Metrics;
 use crate::timefmt;
 
@@ -41,7 +41,7 @@ pub fn run(cmd: DeadLetterCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DeadLetterCommand::List { at, verbose } => {
             let dir = at.data_dir()?;
-            let files = deadletter::list(&dir)?;
+            let files = deadletter::list::<Interactions>(&dir)?;
             if files.is_empty() {
                 println!("no dead letters under {}", deadletter::dir_of(&dir).display());
                 return Ok(ExitCode::SUCCESS);
@@ -56,7 +56,7 @@ pub fn run(cmd: DeadLetterCommand) -> anyhow::Result<ExitCode> {
                     f.damage.as_ref().map(|d| format!("  ({d})")).unwrap_or_default()
                 );
                 if verbose {
-                    let (letters, _) = deadletter::read_file(&f.path)?;
+                    let (letters, _) = deadletter::read_file::<Interactions>(&f.path)?;
                     for d in letters {
                         println!(
                             "  seq {}  event {}  {}  reason {}  status {}  correlation {}  {}",
@@ -78,7 +78,10 @@ pub fn run(cmd: DeadLetterCommand) -> anyhow::Result<ExitCode> {
             let dir = at.data_dir()?;
             let files: Vec<PathBuf> = match file {
                 Some(f) => vec![f],
-                None => deadletter::list(&dir)?.into_iter().map(|f| f.path).collect(),
+                None => deadletter::list::<Interactions>(&dir)?
+                    .into_iter()
+                    .map(|f| f.path)
+                    .collect(),
             };
             if files.is_empty() {
                 println!("nothing to replay");
@@ -90,19 +93,15 @@ pub fn run(cmd: DeadLetterCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A dead letter as a buffer record again: an interaction event under its interaction's key
-/// (no key when its payload does not decode; it is then dead-lettered again, never lost).
-fn entry_of(codec: &crate::event::EventCodec, letter: &deadletter::DeadLetter) -> Entry {
-    let key = codec
-        .decode(&letter.payload)
-        .map(|ev| bytes::Bytes::from(ev.interaction.call_id_key))
-        .unwrap_or_default();
-    Entry::new(Kind::Interaction, key, letter.payload.to_vec())
+/// A dead letter of kind `S` as a buffer record again, under its record's key (no key when it
+/// does not decode: it is then dead-lettered again, never lost).
+fn entry_of<S: LetterSchema>(letter: &deadletter::DeadLetter<S::Event>) -> Entry {
+    let key = letter.event.as_ref().map(S::key).unwrap_or_default();
+    Entry::new(S::KIND, key, letter.payload.to_vec())
 }
 
 async fn replay(dir: &std::path::Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let metrics = Metrics::new();
-    let codec = crate::event::EventCodec::new();
     let cfg = BufferConfig::with_dir(dir);
     let buffer: Arc<DiskBuffer> = Arc::new(
         DiskBuffer::open(&cfg, metrics.buffer.clone())
@@ -110,7 +109,7 @@ async fn replay(dir: &std::path::Path, files: &[PathBuf]) -> anyhow::Result<Exit
     );
     let mut total = 0;
     for path in files {
-        let (letters, damage) = deadletter::read_file(path)?;
+        let (letters, damage) = deadletter::read_file::<Interactions>(path)?;
         if let Some(d) = damage {
             eprintln!(
                 "warning: {}: {d}; replaying the {} records before it",
@@ -118,7 +117,7 @@ async fn replay(dir: &std::path::Path, files: &[PathBuf]) -> anyhow::Result<Exit
                 letters.len()
             );
         }
-        let records: Vec<Entry> = letters.iter().map(|d| entry_of(&codec, d)).collect();
+        let records: Vec<Entry> = letters.iter().map(entry_of::<Interactions>).collect();
         let n = records.len();
         if n > 0 {
             match buffer.append(records).await? {

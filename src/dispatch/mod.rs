@@ -10,8 +10,8 @@
 //!
 //! Dispatch is the same for every [`Sink`]: batching ([`batch`]), lanes ([`lane`]), retries,
 //! pacing and pauses at the gate of the sink's OAuth client ([`gate`]: Genesys Cloud limits
-//! requests per client, so every sink of one client shares one), dead letters ([`deadletter`])
-//! and acknowledgements. A sink says only how a record becomes its part of a request, how parts
+//! requests per client, so every sink of one client shares one), dead letters (written by the
+//! [`crate::deadletter`] writer of the sink's kind) and acknowledgements. A sink says only how a record becomes its part of a request, how parts
 //! become a body, and what an answer says.
 //!
 //! Promises:
@@ -28,7 +28,6 @@
 //!   never retried forever and never dropped.
 
 pub mod batch;
-pub mod deadletter;
 pub mod gate;
 pub mod lane;
 
@@ -44,8 +43,8 @@ use crate::shutdown::Shutdown;
 use crate::sink::Sink;
 use crate::timefmt;
 
+use crate::deadletter::{DeadLetter, Keep};
 use batch::Item;
-use deadletter::{DeadLetter, DeadLetters};
 use gate::{DestinationHealth, Gate};
 
 /// How one sink's records are batched, sent and retried (from its config section).
@@ -76,14 +75,16 @@ pub struct Route {
     pub delivery: Delivery,
     /// The gate of the sink's OAuth client, shared by every sink of that client.
     pub gate: Arc<Gate>,
+    /// The dead-letter writer of the sink's kind of record.
+    pub dead: Arc<dyn Keep>,
 }
 
 /// What every sink's lanes share.
 pub struct Common {
     /// Acknowledges for the dispatcher's buffer reader.
     pub acker: Acker,
-    /// Dead-letter files.
-    pub dead: Arc<DeadLetters>,
+    /// Where records no sink takes are dead-lettered.
+    pub unroutable: Arc<dyn Keep>,
     /// Metrics.
     pub metrics: SinkMetrics,
     /// The hard stop: lanes give up at once (at the drain deadline).
@@ -96,14 +97,20 @@ impl Common {
         self.acker.ack(&positions);
     }
 
-    /// Writes dead letters for `sink` (retrying the write until it succeeds), then acknowledges
-    /// them; false when shutdown came first.
-    pub async fn dead_letter(&self, sink: &str, items: Vec<Letter>, corr: Option<String>) -> bool {
+    /// Writes dead letters for `sink` with `keep` (retrying the write until it succeeds), then
+    /// acknowledges them; false when stopped first.
+    pub async fn dead_letter(
+        &self,
+        keep: &Arc<dyn Keep>,
+        sink: &str,
+        items: Vec<Letter>,
+        corr: Option<String>,
+    ) -> bool {
         if items.is_empty() {
             return true;
         }
         let now = timefmt::now_ms();
-        let letters: Vec<DeadLetter> = items
+        let letters: Vec<DeadLetter<()>> = items
             .iter()
             .map(|l| DeadLetter {
                 seq: l.item.position.offset(),
@@ -113,15 +120,13 @@ impl Common {
                 correlation_id: corr.clone(),
                 message: l.message.clone(),
                 at_ms: now,
-                event: self.dead.decode_event(&l.item.payload),
+                event: None,
                 payload: l.item.payload.clone(),
             })
             .collect();
-        let letters = Arc::new(letters);
         loop {
-            let dead = self.dead.clone();
-            let l = letters.clone();
-            let written = tokio::task::spawn_blocking(move || dead.write(&l)).await;
+            let (keep, l) = (keep.clone(), letters.clone());
+            let written = tokio::task::spawn_blocking(move || keep.keep(l)).await;
             match written {
                 Ok(Ok(())) => break,
                 Ok(Err(e)) => tracing::error!(error = %e, "cannot write dead letters; retrying"),
@@ -172,6 +177,8 @@ pub struct Context {
     pub delivery: Delivery,
     /// The gate of its OAuth client.
     pub gate: Arc<Gate>,
+    /// Its dead-letter writer.
+    pub dead: Arc<dyn Keep>,
     /// What every sink shares.
     pub common: Arc<Common>,
 }
@@ -196,7 +203,7 @@ impl Context {
 
     /// Dead-letters items of this sink (see [`Common::dead_letter`]).
     pub async fn dead_letter(&self, items: Vec<Letter>, corr: Option<String>) -> bool {
-        self.common.dead_letter(self.sink.name(), items, corr).await
+        self.common.dead_letter(&self.dead, self.sink.name(), items, corr).await
     }
 }
 
@@ -212,14 +219,14 @@ pub struct Dispatcher {
 pub const NO_SINK: &str = "none";
 
 impl Dispatcher {
-    /// Starts reading `reader` and delivering to `routes`, writing dead letters to `dead`; the
-    /// reader and each lane a task of `supervisor` (one that panics stops the process instead of
-    /// delivery silently). At `shutdown` the reader stops and each lane finishes what it holds
-    /// (see [`Dispatcher::drain`]).
+    /// Starts reading `reader` and delivering to `routes`, dead-lettering records no route takes
+    /// with `unroutable`; the reader and each lane a task of `supervisor` (one that panics stops
+    /// the process instead of delivery silently). At `shutdown` the reader stops and each lane
+    /// finishes what it holds (see [`Dispatcher::drain`]).
     pub fn spawn(
         reader: Box<dyn BufferReader>,
         routes: Vec<Route>,
-        dead: Arc<DeadLetters>,
+        unroutable: Arc<dyn Keep>,
         metrics: SinkMetrics,
         shutdown: &Shutdown,
         supervisor: &crate::supervisor::Supervisor,
@@ -227,7 +234,7 @@ impl Dispatcher {
         let stop = Shutdown::new();
         let common = Arc::new(Common {
             acker: reader.acker(),
-            dead,
+            unroutable,
             metrics,
             stop: stop.clone(),
         });
@@ -239,6 +246,7 @@ impl Dispatcher {
                 sink: route.sink,
                 delivery: route.delivery,
                 gate: route.gate,
+                dead: route.dead,
                 common: common.clone(),
             });
             let lanes = ctx.delivery.concurrency.max(1);
@@ -329,12 +337,9 @@ async fn route(common: &Common, sinks: &[Lanes], rec: Record, shutdown: &Shutdow
     let Some((ctx, lanes)) = sinks.iter().find(|(c, _)| c.sink.takes(rec.kind)) else {
         tracing::error!(position = %rec.position, kind = rec.kind.code(), "no sink takes this kind of record; dead-lettering it");
         let message = format!("no configured sink takes records of kind {}", rec.kind.code());
+        let letter = Letter::new(Item::of(&rec), "no_sink", None, message);
         return common
-            .dead_letter(
-                NO_SINK,
-                vec![Letter::new(Item::of(&rec), "no_sink", None, message)],
-                None,
-            )
+            .dead_letter(&common.unroutable, NO_SINK, vec![letter], None)
             .await;
     };
     let prepared = ctx.sink.prepare(&rec);

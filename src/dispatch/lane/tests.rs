@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::buffer::{Acknowledge, BoxFuture, Kind, Position, Record};
-use crate::dispatch::deadletter::{self, DeadLetters};
+use crate::deadletter::{self, DeadLetters, Interactions, Keep};
 use crate::dispatch::gate::Gate;
 use crate::dispatch::{Common, Delivery};
 use crate::shutdown::Shutdown;
@@ -102,9 +102,10 @@ impl Rig {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let acks = Arc::new(Acks::default());
+        let dead: Arc<dyn Keep> = Arc::new(DeadLetters::<Interactions>::open(dir.path()).unwrap());
         let common = Arc::new(Common {
             acker: acks.clone(),
-            dead: Arc::new(DeadLetters::open(dir.path()).unwrap()),
+            unroutable: dead.clone(),
             metrics: crate::metrics::Metrics::new().sink,
             stop: Shutdown::new(),
         });
@@ -138,6 +139,7 @@ impl Rig {
                 max_entity_attempts: 3,
             },
             gate: self.gate.clone(),
+            dead: self.common.unroutable.clone(),
             common: self.common.clone(),
         };
         (ctx, sink)
@@ -146,8 +148,8 @@ impl Rig {
     /// Every dead letter written: (seq, reason, status).
     fn dead_letters(&self) -> Vec<(u64, String, Option<u16>)> {
         let mut out = Vec::new();
-        for f in deadletter::list(self.dir.path()).unwrap() {
-            let (letters, damage) = deadletter::read_file(&f.path).unwrap();
+        for f in deadletter::list::<Interactions>(self.dir.path()).unwrap() {
+            let (letters, damage) = deadletter::read_file::<Interactions>(&f.path).unwrap();
             assert!(damage.is_none());
             out.extend(letters.into_iter().map(|l| (l.seq, l.reason, l.status)));
         }
@@ -312,4 +314,68 @@ async fn shutdown_stops_a_waiting_lane_and_acknowledges_nothing_unconfirmed() {
     assert!(sizes(&sink).len() > 3, "it kept retrying until then");
     assert!(rig.acks.sorted().is_empty());
     assert!(rig.dead_letters().is_empty());
+}
+
+/// The reader routes by kind: a record no sink takes is dead-lettered (`no_sink`) and
+/// acknowledged, and never reaches a sink; the others are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_no_sink_takes_is_dead_lettered_not_sent() {
+    use crate::buffer::{Buffer, DiskBuffer, Entry};
+    let rig = Rig::new();
+    let data = tempfile::tempdir().unwrap();
+    let buffer = DiskBuffer::open(
+        &crate::config::BufferConfig::with_dir(data.path()),
+        crate::metrics::Metrics::new().buffer,
+    )
+    .unwrap();
+    buffer
+        .append(vec![
+            Entry::new(Kind::Interaction, "k", b"e0".to_vec()),
+            Entry::new(Kind::Unknown(9), "u", b"from a newer version".to_vec()),
+            Entry::new(Kind::Interaction, "k", b"e2".to_vec()),
+        ])
+        .await
+        .unwrap();
+    let (ctx, sink) = rig.sink("fake", Box::new(|_, _| answer(200)));
+    let route = crate::dispatch::Route {
+        sink: ctx.sink.clone(),
+        delivery: ctx.delivery.clone(),
+        gate: ctx.gate.clone(),
+        dead: ctx.dead.clone(),
+    };
+    let shutdown = Shutdown::new();
+    let supervisor = crate::supervisor::Supervisor::new(shutdown.clone(), crate::metrics::Metrics::new().task_failures);
+    let dispatcher = crate::dispatch::Dispatcher::spawn(
+        buffer.reader("dispatch").unwrap(),
+        vec![route],
+        rig.common.unroutable.clone(),
+        crate::metrics::Metrics::new().sink,
+        &shutdown,
+        &supervisor,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while buffer.stats().cursor < 3 {
+        assert!(std::time::Instant::now() < deadline, "not everything was settled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shutdown.trigger();
+    dispatcher.drain(Duration::from_secs(5)).await;
+    let sent: Vec<String> = sink
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(_, p, _)| p.clone())
+        .collect();
+    assert_eq!(sent, ["e0", "e2"]);
+    let letters =
+        deadletter::read_file::<Interactions>(&deadletter::list::<Interactions>(rig.dir.path()).unwrap()[0].path)
+            .unwrap()
+            .0;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        (letters[0].seq, letters[0].sink.as_str(), letters[0].reason.as_str()),
+        (1, "none", "no_sink")
+    );
+    assert_eq!(&letters[0].payload[..], b"from a newer version", "kept byte for byte");
 }

@@ -18,6 +18,7 @@
 //! across a restart of the conduit ([`crate::source::carry`]).
 
 pub mod client;
+mod handle;
 pub mod members;
 pub mod messages;
 pub mod sse;
@@ -30,7 +31,6 @@ use std::time::Duration;
 
 use crate::config::{HaConfig, HaMode, IcwsSourceConfig, Secret};
 use crate::metrics::IcwsMetrics;
-use crate::normalize::Observation;
 use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 use crate::source::Ingest;
@@ -53,34 +53,6 @@ enum Handled {
     Continue,
     /// End the session: `None` on shutdown, else the reason.
     Stop(Option<&'static str>),
-}
-
-/// The ICWS client: TLS verified (with `ca_file`'s certificates trusted too), connect timeout;
-/// per-call timeouts are set on each call, since the event stream stays open.
-pub fn client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, crate::config::ConfigError> {
-    use crate::config::ConfigError;
-    const KEY: &str = "sources.icws.ca_file";
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .redirect(crate::outbound::no_redirects())
-        .user_agent(concat!("cic-conduit/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| ConfigError::invalid(KEY, format!("cannot read {}: {e}", path.display())))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| ConfigError::invalid(KEY, format!("{} is not PEM certificates: {e}", path.display())))?;
-        if certs.is_empty() {
-            return Err(ConfigError::invalid(
-                KEY,
-                format!("{} holds no certificate", path.display()),
-            ));
-        }
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
-    b.build()
-        .map_err(|e| ConfigError::invalid("sources.icws", format!("cannot build its HTTP client: {e}")))
 }
 
 /// The source.
@@ -120,7 +92,7 @@ impl IcwsSource {
         members: Arc<members::Members>,
     ) -> Result<Self, crate::config::ConfigError> {
         Ok(IcwsSource {
-            http: client(cfg.ca_file.as_deref())?,
+            http: client::http_client(cfg.ca_file.as_deref())?,
             cfg,
             password,
             ingest,
@@ -362,82 +334,6 @@ impl IcwsSource {
             }
             if let Handled::Stop(reason) = self.handle(s, &msgs).await {
                 return reason;
-            }
-        }
-    }
-
-    /// Stores what a group of messages says.
-    async fn handle(&self, s: &Session, msgs: &[serde_json::Value]) -> Handled {
-        if msgs.is_empty() {
-            return Handled::Continue;
-        }
-        self.status
-            .update(|st| st.last_message = Some(std::time::Instant::now()));
-        let now = crate::timefmt::now_ms();
-        let mut batch: Vec<Observation> = Vec::new();
-        let mut batch_left: Vec<Observation> = Vec::new();
-        for m in msgs {
-            let p = messages::parse(m, now);
-            self.metrics.messages.with_label_values(&[p.kind]).inc();
-            for why in &p.malformed {
-                self.metrics.malformed.inc();
-                tracing::warn!(session = %s.id, why = %why, "malformed ICWS message entry skipped");
-            }
-            if p.connection_down {
-                if !self.store(batch).await {
-                    return Handled::Stop(None);
-                }
-                return Handled::Stop(Some("connection_down"));
-            }
-            self.members.apply(&p, now, &mut batch_left);
-            batch.extend(p.observations);
-            batch.append(&mut batch_left);
-        }
-        if !self.store(batch).await {
-            return Handled::Stop(None);
-        }
-        self.metrics.tracked.set(self.ingest.tracked() as i64);
-        Handled::Continue
-    }
-
-    /// Stores observations, retrying while the buffer cannot take them; false on shutdown.
-    async fn store(&self, batch: Vec<Observation>) -> bool {
-        if batch.is_empty() {
-            return true;
-        }
-        loop {
-            match self.ingest.ingest_each(&batch).await {
-                Ok(done) => {
-                    for r in &done.refused {
-                        let id = batch.get(r.index).map_or("", |o| o.interaction_id.as_str());
-                        tracing::warn!(
-                            interaction = %crate::outbound::bounded(id, 64),
-                            reason = %r.reason,
-                            "an ICWS change cannot be stored; refused alone"
-                        );
-                    }
-                    self.source_metrics
-                        .received
-                        .with_label_values(&["icws"])
-                        .inc_by((batch.len() - done.refused.len()) as u64);
-                    if !done.refused.is_empty() {
-                        self.source_metrics
-                            .rejected
-                            .with_label_values(&["icws", "too_large"])
-                            .inc_by(done.refused.len() as u64);
-                    }
-                    return true;
-                }
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(error = %e, observations = batch.len(), "buffer cannot take ICWS changes yet; retrying");
-                    if !self.pause(Duration::from_millis(500)).await {
-                        return false;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, observations = batch.len(), "ICWS changes could not be stored");
-                    return true;
-                }
             }
         }
     }

@@ -1,36 +1,60 @@
-//! Dead letters: events Genesys Cloud refused for good, kept in Avro container files under
-//! `<data_dir>/dead-letter/` so that nothing accepted is ever silently lost.
+//! Dead letters: records a destination refused for good (or that no sink could ever send), kept
+//! in Avro container files under `<data_dir>/dead-letter/` so that nothing accepted is ever
+//! silently lost.
+//!
+//! The same for every sink and every kind of record: a [`LetterSchema`] says how one kind is kept
+//! — the dead-letter record's schema (its `event` field embeds the record's own schema), how a
+//! payload decodes, and the key to append it under again — and [`DeadLetters`] writes the files
+//! of one kind. Interaction events are the one kind today ([`interaction::Interactions`], schema
+//! `schemas/dead_letter.v1.avsc`).
 //!
 //! Each record holds the buffered record exactly as stored (`payload`, replayable byte for
 //! byte), the decoded event when it decodes (`event`, for people and tools), the sink, a bounded
 //! reason code, the HTTP status, the error message and the `ININ-Correlation-Id`. A process writes
-//! its own file, `dl-<unix ms>-<pid>.avro`, started on its first dead letter and rolled at
-//! [`MAX_FILE_BYTES`]; every write is flushed as one Avro block and synced (`fdatasync`) before
-//! the records it holds are acknowledged in the buffer. A file cut short by a crash is read up to
-//! its last whole block. `dead-letter replay` moves a replayed file to `replayed/`, so replaying
-//! twice never re-queues twice.
+//! its own file per kind, `<prefix><unix ms>-<pid>.avro` (`dl-` for interactions), started on its
+//! first dead letter and rolled at [`MAX_FILE_BYTES`]; every write is flushed as one Avro block
+//! and synced (`fdatasync`) before the records it holds are acknowledged in the buffer. A file cut
+//! short by a crash is read up to its last whole block ([`file`]). `dead-letter replay` moves a
+//! replayed file to `replayed/`, so replaying twice never re-queues twice.
 
-use std::fs::{self, File};
+pub mod file;
+pub mod interaction;
+
+use std::fs::File;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 
 use apache_avro::types::Value;
-use apache_avro::{Reader, Schema, Writer};
+use apache_avro::{Schema, Writer};
 use bytes::Bytes;
 
-use crate::event::{EventCodec, InteractionEvent};
+use crate::buffer::Kind;
 use crate::timefmt;
+
+pub use file::{FileSummary, list, mark_replayed, read_file};
+pub use interaction::Interactions;
 
 /// A file is rolled once it passes this size.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// The dead-letter record's schema text, `schemas/dead_letter.v1.avsc`; its `event` embeds the
-/// current interaction event schema.
-pub const SCHEMA_TEXT: &str = include_str!("../../schemas/dead_letter.v1.avsc");
-
-/// The dead-letter record's schema, parsed once.
-pub static SCHEMA: LazyLock<Schema> =
-    LazyLock::new(|| Schema::parse_str(SCHEMA_TEXT).expect("the dead-letter schema is tested to parse"));
+/// How dead letters of one kind of record are kept.
+pub trait LetterSchema: Send + Sync + 'static {
+    /// The decoded record, kept beside its bytes.
+    type Event: Clone + PartialEq + std::fmt::Debug + Send + Sync;
+    /// Its kind in the buffer (a replay appends it back as such).
+    const KIND: Kind;
+    /// The start of its files' names.
+    const FILE_PREFIX: &'static str;
+    /// The dead-letter record's schema; its `event` field embeds the record's.
+    fn schema() -> &'static Schema;
+    /// The record's bytes, decoded.
+    fn decode(payload: &[u8]) -> Option<Self::Event>;
+    /// The decoded record as the `event` field's value.
+    fn to_value(event: &Self::Event) -> Result<Value, String>;
+    /// The key a replay appends it under.
+    fn key(event: &Self::Event) -> Bytes;
+}
 
 /// A dead-letter failure.
 #[derive(Debug, thiserror::Error)]
@@ -53,9 +77,9 @@ pub enum DeadLetterError {
     },
 }
 
-/// One dead letter.
+/// One dead letter, its record decoded as `E` when it decodes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeadLetter {
+pub struct DeadLetter<E = crate::event::InteractionEvent> {
     /// Buffer sequence number.
     pub seq: u64,
     /// The sink that refused it.
@@ -73,7 +97,7 @@ pub struct DeadLetter {
     /// The record as stored.
     pub payload: Bytes,
     /// The event, when the payload decodes.
-    pub event: Option<InteractionEvent>,
+    pub event: Option<E>,
 }
 
 struct Open {
@@ -82,11 +106,11 @@ struct Open {
     bytes: u64,
 }
 
-/// The writer of one process's dead-letter files.
-pub struct DeadLetters {
+/// The writer of one process's dead-letter files of one kind.
+pub struct DeadLetters<S: LetterSchema = Interactions> {
     dir: PathBuf,
     open: Mutex<Option<Open>>,
-    codec: EventCodec,
+    schema: PhantomData<S>,
 }
 
 /// `<data_dir>/dead-letter`.
@@ -108,14 +132,9 @@ fn avro_err(path: &Path, e: impl std::fmt::Display) -> DeadLetterError {
     }
 }
 
-fn to_value(d: &DeadLetter) -> Result<Value, String> {
+fn to_value<S: LetterSchema>(d: &DeadLetter<S::Event>) -> Result<Value, String> {
     let event = match &d.event {
-        Some(ev) => {
-            let v = apache_avro::to_value(ev)
-                .and_then(|v| v.resolve(&crate::event::codec::SCHEMA))
-                .map_err(|e| e.to_string())?;
-            Value::Union(1, Box::new(v))
-        }
+        Some(ev) => Value::Union(1, Box::new(S::to_value(ev)?)),
         None => Value::Union(0, Box::new(Value::Null)),
     };
     let opt_str = |s: &Option<String>| match s {
@@ -141,7 +160,7 @@ fn to_value(d: &DeadLetter) -> Result<Value, String> {
     ]))
 }
 
-fn from_value(v: &Value, codec: &EventCodec) -> Option<DeadLetter> {
+fn from_value<S: LetterSchema>(v: &Value) -> Option<DeadLetter<S::Event>> {
     let Value::Record(fields) = v else { return None };
     let get = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v);
     let unwrap_union = |v: &Value| match v {
@@ -173,12 +192,12 @@ fn from_value(v: &Value, codec: &EventCodec) -> Option<DeadLetter> {
             Value::TimestampMillis(n) | Value::Long(n) => *n,
             _ => 0,
         },
-        event: codec.decode(&payload).ok(),
+        event: S::decode(&payload),
         payload,
     })
 }
 
-impl DeadLetters {
+impl<S: LetterSchema> DeadLetters<S> {
     /// Dead letters under `<data_dir>/dead-letter/` (created when missing).
     pub fn open(data_dir: &Path) -> Result<Self, DeadLetterError> {
         let dir = dir_of(data_dir);
@@ -186,7 +205,7 @@ impl DeadLetters {
         Ok(DeadLetters {
             dir,
             open: Mutex::new(None),
-            codec: EventCodec::new(),
+            schema: PhantomData,
         })
     }
 
@@ -195,13 +214,13 @@ impl DeadLetters {
         &self.dir
     }
 
-    /// The event a buffered record holds, if it decodes (kept beside the raw record).
-    pub fn decode_event(&self, payload: &[u8]) -> Option<InteractionEvent> {
-        self.codec.decode(payload).ok()
-    }
-
     fn new_file(&self) -> Result<Open, DeadLetterError> {
-        let name = format!("dl-{:013}-{}.avro", timefmt::now_ms(), std::process::id());
+        let name = format!(
+            "{}{:013}-{}.avro",
+            S::FILE_PREFIX,
+            timefmt::now_ms(),
+            std::process::id()
+        );
         let path = self.dir.join(name);
         let file = crate::private_fs::file_options()
             .write(true)
@@ -209,12 +228,12 @@ impl DeadLetters {
             .open(&path)
             .map_err(io_err(&path))?;
         crate::private_fs::sync_dir(&self.dir).map_err(io_err(&self.dir))?;
-        let writer = Writer::new(&SCHEMA, file).map_err(|e| avro_err(&path, e))?;
+        let writer = Writer::new(S::schema(), file).map_err(|e| avro_err(&path, e))?;
         Ok(Open { path, writer, bytes: 0 })
     }
 
     /// Writes `letters` and syncs them to disk; blocking (call from a blocking context).
-    pub fn write(&self, letters: &[DeadLetter]) -> Result<(), DeadLetterError> {
+    pub fn write(&self, letters: &[DeadLetter<S::Event>]) -> Result<(), DeadLetterError> {
         if letters.is_empty() {
             return Ok(());
         }
@@ -224,7 +243,7 @@ impl DeadLetters {
         }
         let open = guard.as_mut().expect("opened above");
         for d in letters {
-            let v = to_value(d).map_err(|e| avro_err(&open.path, e))?;
+            let v = to_value::<S>(d).map_err(|e| avro_err(&open.path, e))?;
             open.writer.append_value(v).map_err(|e| avro_err(&open.path, e))?;
         }
         let n = open.writer.flush().map_err(|e| avro_err(&open.path, e))?;
@@ -238,81 +257,39 @@ impl DeadLetters {
     }
 }
 
-/// One dead-letter file.
-#[derive(Debug, Clone)]
-pub struct FileSummary {
-    /// Its path.
-    pub path: PathBuf,
-    /// Records read.
-    pub records: usize,
-    /// Set when the file could not be read to its end (cut short by a crash, or damaged).
-    pub damage: Option<String>,
+/// What dispatch needs of a dead-letter writer, whatever the kind: it hands over the refused
+/// records as stored, and the writer decodes them itself.
+pub trait Keep: Send + Sync {
+    /// Writes `letters` (their `event` is decoded here) and syncs them; blocking.
+    fn keep(&self, letters: Vec<DeadLetter<()>>) -> Result<(), DeadLetterError>;
 }
 
-/// Reads every dead letter of a file, up to the first damage.
-pub fn read_file(path: &Path) -> Result<(Vec<DeadLetter>, Option<String>), DeadLetterError> {
-    let file = File::open(path).map_err(io_err(path))?;
-    if file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
-        return Ok((Vec::new(), Some("empty file".into())));
+impl<S: LetterSchema> Keep for DeadLetters<S> {
+    fn keep(&self, letters: Vec<DeadLetter<()>>) -> Result<(), DeadLetterError> {
+        let letters: Vec<DeadLetter<S::Event>> = letters
+            .into_iter()
+            .map(|d| DeadLetter {
+                event: S::decode(&d.payload),
+                seq: d.seq,
+                sink: d.sink,
+                reason: d.reason,
+                status: d.status,
+                correlation_id: d.correlation_id,
+                message: d.message,
+                at_ms: d.at_ms,
+                payload: d.payload,
+            })
+            .collect();
+        self.write(&letters)
     }
-    let reader = match Reader::new(std::io::BufReader::new(file)) {
-        Ok(r) => r,
-        Err(e) => return Ok((Vec::new(), Some(format!("unreadable header: {e}")))),
-    };
-    let codec = EventCodec::new();
-    let mut out = Vec::new();
-    for v in reader {
-        match v {
-            Ok(v) => match from_value(&v, &codec) {
-                Some(d) => out.push(d),
-                None => return Ok((out, Some("a record does not match the dead-letter schema".into()))),
-            },
-            Err(e) => return Ok((out, Some(format!("stopped at damage: {e}")))),
-        }
-    }
-    Ok((out, None))
-}
-
-/// The dead-letter files under `data_dir`, oldest first (not those already replayed).
-pub fn list(data_dir: &Path) -> Result<Vec<FileSummary>, DeadLetterError> {
-    let dir = dir_of(data_dir);
-    let mut paths: Vec<PathBuf> = match fs::read_dir(&dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "avro") && p.is_file())
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(&dir)(e)),
-    };
-    paths.sort();
-    let mut out = Vec::new();
-    for path in paths {
-        let (records, damage) = read_file(&path)?;
-        out.push(FileSummary {
-            path,
-            records: records.len(),
-            damage,
-        });
-    }
-    Ok(out)
-}
-
-/// Moves a replayed file to `dead-letter/replayed/`.
-pub fn mark_replayed(path: &Path) -> Result<PathBuf, DeadLetterError> {
-    let dir = path.parent().unwrap_or(Path::new(".")).join("replayed");
-    crate::private_fs::create_own_dir(&dir).map_err(io_err(&dir))?;
-    let to = dir.join(path.file_name().unwrap_or_default());
-    fs::rename(path, &to).map_err(io_err(path))?;
-    crate::private_fs::sync_dir(&dir).map_err(io_err(&dir))?;
-    if let Some(parent) = path.parent() {
-        crate::private_fs::sync_dir(parent).map_err(io_err(parent))?;
-    }
-    Ok(to)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs::{self, File};
+
     use super::*;
+    use crate::event::{EventCodec, InteractionEvent};
 
     fn letter(seq: u64, event: Option<InteractionEvent>) -> DeadLetter {
         let payload = match &event {
@@ -335,29 +312,29 @@ mod tests {
     #[test]
     fn round_trips_and_survives_a_cut_file() {
         let tmp = tempfile::tempdir().unwrap();
-        let dl = DeadLetters::open(tmp.path()).unwrap();
+        let dl: DeadLetters = DeadLetters::open(tmp.path()).unwrap();
         let a = letter(7, Some(InteractionEvent::example()));
         let mut b = letter(8, None);
         b.status = None;
         b.correlation_id = None;
         dl.write(&[a.clone(), b.clone()]).unwrap();
         dl.write(&[letter(9, None)]).unwrap();
-        let files = list(tmp.path()).unwrap();
+        let files = list::<Interactions>(tmp.path()).unwrap();
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].records, 3);
         assert!(files[0].damage.is_none());
-        let (read, _) = read_file(&files[0].path).unwrap();
+        let (read, _) = read_file::<Interactions>(&files[0].path).unwrap();
         assert_eq!(read[0], a);
         assert_eq!(read[1], b);
         // Cut the file inside its second block: the first block still reads.
         let len = fs::metadata(&files[0].path).unwrap().len();
         let f = File::options().write(true).open(&files[0].path).unwrap();
         f.set_len(len - 5).unwrap();
-        let (read, damage) = read_file(&files[0].path).unwrap();
+        let (read, damage) = read_file::<Interactions>(&files[0].path).unwrap();
         assert_eq!(read.len(), 2);
         assert!(damage.is_some());
         let moved = mark_replayed(&files[0].path).unwrap();
         assert!(moved.exists());
-        assert!(list(tmp.path()).unwrap().is_empty());
+        assert!(list::<Interactions>(tmp.path()).unwrap().is_empty());
     }
 }
