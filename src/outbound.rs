@@ -8,6 +8,8 @@
 //! - **Every body is read with a bound** ([`read_body`]): the read stops as soon as more than the
 //!   limit has arrived (a `Content-Length` over it is refused before reading), so a huge or
 //!   endless answer costs at most the limit in memory.
+//! - **A password goes only where it is safe** ([`may_send_password`]): over HTTPS, or plain HTTP
+//!   to a loopback host unless plain HTTP is explicitly allowed.
 
 use bytes::{Bytes, BytesMut};
 
@@ -127,6 +129,26 @@ pub fn describe_unexpected(headers: &reqwest::header::HeaderMap, body: &[u8]) ->
         .unwrap_or("no content type");
     let start = String::from_utf8_lossy(&body[..body.len().min(80)]).replace(['\n', '\r'], " ");
     format!("{} bytes of {ct}: {start:?}", body.len())
+}
+
+/// Whether `base` may carry a password or other credential: HTTPS, or plain HTTP to a loopback host, or plain
+/// HTTP explicitly allowed.
+pub fn may_send_password(base: &str, allow_plain_http: bool) -> bool {
+    let Some(rest) = base.strip_prefix("http://") else {
+        return base.starts_with("https://");
+    };
+    allow_plain_http || is_loopback(rest)
+}
+
+/// Whether the host of `host[:port][/...]` is a loopback address or `localhost`.
+fn is_loopback(rest: &str) -> bool {
+    let hostport = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        hostport.rsplit_once(':').map_or(hostport, |(h, _)| h)
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -157,7 +157,7 @@ impl Config {
             if let Some(h) = i
                 .hosts
                 .iter()
-                .find(|h| !crate::source::icws::client::may_send_password(h, i.allow_plain_http))
+                .find(|h| !crate::outbound::may_send_password(h, i.allow_plain_http))
             {
                 return Err(ConfigError::invalid(
                     "sources.icws.hosts",

@@ -9,6 +9,7 @@
 use serde_json::{Value, json};
 
 use crate::config::Secret;
+pub use crate::outbound::may_send_password;
 
 /// The content type ICWS expects.
 pub const CONTENT_TYPE: &str = "application/vnd.inin.icws+JSON;charset=utf-8";
@@ -147,26 +148,6 @@ async fn json_body(base: &str, resp: reqwest::Response, limit: usize) -> Result<
         },
     })?;
     serde_json::from_slice(&bytes).map_err(|e| IcwsError::BadAnswer(format!("not JSON: {e}")))
-}
-
-/// Whether `base` may carry the password: HTTPS, or plain HTTP to a loopback host, or plain
-/// HTTP explicitly allowed.
-pub fn may_send_password(base: &str, allow_plain_http: bool) -> bool {
-    let Some(rest) = base.strip_prefix("http://") else {
-        return base.starts_with("https://");
-    };
-    allow_plain_http || is_loopback(rest)
-}
-
-/// Whether the host of `host[:port][/...]` is a loopback address or `localhost`.
-fn is_loopback(rest: &str) -> bool {
-    let hostport = rest.split('/').next().unwrap_or("");
-    let host = if let Some(v6) = hostport.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        hostport.rsplit_once(':').map_or(hostport, |(h, _)| h)
-    };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn transport(base: &str, e: reqwest::Error) -> IcwsError {
