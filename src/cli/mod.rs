@@ -93,23 +93,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => {
-            let cfg = config::load_file(&config)?;
-            if cfg.sources.http.enabled {
-                cfg.push_token()?;
-            }
-            if cfg.sources.icws.enabled
-                && let Some(p) = &cfg.sources.icws.password
-            {
-                p.resolve("sources.icws.password")?;
-            }
-            if let Some(t) = &cfg.organization.client_secret {
-                t.resolve("organization.client_secret")?;
-            }
+            // What `run` checks before it starts: the same settings, the same secrets.
+            let settings = crate::settings::Settings::from_config(config::load_file(&config)?)?;
+            let cfg = &settings.config;
             for w in &cfg.warnings {
                 eprintln!("warning: {w}");
             }
             println!("config OK: {}", config.display());
             println!("  enabled        {}", cfg.enabled);
+            println!("  role           {}", settings.role.label());
             println!("  cic_server     {}", cfg.cic_server);
             println!("  listen         {}", cfg.server.listen);
             println!(
