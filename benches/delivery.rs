@@ -83,6 +83,7 @@ impl Bench {
         let path = self.dir.path().join(name);
         let mut text = format!(
             r#"cic_server = "bench"
+data_dir = "{d}"
 [server]
 listen = "127.0.0.1:0"
 [log]
@@ -96,7 +97,7 @@ login_base_url = "http://{a}"
 client_id = "sim-client"
 client_secret = "sim-secret"
 [buffer]
-data_dir = "{d}"
+type = "disk"
 max_bytes = 21474836480
 [normalize]
 max_tracked_interactions = 2000000

@@ -54,6 +54,7 @@ fn main() {
         &config,
         format!(
             r#"cic_server = "load"
+data_dir = "{}"
 [server]
 listen = "127.0.0.1:0"
 [log]
@@ -63,7 +64,7 @@ level = "warn,cic_conduit::app=info"
 short_name = "bench"
 region = "us-east-1"
 [buffer]
-data_dir = "{}"
+type = "disk"
 persist = "fsync"
 max_bytes = 21474836480
 [normalize]
