@@ -203,7 +203,10 @@ fn main() {
 
     // Alternate the two so that the disk's drift over time hits both alike.
     let rounds = if full { 3 } else { 1 };
-    println!("group commit, persist=fsync, {WRITERS} writers, {RECORD}+20-byte records, {rounds} x {secs} s each:");
+    println!(
+        "group commit, persist=fsync, {WRITERS} writers, {RECORD}+{}+20-byte records (payload, envelope, frame), {rounds} x {secs} s each:",
+        entry(RECORD).stored_len() - RECORD
+    );
     let (mut bare_sum, mut gc_sum) = (0.0, 0.0);
     for round in 1..=rounds {
         let bare = bare_loop(dir.path(), secs, false);
