@@ -100,8 +100,8 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
     }
 }
 
-/// The buffer section before it was tagged (`[buffer] data_dir = ...`, no `type`) is refused
-/// with the form that replaces it.
+/// The buffer section of earlier versions (`data_dir` inside `[buffer]`) is refused with the form
+/// that replaces it: the top-level `data_dir` and a tagged `[buffer]`.
 fn refuse_old_buffer_form(table: &Table) -> Result<(), ConfigError> {
     let Some(Value::Table(buffer)) = table.get("buffer") else {
         return Ok(());
