@@ -3,8 +3,9 @@
 //! Serves the OAuth client-credentials token endpoint (`POST /oauth/token`: Basic auth,
 //! expiring opaque tokens, 401 on bad credentials), `GET /api/v2/tokens/me` (who a bearer token
 //! belongs to), the organization's home division (`GET /api/v2/authorization/divisions/home`),
-//! the journey external-event schemas, configurations and events ([`journey`]) — every body
-//! received and every answer given checked against the official SDK's models ([`models`]) —,
+//! the journey external-event schemas, configurations and events (`journey`), SCIM users
+//! ([`scim`]) — every body received and every answer given checked against the official SDK's
+//! models ([`models`]) —,
 //! per-OAuth-client rate limiting with the `inin-ratelimit-*` headers on every API answer and
 //! 429 + `Retry-After` beyond the allowance, an `ININ-Correlation-Id` on every answer,
 //! Genesys-shaped error bodies, and injected faults ([`faults`]).
@@ -16,9 +17,9 @@
 //! `POST /sim/faults` and `POST /sim/revoke-tokens`. `GET /sim/report` also counts ids that came
 //! again with other content than at their first arrival (`conflicting_duplicates`).
 //!
-//! Files: the state and [`CloudSim`] here; the answers every route shares and the routes outside
-//! the journey and OAuth in `handlers`; `journey`, `oauth`, [`models`], [`jsonschema`], `limits`,
-//! [`faults`].
+//! Files: the state and [`CloudSim`] here; what `/sim/report` counts in `report`; the answers
+//! every route shares and the routes outside the journey, SCIM and OAuth in `handlers`;
+//! `journey`, [`scim`], `oauth`, [`models`], [`jsonschema`], `limits`, [`faults`].
 
 pub mod faults;
 mod handlers;
@@ -27,6 +28,8 @@ pub mod jsonschema;
 mod limits;
 pub mod models;
 mod oauth;
+mod report;
+pub mod scim;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -38,12 +41,12 @@ use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post, put};
-use serde::{Deserialize, Serialize};
 
 pub use faults::{FaultUpdate, Faults};
 use handlers::*;
 pub use handlers::{HOME_DIVISION, answer, error, error_with_details};
 pub use limits::{Limiter, Standing};
+pub use report::{Received, Report};
 
 /// How the simulated organization behaves.
 #[derive(Debug, Clone)]
@@ -72,65 +75,6 @@ impl Default for SimConfig {
     }
 }
 
-/// What the simulator saw.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Report {
-    /// Token requests.
-    pub token_requests: u64,
-    /// Tokens issued.
-    pub tokens_issued: u64,
-    /// Token requests refused for bad credentials.
-    pub auth_failures: u64,
-    /// API requests (any path under `/api/`).
-    pub api_requests: u64,
-    /// API requests refused for a missing, unknown, expired or revoked token.
-    pub unauthorized: u64,
-    /// 429 answers sent.
-    pub rate_limited: u64,
-    /// Requests from a client that came before the `Retry-After` it was last given had passed.
-    pub early_retries: u64,
-    /// Valid external-event requests.
-    pub event_requests: u64,
-    /// Entities in valid requests.
-    pub entities_received: u64,
-    /// Entities accepted (stored).
-    pub entities_accepted: u64,
-    /// Distinct entity ids accepted.
-    pub unique_ids: u64,
-    /// Entities accepted with an id accepted before.
-    pub duplicates: u64,
-    /// Of those, the ones whose content (`dateCreated`, `identifiers`, `attributes`) differs from
-    /// what arrived first under that id: one id meaning two things.
-    pub conflicting_duplicates: u64,
-    /// External-event requests refused as invalid (400, 404, 413, 415, 422).
-    pub invalid_requests: u64,
-    /// Entities returned in `unprocessedEntities` (the `reject_fraction` fault).
-    pub entities_rejected: u64,
-    /// Of those, the ones marked retryable.
-    pub entities_rejected_retryable: u64,
-    /// 5xx answers injected by the `error_fraction` fault.
-    pub server_errors: u64,
-    /// Answers refused because of an outage.
-    pub outage_refusals: u64,
-}
-
-/// One accepted entity, as `GET /sim/events` lists it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Received {
-    /// The entity id.
-    pub id: String,
-    /// Its `dateCreated`.
-    pub date_created: String,
-    /// `attributes.callIdKey`, when present.
-    pub call_id_key: Option<String>,
-    /// `attributes.eventType`, when present.
-    pub event_type: Option<String>,
-    /// A digest of its content (`dateCreated`, `identifiers`, `attributes`): equal contents have
-    /// equal digests.
-    pub content: String,
-}
-
 struct Token {
     client: String,
     expires_at: Instant,
@@ -145,6 +89,8 @@ struct Inner {
     faults: Faults,
     schemas: Vec<serde_json::Value>,
     configurations: Vec<serde_json::Value>,
+    /// SCIM users.
+    users: scim::Users,
     /// Hashes of the accepted ids, oldest first in `seen_order` (bounded by [`MAX_IDS`]).
     /// Accepted id hash → the content digest it first arrived with.
     seen: HashMap<u64, u64>,
@@ -217,6 +163,7 @@ impl CloudSim {
                 faults: cfg.faults.clone(),
                 schemas: Vec::new(),
                 configurations: Vec::new(),
+                users: scim::Users::default(),
                 seen: HashMap::new(),
                 seen_order: VecDeque::new(),
                 received: VecDeque::new(),
@@ -271,6 +218,7 @@ impl CloudSim {
     /// The routes.
     pub fn router(self: &Arc<Self>) -> Router {
         const CONFIGS: &str = "/api/v2/journey/externalevents/configurations";
+        const SCIM_USERS: &str = "/api/v2/scim/v2/users";
         let service = Router::new()
             .route("/oauth/token", post(oauth::token))
             .route("/api/v2/tokens/me", get(tokens_me))
@@ -288,6 +236,11 @@ impl CloudSim {
                 get(journey::list_configurations).post(journey::create_configuration),
             )
             .route(&format!("{CONFIGS}/{{id}}/events"), post(journey::post_events))
+            .route(SCIM_USERS, get(scim::list).post(scim::create))
+            .route(
+                &format!("{SCIM_USERS}/{{id}}"),
+                get(scim::get_one).patch(scim::patch).delete(scim::delete),
+            )
             .fallback(not_found)
             .layer(axum::extract::DefaultBodyLimit::max(journey::MAX_BODY + 1))
             .layer(axum::middleware::from_fn_with_state(self.clone(), apply_faults));

@@ -11,6 +11,8 @@
 
 use serde_json::Value;
 
+mod users;
+
 /// The SDK the table below was taken from.
 pub const SDK: &str = "purecloud-platform-client-v2 262.0.0";
 
@@ -33,6 +35,10 @@ pub enum Ty {
     Strings,
     /// An array of another model.
     ArrayOf(&'static str),
+    /// A JSON number.
+    Num,
+    /// Any JSON value (`object` in `index.d.ts`: the SCIM patch operation's `value`).
+    Any,
 }
 
 /// One field of a model.
@@ -235,7 +241,11 @@ pub const MODELS: &[(&str, &[Field])] = &[
 
 /// The fields of a model in the table.
 pub fn fields(model: &str) -> Option<&'static [Field]> {
-    MODELS.iter().find(|(m, _)| *m == model).map(|(_, f)| *f)
+    MODELS
+        .iter()
+        .chain(users::MODELS)
+        .find(|(m, _)| *m == model)
+        .map(|(_, f)| *f)
 }
 
 /// Checks `v` against `model`; each fault names its path (`at` is the path of `v` itself, empty
@@ -300,6 +310,8 @@ fn check_type(ty: Ty, v: &Value, at: &str, faults: &mut Vec<String>) {
             true
         }
         Ty::Strings => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+        Ty::Num => v.is_number(),
+        Ty::Any => true,
         Ty::ArrayOf(m) => match v.as_array() {
             Some(items) => {
                 for (i, item) in items.iter().enumerate() {
@@ -325,6 +337,8 @@ fn describe(ty: Ty) -> &'static str {
         Ty::Model(_) => "an object",
         Ty::Strings => "an array of strings",
         Ty::ArrayOf(_) => "an array",
+        Ty::Num => "a number",
+        Ty::Any => "a JSON value",
     }
 }
 
