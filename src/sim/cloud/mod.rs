@@ -4,7 +4,7 @@
 //! expiring opaque tokens, 401 on bad credentials), `GET /api/v2/tokens/me` (who a bearer token
 //! belongs to), the organization's home division (`GET /api/v2/authorization/divisions/home`),
 //! the journey external-event schemas, configurations and events (`journey`), SCIM users
-//! ([`scim`]) — every body received and every answer given checked against the official SDK's
+//! ([`scim`]), presence sources, definitions and events ([`presence`]) — every body received and every answer given checked against the official SDK's
 //! models ([`models`]) —,
 //! per-OAuth-client rate limiting with the `inin-ratelimit-*` headers on every API answer and
 //! 429 + `Retry-After` beyond the allowance, an `ININ-Correlation-Id` on every answer,
@@ -19,7 +19,7 @@
 //!
 //! Files: the state and [`CloudSim`] here; what `/sim/report` counts in `report`; the answers
 //! every route shares and the routes outside the journey, SCIM and OAuth in `handlers`;
-//! `journey`, [`scim`], `oauth`, [`models`], [`jsonschema`], `limits`, [`faults`].
+//! `journey`, [`scim`], [`presence`], `oauth`, [`models`], [`jsonschema`], `limits`, [`faults`].
 
 pub mod faults;
 mod handlers;
@@ -28,6 +28,7 @@ pub mod jsonschema;
 mod limits;
 pub mod models;
 mod oauth;
+pub mod presence;
 mod report;
 pub mod scim;
 
@@ -91,6 +92,8 @@ struct Inner {
     configurations: Vec<serde_json::Value>,
     /// SCIM users.
     users: scim::Users,
+    /// Presence sources, definitions and events.
+    presence: presence::Presence,
     /// Hashes of the accepted ids, oldest first in `seen_order` (bounded by [`MAX_IDS`]).
     /// Accepted id hash → the content digest it first arrived with.
     seen: HashMap<u64, u64>,
@@ -154,6 +157,7 @@ impl CloudSim {
     /// A simulator with `cfg`.
     pub fn new(cfg: SimConfig) -> Arc<Self> {
         let seed = super::seed();
+        let mut definition_ids = 0u64;
         Arc::new(CloudSim {
             inner: Mutex::new(Inner {
                 tokens: HashMap::new(),
@@ -164,6 +168,12 @@ impl CloudSim {
                 schemas: Vec::new(),
                 configurations: Vec::new(),
                 users: scim::Users::default(),
+                presence: presence::Presence::with_definitions(|| {
+                    let n = definition_ids;
+                    definition_ids += 1;
+                    let hex = super::opaque_id("presence", seed, n);
+                    uuid::Uuid::parse_str(&hex).map_or(hex, |u| u.hyphenated().to_string())
+                }),
                 seen: HashMap::new(),
                 seen_order: VecDeque::new(),
                 received: VecDeque::new(),
@@ -241,6 +251,13 @@ impl CloudSim {
                 &format!("{SCIM_USERS}/{{id}}"),
                 get(scim::get_one).patch(scim::patch).delete(scim::delete),
             )
+            .route(
+                "/api/v2/presence/sources",
+                get(presence::list_sources).post(presence::create_source),
+            )
+            .route("/api/v2/presence/sources/{id}", get(presence::get_source))
+            .route("/api/v2/presence/definitions", get(presence::list_definitions))
+            .route("/api/v2/events/users/presence", post(presence::post_events))
             .fallback(not_found)
             .layer(axum::extract::DefaultBodyLimit::max(journey::MAX_BODY + 1))
             .layer(axum::middleware::from_fn_with_state(self.clone(), apply_faults));

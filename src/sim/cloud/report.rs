@@ -61,6 +61,15 @@ pub struct Report {
     pub scim_conflicts: u64,
     /// Other SCIM requests refused as invalid.
     pub scim_invalid_requests: u64,
+    /// Presence events taken.
+    pub presence_events_accepted: u64,
+    /// Presence events listed in an answer's `errors` (unknown user, source or definition; an
+    /// `eventId` that is not a version-4 UUID).
+    pub presence_events_refused: u64,
+    /// Presence events taken whose `eventId` came before.
+    pub presence_duplicates: u64,
+    /// Presence event batches refused whole (400: the body breaks its model).
+    pub presence_invalid_requests: u64,
 }
 
 /// One accepted entity, as `GET /sim/events` lists it.

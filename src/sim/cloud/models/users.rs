@@ -1,5 +1,6 @@
 //! The SDK models of user and status sync: SCIM 2.0 users (`/api/v2/scim/v2/users`), presence
-//! sources, presence definitions and user presence events — from the same `index.d.ts` as the
+//! sources, presence definitions and user presence events (`BatchUserPresenceEventRequest`,
+//! answered with a `BatchEventResponse`) — from the same `index.d.ts` as the
 //! [parent](super)'s table (a field without `?` is required).
 
 use super::{Field, Ty, opt, req};
@@ -129,6 +130,73 @@ pub const MODELS: &[(&str, &[Field])] = &[
             opt("status", Ty::Str),
             opt("scimType", Ty::Str),
             opt("detail", Ty::Str),
+        ],
+    ),
+    // Presence sources: POST, GET /api/v2/presence/sources
+    (
+        "Source",
+        &[
+            opt("id", Ty::Str),
+            req("name", Ty::Str),
+            opt("description", Ty::Str),
+            opt("type", Ty::Str),
+            opt("deactivated", Ty::Bool),
+            opt("selfUri", Ty::Str),
+        ],
+    ),
+    (
+        "SourceEntityListing",
+        &[
+            opt("total", Ty::Int),
+            opt("entities", Ty::ArrayOf("Source")),
+            opt("selfUri", Ty::Str),
+        ],
+    ),
+    // GET /api/v2/presence/definitions
+    (
+        "OrganizationPresenceDefinition",
+        &[
+            opt("id", Ty::Str),
+            opt("name", Ty::Str),
+            opt("type", Ty::Str),
+            req("languageLabels", Ty::Map),
+            opt("systemPresence", Ty::Str),
+            opt("divisionId", Ty::Str),
+            opt("deactivated", Ty::Bool),
+            opt("selfUri", Ty::Str),
+        ],
+    ),
+    (
+        "OrganizationPresenceDefinitionEntityListing",
+        &[
+            opt("total", Ty::Int),
+            opt("entities", Ty::ArrayOf("OrganizationPresenceDefinition")),
+            opt("selfUri", Ty::Str),
+        ],
+    ),
+    // POST /api/v2/events/users/presence
+    (
+        "BatchUserPresenceEventRequest",
+        &[opt("userPresenceEvents", Ty::ArrayOf("UserPresenceEvent"))],
+    ),
+    (
+        "UserPresenceEvent",
+        &[
+            req("eventId", Ty::Str),
+            req("eventDateTime", Ty::DateTime),
+            req("userId", Ty::Str),
+            req("sourceId", Ty::Str),
+            opt("presenceDefinitionId", Ty::Str),
+            opt("message", Ty::Str),
+        ],
+    ),
+    ("BatchEventResponse", &[opt("errors", Ty::ArrayOf("EventError"))]),
+    (
+        "EventError",
+        &[
+            opt("eventId", Ty::Str),
+            opt("message", Ty::Str),
+            opt("retryable", Ty::Bool),
         ],
     ),
 ];

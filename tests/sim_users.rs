@@ -1,6 +1,6 @@
-//! The Genesys Cloud simulator's SCIM users, driven as a provisioning client of the real service
-//! would: it refuses what the real service refuses (with a SCIM error that says why), versions
-//! each user, and holds list pages to 25.
+//! The Genesys Cloud simulator's user and status sync endpoints, driven as a client of the real
+//! service would: SCIM users (refused with a SCIM error that says why, versioned, list pages held
+//! to 25), presence sources and definitions, and presence events checked one by one.
 
 use std::sync::Arc;
 
@@ -81,6 +81,21 @@ impl Sim {
     async fn list(&self, query: &str) -> Answer {
         self.call(reqwest::Method::GET, &format!("{USERS}?{query}"), None, None)
             .await
+    }
+
+    async fn post_json(&self, path: &str, body: &Value) -> Answer {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        Answer { status, body, headers }
     }
 
     async fn patch(&self, id: &str, ops: Value, if_match: Option<&str>) -> Answer {
@@ -290,4 +305,109 @@ async fn list_pages_hold_at_most_twenty_five() {
     assert_eq!(rest.body["Resources"].as_array().unwrap().len(), 5);
     assert_eq!(rest.body["startIndex"], 26);
     assert_eq!(s.sim.report().scim_oversized_pages, 1);
+}
+
+#[tokio::test]
+async fn each_organization_has_its_own_presence_definitions_and_sources() {
+    let (a, b) = (start().await, start().await);
+    let defs = a
+        .call(reqwest::Method::GET, "/api/v2/presence/definitions", None, None)
+        .await;
+    assert_eq!(defs.status, 200, "{}", defs.body);
+    let entities = defs.body["entities"].as_array().unwrap();
+    let systems: Vec<&str> = entities.iter().map(|d| d["systemPresence"].as_str().unwrap()).collect();
+    for p in ["Available", "Busy", "Away", "Meal", "Meeting", "Offline"] {
+        assert!(systems.contains(&p), "{p} missing: {systems:?}");
+    }
+    assert!(entities.iter().all(|d| d["languageLabels"].is_object()));
+    let other = b
+        .call(reqwest::Method::GET, "/api/v2/presence/definitions", None, None)
+        .await;
+    assert_ne!(
+        entities[0]["id"], other.body["entities"][0]["id"],
+        "ids are per organization: look them up"
+    );
+
+    let created = a
+        .post_json("/api/v2/presence/sources", &json!({"name": "cic-conduit"}))
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap();
+    let listed = a
+        .call(reqwest::Method::GET, "/api/v2/presence/sources", None, None)
+        .await;
+    assert_eq!(listed.body["entities"][0]["id"], id);
+    let got = a
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v2/presence/sources/{id}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((got.status, &got.body["name"]), (200, &json!("cic-conduit")));
+    let nameless = a
+        .post_json("/api/v2/presence/sources", &json!({"description": "x"}))
+        .await;
+    assert_eq!(nameless.status, 400, "name is required");
+}
+
+#[tokio::test]
+async fn presence_events_are_checked_one_by_one() {
+    let s = start().await;
+    let user = s.create(&jdoe()).await.body["id"].as_str().unwrap().to_string();
+    let source = s
+        .post_json("/api/v2/presence/sources", &json!({"name": "cic-conduit"}))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let busy = s
+        .sim
+        .presence_definitions()
+        .into_iter()
+        .find(|d| d["systemPresence"] == "Busy")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let event = |id: &str, user: &str, definition: &str| {
+        json!({"eventId": id, "eventDateTime": "2026-11-30T10:00:00.000Z", "userId": user,
+               "sourceId": source, "presenceDefinitionId": definition})
+    };
+    let v4 = "3f2b8a4e-1c2d-4e5f-9a6b-7c8d9e0f1a2b";
+    let v5 = "3f2b8a4e-1c2d-5e5f-9a6b-7c8d9e0f1a2b";
+    let batch = json!({"userPresenceEvents": [
+        event(v4, &user, &busy),
+        event(v5, &user, &busy),
+        event("6f2b8a4e-1c2d-4e5f-9a6b-7c8d9e0f1a2b", "nobody", &busy),
+        event("7f2b8a4e-1c2d-4e5f-9a6b-7c8d9e0f1a2b", &user, "no-such-definition"),
+    ]});
+    let a = s.post_json("/api/v2/events/users/presence", &batch).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let errors = a.body["errors"].as_array().unwrap();
+    let refused: Vec<&str> = errors.iter().map(|e| e["eventId"].as_str().unwrap()).collect();
+    assert_eq!(refused.len(), 3, "{errors:?}");
+    assert!(!refused.contains(&v4));
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["retryable"] == false && e["message"].as_str().is_some_and(|m| !m.is_empty()))
+    );
+    let taken = s.sim.presence_events();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(
+        (taken[0].user_id.as_str(), taken[0].system_presence.as_deref()),
+        (user.as_str(), Some("Busy"))
+    );
+    // The same event again is taken and counted as a duplicate.
+    let again = json!({"userPresenceEvents": [event(v4, &user, &busy)]});
+    assert_eq!(s.post_json("/api/v2/events/users/presence", &again).await.status, 200);
+    assert_eq!(s.sim.report().presence_duplicates, 1);
+    // A body that breaks the model is refused whole, naming the field.
+    let broken = json!({"userPresenceEvents": [{"eventId": v4, "userId": user, "sourceId": "x"}]});
+    let a = s.post_json("/api/v2/events/users/presence", &broken).await;
+    assert_eq!(a.status, 400);
+    assert!(a.body.to_string().contains("eventDateTime"), "{}", a.body);
 }
