@@ -361,6 +361,97 @@ async fn user_statuses_and_the_user_directory() {
     assert_eq!(bad.status().as_u16(), 400);
 }
 
+/// The user directory changes over time: a read selects properties, a subscription gets every
+/// user and then each change, and a scenario adds, edits and removes users.
+#[tokio::test]
+async fn the_user_directory_changes_and_subscribers_hear_each_change() {
+    let (sim, base, _sd) = start(CicSimConfig {
+        directory_users: 3,
+        ..CicSimConfig::default()
+    })
+    .await;
+    let c = login(&base).await;
+    let ids: Value = c
+        .req(reqwest::Method::GET, "/configuration/users?select=configurationId")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        ids["items"][0]["personalInformationProperties"].is_null(),
+        "only what was selected"
+    );
+    assert_eq!(ids["items"][2]["configurationId"]["id"], "agent002");
+    let bad = c
+        .req(reqwest::Method::GET, "/configuration/users?select=password")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+
+    let sub = c
+        .req(reqwest::Method::PUT, "/messaging/subscriptions/configuration/users/u1")
+        .json(&json!({"properties": ["configurationId", "personalInformationProperties"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sub.status().as_u16(), 200);
+    let first = c.poll().await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["__type"], "urn:inin.com:configuration.people:usersMessage");
+    assert_eq!(
+        (&first[0]["isDelta"], first[0]["added"].as_array().unwrap().len()),
+        (&json!(false), 3)
+    );
+
+    let steps = cic_conduit::sim::cic::scenario::parse(concat!(
+        r#"{"atMs": 0, "user": {"configurationId": {"id": "jdoe", "displayName": "Jane Doe"}, "personalInformationProperties": {"emailAddress": "jdoe@example.com"}}}"#,
+        "\n",
+        r#"{"atMs": 0, "user": {"configurationId": {"id": "agent001", "displayName": "Renamed"}}}"#,
+        "\n",
+        r#"{"atMs": 0, "userRemoved": "agent000"}"#,
+    ))
+    .unwrap();
+    sim.clone().play(steps, Shutdown::new()).await;
+    let msgs = c.poll().await;
+    let kinds: Vec<(&str, &str)> = msgs
+        .iter()
+        .map(|m| {
+            let key = ["added", "changed", "removed"]
+                .into_iter()
+                .find(|k| !m[*k].as_array().unwrap().is_empty())
+                .unwrap();
+            (key, m[key][0]["configurationId"]["id"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("added", "jdoe"), ("changed", "agent001"), ("removed", "agent000")]
+    );
+    assert!(msgs.iter().all(|m| m["isDelta"] == true && m["subscriptionId"] == "u1"));
+    let ids: Vec<String> = sim
+        .directory()
+        .iter()
+        .map(|u| u["configurationId"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["agent001", "agent002", "jdoe"]);
+
+    let off = c
+        .req(
+            reqwest::Method::DELETE,
+            "/messaging/subscriptions/configuration/users/u1",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(off.status().as_u16(), 204);
+    sim.remove_user("jdoe");
+    assert!(c.poll().await.is_empty(), "no messages after unsubscribing");
+    assert_eq!(sim.report().user_changes, 4);
+}
+
 #[tokio::test]
 async fn a_scenario_plays_in_order() {
     let (sim, base, sd) = start(CicSimConfig::default()).await;

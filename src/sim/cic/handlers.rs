@@ -89,6 +89,7 @@ pub(super) async fn login(State(sim): State<Arc<CicSim>>, headers: HeaderMap, bo
                 cookie: cookie.clone(),
                 subs: HashMap::new(),
                 status_users: Vec::new(),
+                users_sub: None,
                 pending: VecDeque::new(),
             },
         );
@@ -363,34 +364,6 @@ pub(super) fn item_range(headers: &HeaderMap) -> Option<(usize, usize)> {
     let (a, b) = v.trim().strip_prefix("items=")?.split_once('-')?;
     let (a, b): (usize, usize) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
     (a <= b).then_some((a, b))
-}
-
-pub(super) async fn users(State(sim): State<Arc<CicSim>>, Path(sid): Path<String>, headers: HeaderMap) -> Response {
-    let mut inner = sim.lock();
-    if let Err(resp) = sim.session(&mut inner, &sid, &headers) {
-        return *resp;
-    }
-    let total = inner.directory.len();
-    let (a, b) = match headers.get(header::RANGE) {
-        None => (0, total.saturating_sub(1)),
-        Some(_) => match item_range(&headers) {
-            Some(r) => r,
-            None => {
-                return icws_error(
-                    StatusCode::BAD_REQUEST,
-                    "error.request.invalidRange",
-                    "Range must be items=A-B",
-                );
-            }
-        },
-    };
-    let page: Vec<Value> = inner.directory.iter().skip(a).take(b + 1 - a).cloned().collect();
-    let last = a + page.len().saturating_sub(1);
-    let mut resp = axum::Json(json!({"items": page})).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("items {a}-{last}/{total}")) {
-        resp.headers_mut().insert(header::CONTENT_RANGE, v);
-    }
-    resp
 }
 
 pub(super) async fn report(State(sim): State<Arc<CicSim>>) -> Response {

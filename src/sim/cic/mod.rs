@@ -21,8 +21,10 @@
 //!   is dropped.
 //! - `PUT`/`DELETE .../messaging/subscriptions/status/user-statuses` (`{"userIds":[..]}`): a
 //!   `userStatusMessage` with the subscribed users' statuses (`isDelta:false`), then each change.
-//! - `GET .../configuration/users` with `Range: items=A-B`: a page of the user directory
-//!   (`configurationId`, `personalInformationProperties`), `Content-Range: items A-B/N`.
+//! - `GET .../configuration/users` with `select=` and `Range: items=A-B`: a page of the user
+//!   directory (`configurationId`, `personalInformationProperties`), `Content-Range: items
+//!   A-B/N`; `PUT`/`DELETE .../messaging/subscriptions/configuration/users/{subscriptionId}`: the
+//!   directory, then each user added, changed or removed ([`users`]).
 //! - `GET .../connection/switchover-status`, `DELETE .../connection`.
 //!
 //! The state and [`CicSim`]'s own methods are here; one handler per call is in `handlers`.
@@ -50,6 +52,7 @@ use crate::sim::traffic::{Change, Traffic};
 mod changes;
 mod handlers;
 pub mod scenario;
+pub mod users;
 
 use handlers::*;
 
@@ -109,6 +112,12 @@ pub struct CicReport {
     pub messages_dropped: u64,
     /// Messages waiting in the sessions' queues now.
     pub messages_pending: u64,
+    /// Pages of the user directory read.
+    pub directory_reads: u64,
+    /// Users configuration subscriptions started.
+    pub users_subscriptions: u64,
+    /// Users added, edited or removed.
+    pub user_changes: u64,
 }
 
 struct QueueSub {
@@ -124,6 +133,8 @@ struct Session {
     subs: HashMap<String, QueueSub>,
     /// Users whose statuses this session subscribed to.
     status_users: Vec<String>,
+    /// The users configuration subscription: its id and the properties it selected.
+    users_sub: Option<(String, Vec<String>)>,
     pending: VecDeque<Value>,
 }
 
@@ -298,7 +309,11 @@ impl CicSim {
                 "/icws/{sid}/messaging/subscriptions/status/user-statuses",
                 put(subscribe_statuses).delete(unsubscribe_statuses),
             )
-            .route("/icws/{sid}/configuration/users", get(users))
+            .route("/icws/{sid}/configuration/users", get(users::list))
+            .route(
+                "/icws/{sid}/messaging/subscriptions/configuration/users/{sub}",
+                put(users::subscribe).delete(users::unsubscribe),
+            )
             .route("/sim/report", get(report))
             .with_state(self.clone())
     }

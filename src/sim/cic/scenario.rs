@@ -1,10 +1,15 @@
-//! Scenario files for the CIC simulator: a timeline of interaction changes, user-status changes
-//! and switchovers, one JSON object a line (blank lines and lines starting with `#` ignored):
+//! Scenario files for the CIC simulator: a timeline of interaction changes, user-status changes,
+//! users added, edited and removed, and switchovers, one JSON object a line (blank lines and lines
+//! starting with `#` ignored):
 //!
 //! ```text
 //! {"atMs": 0,    "interactionId": "1002658707", "attributes": {"Eic_State": "O", "Eic_WorkgroupName": "Support"}}
 //! {"atMs": 1500, "interactionId": "1002658707", "attributes": {"Eic_State": "C", "Eic_UserName": "jdoe"}}
 //! {"atMs": 2000, "userStatus": {"userId": "jdoe", "statusId": "On a call", "loggedIn": true, "onPhone": true}}
+//! {"atMs": 3000, "user": {"configurationId": {"id": "jdoe", "displayName": "Jane Doe"},
+//!   "personalInformationProperties": {"emailAddress": "jdoe@example.com",
+//!   "phoneNumberOfMobile": {"number": "+13175550199", "extension": ""}}}}
+//! {"atMs": 4000, "userRemoved": "jdoe"}
 //! {"atMs": 9000, "switchover": "backup"}
 //! {"atMs": 9500, "dropSessions": true}
 //! ```
@@ -43,6 +48,10 @@ pub enum Step {
         /// On the phone.
         on_phone: bool,
     },
+    /// A user is added to the directory, or replaced (a configuration object, see [`super::users`]).
+    User(serde_json::Value),
+    /// A user leaves the directory.
+    UserRemoved(String),
     /// This server becomes the backup (`true`: sessions dropped) or the primary.
     Switchover {
         /// Whether it is now the backup.
@@ -61,6 +70,8 @@ struct Line {
     user_status: Option<StatusLine>,
     switchover: Option<String>,
     drop_sessions: Option<bool>,
+    user: Option<serde_json::Value>,
+    user_removed: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -96,23 +107,36 @@ pub fn parse(text: &str) -> Result<Vec<(Duration, Step)>, String> {
             ));
         }
         last = l.at_ms;
-        let step = match (l.interaction_id, l.user_status, l.switchover, l.drop_sessions) {
-            (Some(id), None, None, None) => {
-                let attributes: Vec<(String, String)> = l.attributes.unwrap_or_default().into_iter().collect();
-                if id.is_empty() || attributes.is_empty() {
-                    return Err(format!(
-                        "line {n}: an interaction step needs an interactionId and attributes"
-                    ));
-                }
-                Step::Interaction { id, attributes }
+        let given = [
+            l.interaction_id.is_some(),
+            l.user_status.is_some(),
+            l.switchover.is_some(),
+            l.drop_sessions == Some(true),
+            l.user.is_some(),
+            l.user_removed.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(format!(
+                "line {n}: give exactly one of interactionId (with attributes), userStatus, user, userRemoved, switchover, dropSessions"
+            ));
+        }
+        let step = if let Some(id) = l.interaction_id {
+            let attributes: Vec<(String, String)> = l.attributes.unwrap_or_default().into_iter().collect();
+            if id.is_empty() || attributes.is_empty() {
+                return Err(format!(
+                    "line {n}: an interaction step needs an interactionId and attributes"
+                ));
             }
-            (None, Some(s), None, None) => Step::UserStatus {
+            Step::Interaction { id, attributes }
+        } else if let Some(s) = l.user_status {
+            Step::UserStatus {
                 user: s.user_id,
                 status: s.status_id,
                 logged_in: s.logged_in,
                 on_phone: s.on_phone,
-            },
-            (None, None, Some(to), None) => match to.as_str() {
+            }
+        } else if let Some(to) = l.switchover {
+            match to.as_str() {
                 "backup" => Step::Switchover { backup: true },
                 "primary" => Step::Switchover { backup: false },
                 other => {
@@ -120,13 +144,24 @@ pub fn parse(text: &str) -> Result<Vec<(Duration, Step)>, String> {
                         "line {n}: switchover must be \"backup\" or \"primary\", not {other:?}"
                     ));
                 }
-            },
-            (None, None, None, Some(true)) => Step::DropSessions,
-            _ => {
+            }
+        } else if let Some(user) = l.user {
+            let id = user["configurationId"]["id"].as_str().unwrap_or("");
+            let known = user
+                .as_object()
+                .is_some_and(|o| o.keys().all(|k| super::users::PROPERTIES.contains(&k.as_str())));
+            if id.is_empty() || !known {
                 return Err(format!(
-                    "line {n}: give exactly one of interactionId (with attributes), userStatus, switchover, dropSessions"
+                    "line {n}: a user needs configurationId.id, and only configurationId and personalInformationProperties"
                 ));
             }
+            Step::User(user)
+        } else if let Some(id) = l.user_removed.filter(|id| !id.is_empty()) {
+            Step::UserRemoved(id)
+        } else if l.drop_sessions == Some(true) {
+            Step::DropSessions
+        } else {
+            return Err(format!("line {n}: userRemoved needs a user id"));
         };
         out.push((Duration::from_millis(l.at_ms), step));
     }
@@ -174,6 +209,8 @@ impl CicSim {
                     }
                 }
                 Step::DropSessions => self.drop_sessions(),
+                Step::User(user) => self.set_user(user),
+                Step::UserRemoved(id) => self.remove_user(&id),
             }
         }
     }
@@ -196,6 +233,16 @@ mod tests {
         assert_eq!(steps.len(), 4);
         assert_eq!(steps[2], (Duration::from_millis(20), Step::Switchover { backup: true }));
         assert!(matches!(&steps[1].1, Step::UserStatus { logged_in: true, .. }));
+        let users = parse(concat!(
+            r#"{"atMs": 0, "user": {"configurationId": {"id": "jdoe", "displayName": ""}}}"#,
+            "\n",
+            r#"{"atMs": 5, "userRemoved": "jdoe"}"#
+        ))
+        .unwrap();
+        assert!(matches!(&users[0].1, Step::User(u) if u["configurationId"]["id"] == "jdoe"));
+        assert_eq!(users[1].1, Step::UserRemoved("jdoe".into()));
+        let bad = parse(r#"{"atMs": 0, "user": {"configurationId": {"id": "x"}, "password": "p"}}"#);
+        assert!(bad.unwrap_err().contains("line 1"));
         for (bad, why) in [
             (r#"{"atMs": 5}"#, "line 1: give exactly one"),
             (
