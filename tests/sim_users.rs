@@ -411,3 +411,46 @@ async fn presence_events_are_checked_one_by_one() {
     assert_eq!(a.status, 400);
     assert!(a.body.to_string().contains("eventDateTime"), "{}", a.body);
 }
+
+/// The user mapping's writes, as the simulated organization takes them: the create body is
+/// accepted, an edit in CIC becomes one PATCH, and once applied the diff is empty (a second
+/// reconcile writes nothing).
+#[tokio::test]
+async fn the_mappings_least_write_makes_the_cloud_user_equal() {
+    use cic_conduit::users::mapping::{create_body, desired, diff, patch_body};
+    let s = start().await;
+    let cic = |display: &str, mobile: &str| {
+        json!({"configurationId": {"id": "jdoe", "displayName": display},
+               "personalInformationProperties": {
+                   "emailAddress": "jdoe@example.com",
+                   "phoneNumberOfBusiness1": {"number": "+13175550100", "extension": "2100"},
+                   "phoneNumberOfMobile": {"number": mobile, "extension": ""}}})
+    };
+    let first = desired(&cic("", "+13175550199"), None).unwrap();
+    let created = s.create(&create_body(&first)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert!(diff(&created.body, &first).is_empty(), "created equal");
+    let id = created.body["id"].as_str().unwrap().to_string();
+
+    let edited = desired(&cic("Jane Doe", "+13175550000"), None).unwrap();
+    let ops = diff(&created.body, &edited);
+    assert_eq!(ops.len(), 2, "display name and mobile: {ops:?}");
+    let tag = created.headers["etag"].to_str().unwrap().to_string();
+    let patched = s
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{USERS}/{id}"),
+            Some(&patch_body(ops)),
+            Some(&tag),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let now = s.call(reqwest::Method::GET, &format!("{USERS}/{id}"), None, None).await;
+    assert!(
+        diff(&now.body, &edited).is_empty(),
+        "equal after one PATCH: {}",
+        now.body
+    );
+    let r = s.sim.report();
+    assert_eq!((r.scim_users_created, r.scim_users_patched), (1, 1));
+}
