@@ -55,6 +55,56 @@ pub fn answer(status: StatusCode, model: &str, body: serde_json::Value) -> Respo
     }
 }
 
+/// A JSON request body of at most `max` bytes, or the answer refusing it (415 for another
+/// content type, 413 when too large, 400 when not JSON).
+pub fn json_body(headers: &HeaderMap, body: &[u8], max: usize) -> Result<serde_json::Value, Box<Response>> {
+    let json_ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !json_ct {
+        return Err(Box::new(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported.media.type",
+            "Content-Type must be application/json",
+        )));
+    }
+    if body.len() > max {
+        return Err(Box::new(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request.too.large",
+            &format!("The request body exceeds {max} bytes"),
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "bad.request",
+            &format!("The request body is not valid JSON: {e}"),
+        ))
+    })
+}
+
+/// A 400 naming each way `body` breaks `model`, if it does.
+pub fn refuse_unless(model: &str, body: &serde_json::Value) -> Result<(), Box<Response>> {
+    let faults = models::check(model, body, "");
+    if faults.is_empty() {
+        return Ok(());
+    }
+    Err(Box::new(error_with_details(
+        StatusCode::BAD_REQUEST,
+        "invalid.property",
+        &format!("The request body is not a valid {model}"),
+        &faults,
+    )))
+}
+
+/// `resp` with the rate-limit headers of `standing`.
+pub fn rated(mut resp: Response, standing: &Standing) -> Response {
+    rate_headers(&mut resp, standing);
+    resp
+}
+
 /// The id of the organization's home division.
 pub const HOME_DIVISION: &str = "2a5b4ae0-7f8c-4e51-9d3a-6c1f0e8b7d21";
 

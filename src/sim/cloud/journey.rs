@@ -16,46 +16,18 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::faults::chance;
 use super::jsonschema;
-use super::{CloudSim, Received, answer, error, error_with_details, models, rate_headers};
+use super::{CloudSim, Received, answer, error, error_with_details, json_body, models, rated, refuse_unless};
 use crate::timefmt;
 
 /// Largest request body accepted (bytes).
 pub const MAX_BODY: usize = 5 * 1024 * 1024;
-
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Box<Response>> {
-    let json_ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
-    if !json_ct {
-        return Err(Box::new(error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported.media.type",
-            "Content-Type must be application/json",
-        )));
-    }
-    if body.len() > MAX_BODY {
-        return Err(Box::new(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request.too.large",
-            &format!("The request body exceeds {MAX_BODY} bytes"),
-        )));
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        Box::new(error(
-            StatusCode::BAD_REQUEST,
-            "bad.request",
-            &format!("The request body is not valid JSON: {e}"),
-        ))
-    })
-}
 
 /// Paging query of the list endpoints.
 #[derive(Debug, Deserialize)]
@@ -78,52 +50,24 @@ fn listing(items: &[Value], p: &Paging) -> Value {
     })
 }
 
-macro_rules! admit_or_return {
-    ($sim:expr, $headers:expr) => {
-        match $sim.admit(&$headers) {
-            Ok(ok) => ok,
-            Err(resp) => return *resp,
-        }
-    };
-}
-
 mod events;
 
 pub use events::is_iso8601_date_time;
 pub(super) use events::post_events;
-
-fn with_rate(mut resp: Response, standing: &super::Standing) -> Response {
-    rate_headers(&mut resp, standing);
-    resp
-}
-
-/// A 400 naming each way `body` breaks `model`, if it does.
-fn refuse_unless(model: &str, body: &Value) -> Result<(), Box<Response>> {
-    let faults = models::check(model, body, "");
-    if faults.is_empty() {
-        return Ok(());
-    }
-    Err(Box::new(error_with_details(
-        StatusCode::BAD_REQUEST,
-        "invalid.property",
-        &format!("The request body is not a valid {model}"),
-        &faults,
-    )))
-}
 
 fn now_iso() -> String {
     timefmt::format_timestamp_ms(timefmt::now_ms())
 }
 
 pub(super) async fn list_schemas(State(sim): State<Arc<CloudSim>>, headers: HeaderMap) -> Response {
-    let (_, standing) = admit_or_return!(sim, headers);
+    let standing = admitted!(sim, headers);
     let items = sim.lock().schemas.clone();
     let body = json!({
         "entities": items,
         "total": items.len(),
         "selfUri": "/api/v2/journey/externalevents/schemas",
     });
-    with_rate(
+    rated(
         answer(StatusCode::OK, "JourneyExternalEventsSchemaListing", body),
         &standing,
     )
@@ -142,20 +86,20 @@ fn check_json_schema(schema: &Value) -> Result<(), Box<Response>> {
 }
 
 pub(super) async fn create_schema(State(sim): State<Arc<CloudSim>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (_, standing) = admit_or_return!(sim, headers);
-    let schema = match json_body(&headers, &body)
+    let standing = admitted!(sim, headers);
+    let schema = match json_body(&headers, &body, MAX_BODY)
         .and_then(|v| refuse_unless("JourneyJsonSchemaRequest", &v).map(|_| v))
         .and_then(|v| check_json_schema(&v).map(|_| v))
     {
         Ok(v) => v,
-        Err(resp) => return with_rate(*resp, &standing),
+        Err(resp) => return rated(*resp, &standing),
     };
     let id = uuid_like(&sim.new_id());
     let mut inner = sim.lock();
     let title = schema["title"].clone();
     if inner.schemas.iter().any(|s| s["jsonSchema"]["title"] == title) {
         drop(inner);
-        return with_rate(
+        return rated(
             error(
                 StatusCode::CONFLICT,
                 "duplicate.name",
@@ -174,7 +118,7 @@ pub(super) async fn create_schema(State(sim): State<Arc<CloudSim>>, headers: Hea
     });
     inner.schemas.push(stored.clone());
     drop(inner);
-    with_rate(answer(StatusCode::OK, "JourneyExternalEventsSchema", stored), &standing)
+    rated(answer(StatusCode::OK, "JourneyExternalEventsSchema", stored), &standing)
 }
 
 /// `PUT .../schemas/{id}` (`JourneySchemaUpdateRequest`): a new version of the schema; the
@@ -185,18 +129,18 @@ pub(super) async fn update_schema(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (_, standing) = admit_or_return!(sim, headers);
-    let update = match json_body(&headers, &body)
+    let standing = admitted!(sim, headers);
+    let update = match json_body(&headers, &body, MAX_BODY)
         .and_then(|v| refuse_unless("JourneySchemaUpdateRequest", &v).map(|_| v))
         .and_then(|v| check_json_schema(&v["jsonSchema"]).map(|_| v))
     {
         Ok(v) => v,
-        Err(resp) => return with_rate(*resp, &standing),
+        Err(resp) => return rated(*resp, &standing),
     };
     let mut inner = sim.lock();
     let Some(stored) = inner.schemas.iter_mut().find(|s| s["id"] == id.as_str()) else {
         drop(inner);
-        return with_rate(
+        return rated(
             error(StatusCode::NOT_FOUND, "not.found", &format!("No schema with id {id}")),
             &standing,
         );
@@ -204,7 +148,7 @@ pub(super) async fn update_schema(
     if stored["version"] != update["version"] {
         let current = stored["version"].clone();
         drop(inner);
-        return with_rate(
+        return rated(
             error(
                 StatusCode::CONFLICT,
                 "version.mismatch",
@@ -215,7 +159,7 @@ pub(super) async fn update_schema(
     }
     if stored["jsonSchema"]["title"] != update["jsonSchema"]["title"] {
         drop(inner);
-        return with_rate(
+        return rated(
             error(
                 StatusCode::BAD_REQUEST,
                 "invalid.property",
@@ -229,7 +173,7 @@ pub(super) async fn update_schema(
     stored["jsonSchema"] = update["jsonSchema"].clone();
     let out = stored.clone();
     drop(inner);
-    with_rate(answer(StatusCode::OK, "JourneyExternalEventsSchema", out), &standing)
+    rated(answer(StatusCode::OK, "JourneyExternalEventsSchema", out), &standing)
 }
 
 pub(super) async fn list_configurations(
@@ -237,9 +181,9 @@ pub(super) async fn list_configurations(
     headers: HeaderMap,
     Query(p): Query<Paging>,
 ) -> Response {
-    let (_, standing) = admit_or_return!(sim, headers);
+    let standing = admitted!(sim, headers);
     let items = sim.lock().configurations.clone();
-    with_rate(
+    rated(
         answer(
             StatusCode::OK,
             "ExternalEventsConfigurationListing",
@@ -254,12 +198,12 @@ pub(super) async fn create_configuration(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (_, standing) = admit_or_return!(sim, headers);
-    let cfg = match json_body(&headers, &body)
+    let standing = admitted!(sim, headers);
+    let cfg = match json_body(&headers, &body, MAX_BODY)
         .and_then(|v| refuse_unless("CreateExternalEventsConfigurationRequest", &v).map(|_| v))
     {
         Ok(v) => v,
-        Err(resp) => return with_rate(*resp, &standing),
+        Err(resp) => return rated(*resp, &standing),
     };
     let mut details = Vec::new();
     for key in ["name", "schemaId", "source", "divisionId"] {
@@ -276,7 +220,7 @@ pub(super) async fn create_configuration(
     }
     if !details.is_empty() {
         drop(inner);
-        return with_rate(
+        return rated(
             error_with_details(
                 StatusCode::BAD_REQUEST,
                 "invalid.property",
@@ -288,7 +232,7 @@ pub(super) async fn create_configuration(
     }
     if inner.configurations.iter().any(|c| c["name"] == cfg["name"]) {
         drop(inner);
-        return with_rate(
+        return rated(
             error(
                 StatusCode::CONFLICT,
                 "duplicate.name",
@@ -312,7 +256,7 @@ pub(super) async fn create_configuration(
     });
     inner.configurations.push(stored.clone());
     drop(inner);
-    with_rate(answer(StatusCode::OK, "ExternalEventsConfiguration", stored), &standing)
+    rated(answer(StatusCode::OK, "ExternalEventsConfiguration", stored), &standing)
 }
 
 /// 32 hex digits as a hyphenated UUID.

@@ -21,6 +21,17 @@
 //! every route shares and the routes outside the journey, SCIM and OAuth in `handlers`;
 //! `journey`, [`scim`], [`presence`], `oauth`, [`models`], [`jsonschema`], `limits`, [`faults`].
 
+/// Admits a request (a valid token, allowance left) and yields its standing under the rate
+/// limit; otherwise returns, from the handler, the answer refusing it.
+macro_rules! admitted {
+    ($sim:expr, $headers:expr) => {
+        match $sim.admit(&$headers) {
+            Ok((_, standing)) => standing,
+            Err(resp) => return *resp,
+        }
+    };
+}
+
 pub mod faults;
 mod handlers;
 mod journey;

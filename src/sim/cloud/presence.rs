@@ -16,12 +16,12 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{CloudSim, answer, error, error_with_details, models, rate_headers};
+use super::{CloudSim, answer, error, json_body, rated, refuse_unless};
 
 /// The system presences every organization has a definition for.
 pub const SYSTEM_PRESENCES: [&str; 9] = [
@@ -90,64 +90,9 @@ impl Presence {
     }
 }
 
-macro_rules! admitted {
-    ($sim:expr, $headers:expr) => {
-        match $sim.admit(&$headers) {
-            Ok((_, standing)) => standing,
-            Err(resp) => return *resp,
-        }
-    };
-}
-
-fn rated(mut resp: Response, standing: &super::Standing) -> Response {
-    rate_headers(&mut resp, standing);
-    resp
-}
-
-fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Box<Response>> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct.starts_with("application/json") {
-        return Err(Box::new(error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported.media.type",
-            "Content-Type must be application/json",
-        )));
-    }
-    if body.len() > MAX_BODY {
-        return Err(Box::new(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request.too.large",
-            &format!("The request body exceeds {MAX_BODY} bytes"),
-        )));
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        Box::new(error(
-            StatusCode::BAD_REQUEST,
-            "bad.request",
-            &format!("The request body is not valid JSON: {e}"),
-        ))
-    })
-}
-
-fn model_faults(model: &str, v: &Value) -> Result<(), Box<Response>> {
-    let faults = models::check(model, v, "");
-    if faults.is_empty() {
-        return Ok(());
-    }
-    Err(Box::new(error_with_details(
-        StatusCode::BAD_REQUEST,
-        "invalid.property",
-        &format!("The request body is not a valid {model}"),
-        &faults,
-    )))
-}
-
 pub(super) async fn create_source(State(sim): State<Arc<CloudSim>>, headers: HeaderMap, body: Bytes) -> Response {
     let standing = admitted!(sim, headers);
-    let v = match json_body(&headers, &body).and_then(|v| model_faults("Source", &v).map(|()| v)) {
+    let v = match json_body(&headers, &body, MAX_BODY).and_then(|v| refuse_unless("Source", &v).map(|()| v)) {
         Ok(v) => v,
         Err(resp) => return rated(*resp, &standing),
     };
@@ -236,7 +181,8 @@ pub fn is_v4_uuid(s: &str) -> bool {
 
 pub(super) async fn post_events(State(sim): State<Arc<CloudSim>>, headers: HeaderMap, body: Bytes) -> Response {
     let standing = admitted!(sim, headers);
-    let v = match json_body(&headers, &body).and_then(|v| model_faults("BatchUserPresenceEventRequest", &v).map(|()| v))
+    let v = match json_body(&headers, &body, MAX_BODY)
+        .and_then(|v| refuse_unless("BatchUserPresenceEventRequest", &v).map(|()| v))
     {
         Ok(v) => v,
         Err(resp) => {

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{CloudSim, models, rate_headers};
+use super::{CloudSim, models, rated};
 use patch::apply;
 pub(super) use user::Users;
 use user::{Stored, etag, invalid, shown, user_name_of};
@@ -118,20 +118,6 @@ fn parse_filter(f: &str) -> Option<(String, String)> {
     let attr = attr.to_ascii_lowercase();
     (op.eq_ignore_ascii_case("eq") && (attr == "username" || attr == "externalid"))
         .then(|| (attr, value.replace("\\\"", "\"")))
-}
-
-macro_rules! admitted {
-    ($sim:expr, $headers:expr) => {
-        match $sim.admit(&$headers) {
-            Ok((_, standing)) => standing,
-            Err(resp) => return *resp,
-        }
-    };
-}
-
-fn rated(mut resp: Response, standing: &super::Standing) -> Response {
-    rate_headers(&mut resp, standing);
-    resp
 }
 
 pub(super) async fn list(State(sim): State<Arc<CloudSim>>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {

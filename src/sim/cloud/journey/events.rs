@@ -52,9 +52,9 @@ pub(in crate::sim::cloud) async fn post_events(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (_, standing) = admit_or_return!(sim, headers);
+    let standing = admitted!(sim, headers);
     let resp = events(&sim, &config_id, &headers, &body);
-    with_rate(resp, &standing)
+    rated(resp, &standing)
 }
 
 fn events(sim: &CloudSim, config_id: &str, headers: &HeaderMap, body: &Bytes) -> Response {
@@ -62,7 +62,7 @@ fn events(sim: &CloudSim, config_id: &str, headers: &HeaderMap, body: &Bytes) ->
         sim.lock().report.invalid_requests += 1;
         resp
     };
-    let req = match json_body(headers, body) {
+    let req = match json_body(headers, body, MAX_BODY) {
         Ok(v) => v,
         Err(resp) => return invalid(*resp),
     };
