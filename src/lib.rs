@@ -14,11 +14,12 @@
 //! | [`event`] | the canonical event model, its Avro schema (`schemas/`), deterministic ids, the codec |
 //! | [`buffer`] | the durability boundary: the [`buffer::Buffer`] contract (keyed appends, opaque positions, owned readers) and the embedded segmented disk log |
 //! | [`dispatch`] | buffer → sinks, the same for every sink: routing by kind, lanes, batches, pacing and pauses per OAuth client, retries, dead letters, acknowledgements, the drain on shutdown |
+//! | [`deadletter`] | records refused for good, kept in Avro files under `<data_dir>/dead-letter/`: generic over the kind of record, written for any sink |
 //! | [`sink`] | the [`sink::Sink`] abstraction and the Genesys Cloud destinations: journey external events, OAuth, classification, pacing, set-up |
 //! | [`users`] | user and status sync: the CIC → Genesys Cloud user mapping, the least SCIM write that makes a cloud user equal to its CIC user, CIC statuses as presence |
 //! | [`sim`] | simulators of CIC (ICWS, over HTTP or HTTPS) and Genesys Cloud, and a CIC traffic generator: product code |
 //! | [`demo`] | `cic-conduit demo`: the CIC and Genesys Cloud simulators and the conduit between them, in one process |
-//! | [`outbound`] | what every outbound call shares: no redirects, bounded body reads, error descriptions without URLs |
+//! | [`outbound`] | what every outbound call shares: no redirects, bounded body reads, error descriptions without URLs, where a password may go |
 //! | [`retry`] | the backoff every retry loop shares |
 //! | [`locks`] | the one mutex-poison policy: a poisoned lock is taken over |
 //! | [`private_fs`] | customer data on disk is owner-only: 0700 directories, 0600 files |
