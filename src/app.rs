@@ -124,7 +124,7 @@ fn start_dispatch(
     supervisor: &Supervisor,
 ) -> Result<Option<Dispatcher>, AppError> {
     let config = &settings.config;
-    if !settings.role.dispatches() {
+    if !settings.role().dispatches() {
         tracing::info!("role = \"ingest\": another process delivers what this one buffers");
         return Ok(None);
     }
@@ -209,7 +209,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let shutdown = Shutdown::new();
     let supervisor = Supervisor::new(shutdown.clone(), metrics.task_failures.clone());
     // The sources' carried state first: the buffer keeps the records written after it.
-    let carried = if settings.role.ingests() {
+    let carried = if settings.role().ingests() {
         let (dir, server) = (config.data_dir.clone(), config.cic_server.clone());
         tokio::task::spawn_blocking(move || carry::load(&dir, &server))
             .await
@@ -229,7 +229,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     };
     let dispatcher = start_dispatch(&settings, &buffer, &metrics, &shutdown, &supervisor)?;
     let destinations = dispatcher.as_ref().map(|d| d.destinations.clone()).unwrap_or_default();
-    let sources = if settings.role.ingests() {
+    let sources = if settings.role().ingests() {
         start_sources(&settings, &buffer, carried, &metrics, &shutdown, &supervisor).await?
     } else {
         tracing::info!("role = \"dispatch\": no source runs; delivering what the buffer holds");
@@ -237,7 +237,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     };
     let status = Arc::new(Status {
         enabled: config.enabled,
-        role: settings.role,
+        role: settings.role(),
         cic_server: config.cic_server.clone(),
         started: Instant::now(),
         persist: config.buffer.persist,
@@ -268,7 +268,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     tracing::info!(
         addr = %bound,
         enabled = config.enabled,
-        role = settings.role.label(),
+        role = settings.role().label(),
         max_connections = limits.max_connections,
         cic_server = %config.cic_server,
         persist = ?config.buffer.persist,
@@ -294,7 +294,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             }
         })
     };
-    let drain = settings.drain;
+    let drain = settings.drain();
     let task = tokio::spawn(async move {
         let served = server::serve(listener, router, sd, limits, server_metrics).await;
         if let Some(i) = sources.icws {

@@ -25,8 +25,6 @@ pub struct ClientSettings {
 pub struct Settings {
     /// The validated config, for the sections the parts take as they are.
     pub config: Config,
-    /// What this process does.
-    pub role: Role,
     /// The listener's address.
     pub listen: SocketAddr,
     /// The push source's token, when that source runs.
@@ -35,11 +33,19 @@ pub struct Settings {
     pub icws_password: Option<Secret>,
     /// The OAuth client, when a sink runs.
     pub client: Option<ClientSettings>,
-    /// How long requests in flight may take to finish on shutdown.
-    pub drain: Duration,
 }
 
 impl Settings {
+    /// What this process does.
+    pub fn role(&self) -> Role {
+        self.config.role
+    }
+
+    /// How long requests in flight may take to finish on shutdown.
+    pub fn drain(&self) -> Duration {
+        Duration::from_millis(self.config.drain_timeout_ms)
+    }
+
     /// Checks `config` for running it.
     pub fn from_config(config: Config) -> Result<Self, ConfigError> {
         let role = config.role;
@@ -63,12 +69,10 @@ impl Settings {
         let sink_on = config.sinks.journey.as_ref().is_some_and(|j| j.enabled);
         let client = (role.dispatches() && sink_on).then(|| client(&config)).transpose()?;
         Ok(Settings {
-            role,
             listen: config.listen_addr()?,
             push_token,
             icws_password,
             client,
-            drain: Duration::from_millis(config.drain_timeout_ms),
             config,
         })
     }
@@ -148,11 +152,11 @@ mod tests {
     #[test]
     fn urls_and_the_listen_address_are_parsed_once() {
         let s = load("both", "\"0123456789abcdef0123\"", "\"s3cret\"").unwrap();
-        let c = s.client.expect("a sink is on");
+        let c = s.client.as_ref().expect("a sink is on");
         assert_eq!(c.api_base.as_str(), "https://api.mypurecloud.ie/");
         assert_eq!(c.login_base.host_str(), Some("login.mypurecloud.ie"));
         assert_eq!(s.listen, "127.0.0.1:8087".parse().unwrap());
-        assert_eq!(s.drain, Duration::from_secs(10));
+        assert_eq!(s.drain(), Duration::from_secs(10));
         assert!(
             !format!("{:?}", c.credentials).contains("s3cret"),
             "the secret stays redacted"

@@ -1,6 +1,8 @@
 //! The Genesys Cloud simulator's journey endpoints, driven as a client of the real service would:
 //! it refuses what the real service refuses, says why, and injects the failures it is told to.
 
+mod common;
+
 use std::sync::Arc;
 
 use cic_conduit::shutdown::Shutdown;
@@ -19,21 +21,11 @@ async fn start() -> Sim {
     let sd = Shutdown::new();
     let addr = sim.spawn("127.0.0.1:0".parse().unwrap(), sd.clone()).await.unwrap();
     let base = format!("http://{addr}");
-    let v: Value = reqwest::Client::new()
-        .post(format!("{base}/oauth/token"))
-        .basic_auth("sim-client", Some("sim-secret"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = common::sim_token(&base).await;
     Sim {
         sim,
         base,
-        token: v["access_token"].as_str().unwrap().to_string(),
+        token,
         _sd: sd,
     }
 }
@@ -234,14 +226,7 @@ async fn injected_faults_look_like_the_real_ones() {
     });
     let (status, _, _) = s.post(&path, &json!({"entities": [entity("d", "ended")]})).await;
     assert_eq!(status, 503);
-    let token = reqwest::Client::new()
-        .post(format!("{}/oauth/token", s.base))
-        .basic_auth("sim-client", Some("sim-secret"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap();
+    let token = common::sim_token_request(&s.base).await;
     assert_eq!(token.status().as_u16(), 503, "an outage takes the login host down too");
     // Faults can also be set over HTTP, as an operator does in staging.
     let resp = reqwest::Client::new()

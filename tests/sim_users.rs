@@ -2,6 +2,8 @@
 //! service would: SCIM users (refused with a SCIM error that says why, versioned, list pages held
 //! to 25), presence sources and definitions, and presence events checked one by one.
 
+mod common;
+
 use std::sync::Arc;
 
 use cic_conduit::shutdown::Shutdown;
@@ -35,21 +37,11 @@ async fn start() -> Sim {
     let addr = sim.spawn("127.0.0.1:0".parse().unwrap(), sd.clone()).await.unwrap();
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
-    let v: Value = http
-        .post(format!("{base}/oauth/token"))
-        .basic_auth("sim-client", Some("sim-secret"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = common::sim_token(&base).await;
     Sim {
         sim,
         base,
-        token: v["access_token"].as_str().unwrap().to_string(),
+        token,
         http,
         _sd: sd,
     }

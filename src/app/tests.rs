@@ -96,46 +96,17 @@ fn buffer_left(dir: &std::path::Path) -> (u64, u64) {
 /// (its service manager restarts it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lane_that_panics_stops_the_conduit_and_says_why() {
-    let stop = Shutdown::new();
-    let cloud = CloudSim::new(SimConfig::default());
-    let cloud_addr = cloud.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let base = format!(
-        "cic_server = \"cic\"\ndata_dir = \"{}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[organization]\nshort_name = \"acme\"\nregion = \"us-east-1\"\napi_base_url = \"http://{cloud_addr}\"\nlogin_base_url = \"http://{cloud_addr}\"\nclient_id = \"sim-client\"\nclient_secret = \"sim-secret\"\n[sources.http]\ntoken = \"0123456789abcdef0123\"\n",
-        dir.path().display().to_string().replace('\\', "\\\\")
-    );
-    let pre = crate::config::load_str(&base, Vec::new()).unwrap();
-    let configuration = setup(&pre, crate::sink::setup::DEFAULT_CONFIGURATION_NAME, "PureConnect")
-        .await
-        .unwrap()
-        .configuration_id;
-    let text = format!(
-        "{base}[sinks.journey]\nconfiguration_id = \"{configuration}\"\nexternal_source_id = \"cic\"\nmax_age_ms = 20\n"
-    );
-    let running = start(crate::config::load_str(&text, Vec::new()).unwrap())
-        .await
-        .unwrap();
-    let (addr, metrics) = (running.addr, running.metrics.clone());
-    let item = serde_json::json!([{
-        "interactionId": crate::dispatch::lane::TEST_PANIC_MARK,
-        "attributes": {"Eic_State": "C", "Eic_RemoteAddress": "+13175551234"}
-    }]);
-    let c = reqwest::Client::new();
-    let pushed = c
-        .post(format!("http://{addr}/v1/interactions"))
-        .bearer_auth("0123456789abcdef0123")
-        .json(&item)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(pushed.status().as_u16(), 202);
+    let cloud = Cloud::new(dir.path()).await;
+    let running = start(cloud.config("")).await.unwrap();
+    let metrics = running.metrics.clone();
+    assert_eq!(push(running.addr, &[crate::dispatch::lane::TEST_PANIC_MARK]).await, 202);
     let stopped = tokio::time::timeout(std::time::Duration::from_secs(30), running.wait()).await;
     match stopped.expect("the conduit must stop by itself") {
         Err(AppError::Failed(why)) => assert!(why.contains("dispatch_lane: it panicked"), "{why}"),
         other => panic!("the conduit must stop with the failure: {other:?}"),
     }
     assert_eq!(metrics.task_failures.with_label_values(&["dispatch_lane"]).get(), 1);
-    stop.trigger();
 }
 
 /// On shutdown, a request already on its way to Genesys Cloud may finish, and what it confirmed

@@ -8,15 +8,22 @@ pub const HEADER_LEN: usize = 20;
 
 /// Appends one framed record to `out`.
 pub fn encode(seq: u64, payload: &[u8], out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&[0; HEADER_LEN - 4]);
+    let start = begin(out);
     out.extend_from_slice(payload);
     seal(seq, start, out);
 }
 
-/// Frames, in place, the payload written after `HEADER_LEN` reserved bytes at `out[start..]`
-/// (which begin with [`MAGIC`]): fills in its length, `seq` and checksum.
+/// Starts a frame at the end of `out` (the magic, then room for the rest of the header) and
+/// answers where; the caller appends the payload, then [`seal`]s it.
+pub fn begin(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&[0; HEADER_LEN - 4]);
+    start
+}
+
+/// Frames, in place, the payload appended after [`begin`] at `out[start..]`: fills in its
+/// length, `seq` and checksum.
 pub fn seal(seq: u64, start: usize, out: &mut [u8]) {
     let len = (out.len() - start - HEADER_LEN) as u32;
     let c = crc(len, seq, &out[start + HEADER_LEN..]);

@@ -146,8 +146,6 @@ pub enum Appended {
 /// How a replay from a saved position went ([`Buffer::replay_from`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Replayed {
-    /// Records handed over.
-    pub records: u64,
     /// Records written since the position that are no longer kept.
     pub missing: u64,
     /// The position is beyond the buffer's end: it was saved against another buffer.
@@ -274,9 +272,6 @@ pub trait Buffer: Send + Sync {
 
 /// An owned reader: reads records in order (per partition) and acknowledges them.
 pub trait BufferReader: Send {
-    /// Its name (the consumer).
-    fn name(&self) -> &str;
-
     /// Up to `max` records; waits until at least one is available.
     fn next_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<Record>, BufferError>>;
 

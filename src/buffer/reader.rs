@@ -26,7 +26,6 @@ struct Open {
 /// A sequential reader of a [`super::DiskBuffer`].
 pub struct DiskReader {
     shared: Arc<Shared>,
-    name: String,
     /// Its claim on the cursor (see [`super::shared::ReaderClaim`]).
     generation: u64,
     next_seq: u64,
@@ -54,7 +53,6 @@ impl DiskReader {
         let rewound = shared.rewound.load(Ordering::Acquire);
         Ok(DiskReader {
             shared,
-            name: name.to_string(),
             generation,
             next_seq: start,
             open: None,
@@ -199,10 +197,6 @@ impl Acknowledge for DiskAcker {
 }
 
 impl BufferReader for DiskReader {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
     fn acker(&self) -> Acker {
         Arc::new(DiskAcker {
             shared: self.shared.clone(),

@@ -87,14 +87,6 @@ impl Kind {
             c => Kind::Unknown(c),
         }
     }
-
-    /// Its name in logs and metrics.
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::Interaction => "interaction",
-            Kind::Unknown(_) => "unknown",
-        }
-    }
 }
 
 /// A record to append: its stream, its key (records with one key stay in order in a
@@ -247,6 +239,5 @@ mod tests {
     fn unknown_kinds_keep_their_code() {
         assert_eq!(Kind::from_code(1), Kind::Interaction);
         assert_eq!(Kind::from_code(42).code(), 42);
-        assert_eq!(Kind::from_code(42).label(), "unknown");
     }
 }

@@ -151,7 +151,6 @@ pub(crate) fn replay_from(s: &Shared, from: u64, each: &mut dyn FnMut(&Record)) 
     let end = s.next_seq.load(Ordering::Acquire);
     let segs: Vec<SegMeta> = crate::locks::lock(&s.segments).clone();
     let mut first = None;
-    let mut records = 0;
     for (i, seg) in segs.iter().enumerate() {
         if segs.get(i + 1).is_some_and(|n| n.first_seq <= from) {
             continue;
@@ -162,7 +161,6 @@ pub(crate) fn replay_from(s: &Shared, from: u64, each: &mut dyn FnMut(&Record)) 
             match scanner.next(seg.len)? {
                 Scan::Frame { seq, .. } if seq >= from && seq < end => {
                     first.get_or_insert(seq);
-                    records += 1;
                     let stored = bytes::Bytes::copy_from_slice(scanner.payload());
                     each(&Record::from_stored(Position::seq(seq), stored));
                 }
@@ -172,7 +170,6 @@ pub(crate) fn replay_from(s: &Shared, from: u64, each: &mut dyn FnMut(&Record)) 
         }
     }
     Ok(Replayed {
-        records,
         missing: first.unwrap_or(end).saturating_sub(from),
         foreign: from > end,
     })

@@ -293,9 +293,7 @@ impl Writer {
                     self.flush_buf()?;
                     self.roll()?;
                 }
-                let start = self.buf.len();
-                self.buf.extend_from_slice(&frame::MAGIC);
-                self.buf.extend_from_slice(&[0; frame::HEADER_LEN - 4]);
+                let start = frame::begin(&mut self.buf);
                 e.envelope(batch.accepted_ms, &mut self.buf);
                 self.buf.extend_from_slice(&e.payload);
                 frame::seal(self.next_seq, start, &mut self.buf);

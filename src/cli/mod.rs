@@ -101,7 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             println!("config OK: {}", config.display());
             println!("  enabled        {}", cfg.enabled);
-            println!("  role           {}", settings.role.label());
+            println!("  role           {}", settings.role().label());
             println!("  cic_server     {}", cfg.cic_server);
             println!("  listen         {}", cfg.server.listen);
             println!(

@@ -45,7 +45,7 @@ use crate::timefmt;
 
 use crate::deadletter::{DeadLetter, Keep};
 use batch::Item;
-use gate::{DestinationHealth, Gate};
+use gate::Gate;
 
 /// How one sink's records are batched, sent and retried (from its config section).
 #[derive(Debug, Clone, PartialEq)]
@@ -276,11 +276,6 @@ impl Dispatcher {
             stop,
             task,
         }
-    }
-
-    /// Each destination's part of `/health`.
-    pub fn health(&self) -> Vec<DestinationHealth> {
-        self.destinations.iter().map(|(name, g)| g.health(name)).collect()
     }
 
     /// After the shutdown signal: waits for the lanes to deliver what they hold (requests in

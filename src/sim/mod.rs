@@ -14,11 +14,19 @@ fn seed() -> u64 {
         .unwrap_or(7)
 }
 
-/// The `n`th opaque id of a simulator seeded with `seed`, in `space`: 32 hex digits.
-fn opaque_id(space: &str, seed: u64, n: u64) -> String {
+/// The `n`th id of a simulator seeded with `seed`, in `space`.
+fn nth_uuid(space: &str, seed: u64, n: u64) -> uuid::Uuid {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{space}:{seed}:{n}").as_bytes())
-        .simple()
-        .to_string()
+}
+
+/// The `n`th opaque id (tokens, sessions, correlation ids): 32 hex digits.
+fn opaque_id(space: &str, seed: u64, n: u64) -> String {
+    nth_uuid(space, seed, n).simple().to_string()
+}
+
+/// The `n`th id of an object the API returns (users, schemas, sources): a hyphenated UUID.
+fn object_id(space: &str, seed: u64, n: u64) -> String {
+    nth_uuid(space, seed, n).hyphenated().to_string()
 }
 pub mod cloud;
 pub mod tls;

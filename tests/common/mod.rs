@@ -237,3 +237,21 @@ pub fn metric(text: &str, name_and_labels: &str) -> f64 {
         .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
         .unwrap_or(0.0)
 }
+
+/// Asks the Genesys Cloud simulator at `base` for a token as its default client.
+pub async fn sim_token_request(base: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}/oauth/token"))
+        .basic_auth("sim-client", Some("sim-secret"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A bearer token of the Genesys Cloud simulator at `base`, for its default client.
+pub async fn sim_token(base: &str) -> String {
+    let v: serde_json::Value = sim_token_request(base).await.json().await.unwrap();
+    v["access_token"].as_str().unwrap().to_string()
+}

@@ -94,7 +94,7 @@ pub(super) async fn create_schema(State(sim): State<Arc<CloudSim>>, headers: Hea
         Ok(v) => v,
         Err(resp) => return rated(*resp, &standing),
     };
-    let id = uuid_like(&sim.new_id());
+    let id = sim.new_object_id();
     let mut inner = sim.lock();
     let title = schema["title"].clone();
     if inner.schemas.iter().any(|s| s["jsonSchema"]["title"] == title) {
@@ -241,7 +241,7 @@ pub(super) async fn create_configuration(
             &standing,
         );
     }
-    let id = uuid_like(&sim.new_id());
+    let id = sim.new_object_id();
     let stored = json!({
         "id": id,
         "name": cfg["name"],
@@ -257,11 +257,4 @@ pub(super) async fn create_configuration(
     inner.configurations.push(stored.clone());
     drop(inner);
     rated(answer(StatusCode::OK, "ExternalEventsConfiguration", stored), &standing)
-}
-
-/// 32 hex digits as a hyphenated UUID.
-fn uuid_like(hex: &str) -> String {
-    uuid::Uuid::parse_str(hex)
-        .map(|u| u.hyphenated().to_string())
-        .unwrap_or_else(|_| hex.to_string())
 }

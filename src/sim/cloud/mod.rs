@@ -182,8 +182,7 @@ impl CloudSim {
                 presence: presence::Presence::with_definitions(|| {
                     let n = definition_ids;
                     definition_ids += 1;
-                    let hex = super::opaque_id("presence", seed, n);
-                    uuid::Uuid::parse_str(&hex).map_or(hex, |u| u.hyphenated().to_string())
+                    super::object_id("presence", seed, n)
                 }),
                 seen: HashMap::new(),
                 seen_order: VecDeque::new(),
@@ -203,6 +202,11 @@ impl CloudSim {
     /// A fresh opaque id (tokens, correlation ids).
     fn new_id(&self) -> String {
         super::opaque_id("cloud", self.seed, self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A fresh id of an object the API returns (the same counter, hyphenated).
+    fn new_object_id(&self) -> String {
+        super::object_id("cloud", self.seed, self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Everything seen so far.

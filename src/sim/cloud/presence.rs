@@ -96,7 +96,7 @@ pub(super) async fn create_source(State(sim): State<Arc<CloudSim>>, headers: Hea
         Ok(v) => v,
         Err(resp) => return rated(*resp, &standing),
     };
-    let id = uuid_of(&sim.new_id());
+    let id = sim.new_object_id();
     let mut source = v;
     source["id"] = json!(id);
     source["selfUri"] = json!(format!("/api/v2/presence/sources/{id}"));
@@ -250,12 +250,6 @@ pub(super) async fn post_events(State(sim): State<Arc<CloudSim>>, headers: Heade
         answer(StatusCode::OK, "BatchEventResponse", json!({"errors": errors})),
         &standing,
     )
-}
-
-fn uuid_of(hex: &str) -> String {
-    uuid::Uuid::parse_str(hex)
-        .map(|u| u.hyphenated().to_string())
-        .unwrap_or_else(|_| hex.to_string())
 }
 
 impl CloudSim {

@@ -175,25 +175,27 @@ pub(super) async fn create(State(sim): State<Arc<CloudSim>>, headers: HeaderMap,
     rated(resp, &standing)
 }
 
+/// A request refused as invalid: counted, and answered with a SCIM error.
+fn refused(sim: &CloudSim, status: StatusCode, scim_type: Option<&str>, detail: &str) -> Response {
+    sim.lock().report.scim_invalid_requests += 1;
+    scim_error(status, scim_type, detail)
+}
+
 fn create_user(sim: &CloudSim, headers: &HeaderMap, body: &Bytes) -> Response {
-    let refuse = |status, scim_type, detail: &str| {
-        sim.lock().report.scim_invalid_requests += 1;
-        scim_error(status, scim_type, detail)
-    };
     let v = match scim_body(headers, body) {
         Ok(v) => v,
         Err(resp) => return *resp,
     };
     let faults = models::check("ScimV2CreateUser", &v, "");
     if let Some(f) = faults.first() {
-        return refuse(StatusCode::BAD_REQUEST, Some("invalidValue"), f);
+        return refused(sim, StatusCode::BAD_REQUEST, Some("invalidValue"), f);
     }
     let mut attrs = v.as_object().cloned().unwrap_or_default();
     attrs.remove("schemas");
     attrs.remove("password");
     attrs.entry("active").or_insert(json!(true));
     if let Some(why) = invalid(&attrs) {
-        return refuse(StatusCode::BAD_REQUEST, Some("invalidValue"), &why);
+        return refused(sim, StatusCode::BAD_REQUEST, Some("invalidValue"), &why);
     }
     let mut inner = sim.lock();
     if inner.users.taken(user_name_of(&attrs), None) {
@@ -201,7 +203,7 @@ fn create_user(sim: &CloudSim, headers: &HeaderMap, body: &Bytes) -> Response {
         let detail = format!("userName {} is already in use", user_name_of(&attrs));
         return scim_error(StatusCode::CONFLICT, Some("uniqueness"), &detail);
     }
-    let id = uuid_of(&sim.new_id());
+    let id = sim.new_object_id();
     let stored = Stored {
         attrs,
         version: 1,
@@ -212,12 +214,6 @@ fn create_user(sim: &CloudSim, headers: &HeaderMap, body: &Bytes) -> Response {
     inner.report.scim_users_created += 1;
     drop(inner);
     scim_answer(StatusCode::CREATED, "ScimV2User", body, Some(1))
-}
-
-fn uuid_of(hex: &str) -> String {
-    uuid::Uuid::parse_str(hex)
-        .map(|u| u.hyphenated().to_string())
-        .unwrap_or_else(|_| hex.to_string())
 }
 
 pub(super) async fn get_one(State(sim): State<Arc<CloudSim>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
@@ -255,19 +251,16 @@ pub(super) async fn patch(
 }
 
 fn patch_user(sim: &CloudSim, headers: &HeaderMap, id: &str, body: &Bytes) -> Response {
-    let refuse = |status, scim_type, detail: &str| {
-        sim.lock().report.scim_invalid_requests += 1;
-        scim_error(status, scim_type, detail)
-    };
     let v = match scim_body(headers, body) {
         Ok(v) => v,
         Err(resp) => return *resp,
     };
     if let Some(f) = models::check("ScimV2PatchRequest", &v, "").first() {
-        return refuse(StatusCode::BAD_REQUEST, Some("invalidSyntax"), f);
+        return refused(sim, StatusCode::BAD_REQUEST, Some("invalidSyntax"), f);
     }
     if !v["schemas"].as_array().is_some_and(|s| s.iter().any(|x| x == PATCH_OP)) {
-        return refuse(
+        return refused(
+            sim,
             StatusCode::BAD_REQUEST,
             Some("invalidSyntax"),
             &format!("schemas must name {PATCH_OP}"),
