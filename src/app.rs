@@ -22,10 +22,16 @@ use crate::metrics::Metrics;
 use crate::server::{self, Status};
 use crate::settings::{ClientSettings, Settings};
 use crate::shutdown::{OsSignals, Shutdown};
+use crate::deadletter::StatusChanges;
 use crate::sink::journey::{JourneySink, Mapper};
 use crate::sink::oauth::TokenSource;
+use crate::sink::presence::PresenceSink;
+use crate::users::scim::Scim;
+use crate::users::status::Statuses;
+use crate::users::sync::{DirectoryFeed, UserSync};
 use crate::source::carry;
 use crate::supervisor::Supervisor;
+use crate::source::icws::people::People;
 use sources::{Sources, start_sources};
 
 /// Why the conduit could not start or stopped badly.
@@ -90,13 +96,57 @@ pub fn token_source(client: &ClientSettings, http: reqwest::Client, metrics: &Me
     ))
 }
 
+/// What every request to the organization shares: the HTTP client, the OAuth client's token
+/// source and its gate (Genesys Cloud limits requests per OAuth client, so one pacer serves every
+/// sink and user sync).
+#[derive(Clone)]
+pub struct Cloud {
+    /// The HTTP client.
+    pub http: reqwest::Client,
+    /// The API base.
+    pub api_base: String,
+    /// The token source.
+    pub tokens: Arc<TokenSource>,
+    /// The gate.
+    pub gate: Arc<Gate>,
+}
+
+impl Cloud {
+    /// The organization's shared parts, for `client`.
+    fn new(config: &Config, client: &ClientSettings, metrics: &Metrics) -> Result<Self, AppError> {
+        let journey = config.sinks.journey.as_ref();
+        let timeout = journey.map_or(30_000, |j| j.request_timeout_ms);
+        let share = journey.map_or(0.98, |j| j.rate_limit_share);
+        let http = http_client(Duration::from_millis(timeout))?;
+        Ok(Cloud {
+            tokens: token_source(client, http.clone(), metrics),
+            http,
+            api_base: client.api_base.as_str().trim_end_matches('/').to_string(),
+            gate: Arc::new(Gate::new(share)),
+        })
+    }
+
+    /// The SCIM users endpoint, through this client's gate.
+    fn scim(&self, metrics: &Metrics, shutdown: &Shutdown) -> Scim {
+        Scim::new(
+            self.http.clone(),
+            &self.api_base,
+            self.tokens.clone(),
+            self.gate.clone(),
+            shutdown.clone(),
+            metrics.users.clone(),
+        )
+    }
+}
+
 /// Runs `setup` (see [`crate::sink::setup`]) against the configured organization.
 pub async fn setup(cfg: &Config, name: &str, source: &str) -> Result<crate::sink::setup::SetupResult, AppError> {
     use crate::sink::setup::Setup;
     let http = http_client(std::time::Duration::from_secs(30))?;
     let tokens = token_source(&crate::settings::client(cfg)?, http.clone(), &Metrics::new());
     let setup = Setup::for_config(cfg, http, tokens);
-    Ok(setup.run(&Setup::mapper_for(cfg), name, source).await?)
+    let presence = cfg.users.enabled && cfg.users.statuses;
+    Ok(setup.run(&Setup::mapper_for(cfg), name, source, presence).await?)
 }
 
 /// The buffer reader the dispatcher owns.
@@ -115,6 +165,20 @@ fn journey_delivery(j: &JourneySinkConfig) -> Delivery {
     }
 }
 
+/// How status changes are delivered: small batches soon (a status is news for seconds), lanes
+/// by user, and retries governed by the sink's own wait for a user not yet synced.
+fn presence_delivery() -> Delivery {
+    Delivery {
+        concurrency: 8,
+        max_events: 50,
+        max_bytes: 256 * 1024,
+        max_age: Duration::from_millis(200),
+        retry_initial: Duration::from_millis(1000),
+        retry_max: Duration::from_secs(30),
+        max_entity_attempts: u32::MAX,
+    }
+}
+
 /// Starts delivering to the enabled sinks, if this process dispatches and any is enabled.
 fn start_dispatch(
     settings: &Settings,
@@ -122,44 +186,69 @@ fn start_dispatch(
     metrics: &Metrics,
     shutdown: &Shutdown,
     supervisor: &Supervisor,
+    cloud: Option<&Cloud>,
+    statuses: Option<&Arc<Statuses>>,
 ) -> Result<Option<Dispatcher>, AppError> {
     let config = &settings.config;
     if !settings.role().dispatches() {
         tracing::info!("role = \"ingest\": another process delivers what this one buffers");
         return Ok(None);
     }
-    let (Some(j), Some(client)) = (config.sinks.journey.as_ref().filter(|j| j.enabled), &settings.client) else {
+    let Some(cloud) = cloud else {
         tracing::warn!("no destination is enabled: events stay in the buffer");
         return Ok(None);
     };
-    let http = http_client(Duration::from_millis(j.request_timeout_ms))?;
-    // One token source and one gate for the organization's OAuth client, shared by every sink
-    // that uses it: Genesys Cloud limits requests per client.
-    let tokens = token_source(client, http.clone(), metrics);
-    let gate = Arc::new(Gate::new(j.rate_limit_share));
-    let journey = JourneySink::new(
-        http,
-        client.api_base.as_str(),
-        &j.configuration_id,
-        tokens,
-        Mapper::new(&config.normalize.custom_attributes, &j.external_source_id),
-    );
-    // Interaction events: the one kind of record, so also what no sink takes is kept with them.
+    // Interaction events are also where what no sink takes is kept.
     let interactions: Arc<DeadLetters<Interactions>> = Arc::new(DeadLetters::open(&config.data_dir)?);
-    let routes = vec![Route {
-        sink: Arc::new(journey),
-        delivery: journey_delivery(j),
-        gate,
-        dead: interactions.clone(),
-    }];
+    let mut routes = Vec::new();
+    if let Some(j) = config.sinks.journey.as_ref().filter(|j| j.enabled) {
+        let journey = JourneySink::new(
+            cloud.http.clone(),
+            &cloud.api_base,
+            &j.configuration_id,
+            cloud.tokens.clone(),
+            Mapper::new(&config.normalize.custom_attributes, &j.external_source_id),
+        );
+        routes.push(Route {
+            sink: Arc::new(journey),
+            delivery: journey_delivery(j),
+            gate: cloud.gate.clone(),
+            dead: interactions.clone(),
+        });
+        tracing::info!(
+            sink = crate::sink::journey::NAME,
+            configuration_id = %j.configuration_id,
+            concurrency = j.concurrency,
+            max_events = j.max_events,
+            "delivering interaction events to Genesys Cloud"
+        );
+    }
+    let u = &config.users;
+    if let (true, true, Some(source)) = (u.enabled, u.statuses, u.presence_source_id.as_deref()) {
+        let presence = PresenceSink::new(
+            cloud.http.clone(),
+            &cloud.api_base,
+            cloud.tokens.clone(),
+            source,
+            u.status_map.clone(),
+            Duration::from_millis(u.status_wait_ms),
+            statuses.cloned(),
+            cloud.scim(metrics, shutdown),
+        );
+        let dead: Arc<DeadLetters<StatusChanges>> = Arc::new(DeadLetters::open(&config.data_dir)?);
+        routes.push(Route {
+            sink: Arc::new(presence),
+            delivery: presence_delivery(),
+            gate: cloud.gate.clone(),
+            dead,
+        });
+        tracing::info!(sink = crate::sink::presence::NAME, source_id = %source, "delivering CIC statuses as presence");
+    }
+    if routes.is_empty() {
+        tracing::warn!("no destination is enabled: events stay in the buffer");
+        return Ok(None);
+    }
     let reader = buffer.reader(DISPATCH_READER)?;
-    tracing::info!(
-        sink = crate::sink::journey::NAME,
-        configuration_id = %j.configuration_id,
-        concurrency = j.concurrency,
-        max_events = j.max_events,
-        "delivering to Genesys Cloud"
-    );
     Ok(Some(Dispatcher::spawn(
         reader,
         routes,
@@ -168,6 +257,42 @@ fn start_dispatch(
         shutdown,
         supervisor,
     )))
+}
+
+/// User sync, running.
+struct UsersRunning {
+    statuses: Arc<Statuses>,
+    feed: Arc<DirectoryFeed>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts user sync, if it is on and this process reads CIC.
+fn start_users(
+    settings: &Settings,
+    cloud: Option<&Cloud>,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+    supervisor: &Supervisor,
+) -> Option<UsersRunning> {
+    let config = &settings.config;
+    let cloud = cloud.filter(|_| config.users.enabled && settings.icws_password.is_some())?;
+    let statuses = Arc::new(Statuses::open(&config.data_dir, metrics.users.clone()));
+    let feed = Arc::new(DirectoryFeed::default());
+    let sync = UserSync::new(
+        cloud.scim(metrics, shutdown),
+        statuses.clone(),
+        config.users.clone(),
+        config.normalize.default_country_code.clone(),
+        metrics.users.clone(),
+        shutdown.clone(),
+    );
+    let task = supervisor.spawn("user_sync", sync.run(feed.clone()));
+    tracing::info!(
+        removed = ?config.users.removed,
+        statuses = config.users.statuses,
+        "syncing CIC users with the organization"
+    );
+    Some(UsersRunning { statuses, feed, task })
 }
 
 /// A started conduit.
@@ -227,10 +352,32 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
                 .map_err(|e| AppError::Join(e.to_string()))??,
         )
     };
-    let dispatcher = start_dispatch(&settings, &buffer, &metrics, &shutdown, &supervisor)?;
+    let cloud = settings
+        .client
+        .as_ref()
+        .map(|c| Cloud::new(config, c, &metrics))
+        .transpose()?;
+    let users = start_users(&settings, cloud.as_ref(), &metrics, &shutdown, &supervisor);
+    let statuses = users.as_ref().map(|u| u.statuses.clone());
+    let dispatcher = start_dispatch(
+        &settings,
+        &buffer,
+        &metrics,
+        &shutdown,
+        &supervisor,
+        cloud.as_ref(),
+        statuses.as_ref(),
+    )?;
     let destinations = dispatcher.as_ref().map(|d| d.destinations.clone()).unwrap_or_default();
     let sources = if settings.role().ingests() {
-        start_sources(&settings, &buffer, carried, &metrics, &shutdown, &supervisor).await?
+        let people = users.as_ref().map(|u| {
+            People::new(
+                u.feed.clone(),
+                config.users.directory_page,
+                config.users.statuses,
+            )
+        });
+        start_sources(&settings, &buffer, carried, people, &metrics, &shutdown, &supervisor).await?
     } else {
         tracing::info!("role = \"dispatch\": no source runs; delivering what the buffer holds");
         Sources::default()
@@ -246,6 +393,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         destinations,
         icws: sources.icws_status.clone(),
         supervisor: supervisor.clone(),
+        users: statuses.clone(),
     });
     let fd_limit = server::fdlimit::raise();
     let limits = server::Limits {
@@ -299,6 +447,10 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         let served = server::serve(listener, router, sd, limits, server_metrics).await;
         if let Some(i) = sources.icws {
             let _ = i.await;
+        }
+        // User sync saves its statuses as it stops.
+        if let Some(u) = users {
+            let _ = u.task.await;
         }
         // The sources have stopped: save their state once more, for a restart to carry on from.
         if let Some((carrier, task)) = sources.carrier {

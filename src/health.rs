@@ -88,6 +88,8 @@ pub struct Inputs<'a> {
     pub cic: Option<crate::source::icws::IcwsHealth>,
     /// Why the process is stopping, if a task failed (see [`crate::supervisor`]).
     pub failure: Option<String>,
+    /// User sync's counts, when it runs.
+    pub users: Option<crate::users::status::Summary>,
 }
 
 /// The whole document.
@@ -115,6 +117,10 @@ pub struct Health {
     /// The CIC connection of the ICWS source, when it runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cic: Option<crate::source::icws::IcwsHealth>,
+    /// User sync, when it runs: users by state, the first few in error with why, and when the
+    /// last full reconcile ended (`cic-conduit users status` lists every user).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<crate::users::status::Summary>,
 }
 
 /// How long damage found in the buffer keeps `/health` degraded.
@@ -194,6 +200,7 @@ impl Health {
             },
             destinations: i.destinations,
             cic: i.cic,
+            users: i.users,
         }
     }
 
@@ -253,6 +260,7 @@ mod tests {
             destinations: Vec::new(),
             cic: None,
             failure: None,
+            users: None,
         })
     }
 
@@ -332,6 +340,7 @@ mod tests {
             destinations: Vec::new(),
             cic: None,
             failure: Some("task dispatch.lane: it panicked: boom".into()),
+            users: None,
         });
         assert_eq!(h.status, Overall::Failing);
         assert!(!h.is_up());

@@ -33,6 +33,28 @@ pub struct Metrics {
     pub icws: IcwsMetrics,
     /// The HTTP listener.
     pub server: ServerMetrics,
+    /// User sync.
+    pub users: UsersMetrics,
+}
+
+/// User-sync metrics.
+#[derive(Clone)]
+pub struct UsersMetrics {
+    /// `conduit_users{state}`: CIC users by sync state (`synced`, `error`, `not_synced`).
+    pub users: IntGaugeVec,
+    /// `conduit_users_writes_total{kind}`: SCIM writes (`create`, `patch`, `deactivate`,
+    /// `delete`).
+    pub writes: IntCounterVec,
+    /// `conduit_users_requests_total{status}`: SCIM requests by HTTP status (or `connect`,
+    /// `timeout`, `oauth`).
+    pub requests: IntCounterVec,
+    /// `conduit_users_reconciles_total{result}`: full reconciles (`done`, `failed`).
+    pub reconciles: IntCounterVec,
+    /// `conduit_users_reconcile_duration_seconds`: one full reconcile.
+    pub reconcile_seconds: Histogram,
+    /// `conduit_users_statuses_total{result}`: CIC status changes read (`stored`, `unchanged`,
+    /// `unmapped`, `malformed`).
+    pub statuses: IntCounterVec,
 }
 
 /// HTTP listener metrics.
@@ -385,6 +407,44 @@ impl Metrics {
                 "Failed accepts on the listener (e.g. file descriptors exhausted).",
             ),
         };
+        let users = UsersMetrics {
+            users: gauge_vec(
+                &r,
+                "conduit_users",
+                "CIC users by sync state: synced, error, not_synced.",
+                &["state"],
+            ),
+            writes: counter_vec(
+                &r,
+                "conduit_users_writes_total",
+                "SCIM writes to the organization's users, by kind.",
+                &["kind"],
+            ),
+            requests: counter_vec(
+                &r,
+                "conduit_users_requests_total",
+                "SCIM requests by HTTP status, or connect/timeout/oauth without an answer.",
+                &["status"],
+            ),
+            reconciles: counter_vec(
+                &r,
+                "conduit_users_reconciles_total",
+                "Full reconciles of CIC's directory with the organization, by result.",
+                &["result"],
+            ),
+            reconcile_seconds: histogram(
+                &r,
+                "conduit_users_reconcile_duration_seconds",
+                "Duration of one full reconcile.",
+                vec![1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0],
+            ),
+            statuses: counter_vec(
+                &r,
+                "conduit_users_statuses_total",
+                "CIC status changes read, by result: stored, unchanged, unmapped, malformed.",
+                &["result"],
+            ),
+        };
         let build =
             IntCounterVec::new(Opts::new("conduit_build_info", "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique metric");
@@ -397,6 +457,7 @@ impl Metrics {
             buffer,
             oauth_refreshes,
             task_failures,
+            users,
             sink,
             icws,
             server,

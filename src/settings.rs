@@ -67,7 +67,20 @@ impl Settings {
             })
             .transpose()?;
         let sink_on = config.sinks.journey.as_ref().is_some_and(|j| j.enabled);
-        let client = (role.dispatches() && sink_on).then(|| client(&config)).transpose()?;
+        // User sync runs beside the ICWS source, presence delivery beside the dispatcher: both
+        // need the organization's client.
+        let users_on = config.users.enabled;
+        let u = &config.users;
+        // Checked here rather than with the file: `setup` runs on this config to make the id.
+        if users_on && u.statuses && u.presence_source_id.as_deref().is_none_or(|s| s.trim().is_empty()) {
+            return Err(ConfigError::invalid(
+                "users.presence_source_id",
+                "required while users.statuses = true: the presence source id `cic-conduit setup` printed (or set users.statuses = false)",
+            ));
+        }
+        let client = ((role.dispatches() && sink_on) || users_on)
+            .then(|| client(&config))
+            .transpose()?;
         Ok(Settings {
             listen: config.listen_addr()?,
             push_token,

@@ -14,6 +14,7 @@ use crate::source::Ingest;
 use crate::source::carry::{self, Carrier};
 use crate::source::http::HttpSource;
 use crate::source::icws::members::Members;
+use crate::source::icws::people::People;
 use crate::source::icws::{IcwsSource, IcwsStatus};
 use crate::supervisor::Supervisor;
 
@@ -31,6 +32,7 @@ pub(super) async fn start_sources(
     settings: &Settings,
     buffer: &Arc<dyn Buffer>,
     carried: Option<carry::Carried>,
+    people: Option<People>,
     metrics: &Metrics,
     shutdown: &Shutdown,
     supervisor: &Supervisor,
@@ -86,6 +88,10 @@ pub(super) async fn start_sources(
             shutdown.clone(),
             members,
         )?;
+        let source = match people {
+            Some(p) => source.with_people(p),
+            None => source,
+        };
         sources.icws_status = Some(source.status());
         sources.icws = Some(supervisor.spawn("icws", source.run()));
     }

@@ -66,6 +66,9 @@ impl std::fmt::Display for Position {
 pub enum Kind {
     /// An interaction event (Avro `InteractionEvent`), keyed by the interaction.
     Interaction,
+    /// A CIC user's status change (JSON [`crate::users::change::StatusChange`]), keyed by the
+    /// CIC user.
+    UserStatus,
     /// A kind this version does not know (written by a newer one): no sink takes it, so it is
     /// dead-lettered, never lost.
     Unknown(u8),
@@ -76,6 +79,7 @@ impl Kind {
     pub fn code(self) -> u8 {
         match self {
             Kind::Interaction => 1,
+            Kind::UserStatus => 2,
             Kind::Unknown(c) => c,
         }
     }
@@ -84,6 +88,7 @@ impl Kind {
     pub fn from_code(code: u8) -> Self {
         match code {
             1 => Kind::Interaction,
+            2 => Kind::UserStatus,
             c => Kind::Unknown(c),
         }
     }
@@ -238,6 +243,7 @@ mod tests {
     #[test]
     fn unknown_kinds_keep_their_code() {
         assert_eq!(Kind::from_code(1), Kind::Interaction);
+        assert_eq!(Kind::from_code(Kind::UserStatus.code()), Kind::UserStatus);
         assert_eq!(Kind::from_code(42).code(), 42);
     }
 }

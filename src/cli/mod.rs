@@ -183,6 +183,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 r.configuration_id
             );
             println!("external_source_id = \"<your external source id>\"");
+            if let Some((id, created)) = &r.presence_source {
+                println!(
+                    "\npresence source {id} ({})\n\n[users]\npresence_source_id = \"{id}\"",
+                    if *created { "created" } else { "already there" }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

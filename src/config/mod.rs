@@ -12,6 +12,7 @@ mod region;
 pub mod secret;
 mod sinks;
 mod sources;
+mod users;
 mod validate;
 
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ pub use region::{REGIONS, region_domain};
 pub use secret::{Secret, SecretSource};
 pub use sinks::{JourneySinkConfig, SinksConfig};
 pub use sources::{HttpSourceConfig, IcwsSourceConfig, SourcesConfig};
+pub use users::{RemovedUsers, UsersConfig};
 
 /// A configuration problem, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +112,9 @@ pub struct Config {
     /// Switchover pairs: which conduit of a pair reads CIC.
     #[serde(default)]
     pub ha: HaConfig,
+    /// CIC users and statuses kept in sync with the organization.
+    #[serde(default)]
+    pub users: UsersConfig,
     /// What loading set aside with a warning (environment variables that name no key): logged
     /// at start and printed by `check-config`.
     #[serde(skip)]

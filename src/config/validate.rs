@@ -133,6 +133,7 @@ impl Config {
         if let Some(j) = &self.sinks.journey {
             self.validate_journey(j)?;
         }
+        self.validate_users()?;
         if !(100..=600_000).contains(&self.ha.standby_check_ms) {
             return Err(ConfigError::invalid("ha.standby_check_ms", "must be 100 to 600000"));
         }
@@ -191,6 +192,41 @@ impl Config {
                 ));
             }
         }
+        Ok(())
+    }
+
+    fn validate_users(&self) -> Result<(), ConfigError> {
+        let u = &self.users;
+        if !u.enabled {
+            return Ok(());
+        }
+        if !self.sources.icws.enabled {
+            return Err(ConfigError::invalid(
+                "users.enabled",
+                "user sync reads CIC's directory through ICWS: set sources.icws.enabled = true",
+            ));
+        }
+        let org = &self.organization;
+        if org.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) || org.client_secret.is_none() {
+            return Err(ConfigError::invalid(
+                "organization.client_id",
+                "required while users.enabled = true: the OAuth client-credentials client (with SCIM and presence permissions) and its client_secret",
+            ));
+        }
+        if !(60_000..=86_400_000).contains(&u.reconcile_interval_ms) {
+            return Err(ConfigError::invalid(
+                "users.reconcile_interval_ms",
+                "must be 60000 (a minute) to 86400000 (a day)",
+            ));
+        }
+        if !(1..=1000).contains(&u.directory_page) {
+            return Err(ConfigError::invalid("users.directory_page", "must be 1 to 1000"));
+        }
+        if !(1000..=86_400_000).contains(&u.status_wait_ms) {
+            return Err(ConfigError::invalid("users.status_wait_ms", "must be 1000 to 86400000"));
+        }
+        crate::users::presence::check_map(&u.status_map)
+            .map_err(|why| ConfigError::invalid("users.status_map", why))?;
         Ok(())
     }
 

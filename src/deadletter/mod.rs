@@ -5,8 +5,9 @@
 //! The same for every sink and every kind of record: a [`LetterSchema`] says how one kind is kept
 //! — the dead-letter record's schema (its `event` field embeds the record's own schema), how a
 //! payload decodes, and the key to append it under again — and [`DeadLetters`] writes the files
-//! of one kind. Interaction events are the one kind today ([`interaction::Interactions`], schema
-//! `schemas/dead_letter.v1.avsc`).
+//! of one kind: interaction events ([`interaction::Interactions`], schema
+//! `schemas/dead_letter.v1.avsc`, files `dl-*`) and CIC status changes ([`status::StatusChanges`],
+//! `schemas/dead_letter_status.v1.avsc`, files `status-*`).
 //!
 //! Each record holds the buffered record exactly as stored (`payload`, replayable byte for
 //! byte), the decoded event when it decodes (`event`, for people and tools), the sink, a bounded
@@ -19,6 +20,7 @@
 
 pub mod file;
 pub mod interaction;
+pub mod status;
 
 use std::fs::File;
 use std::marker::PhantomData;
@@ -34,6 +36,7 @@ use crate::timefmt;
 
 pub use file::{FileSummary, list, mark_replayed, read_file};
 pub use interaction::Interactions;
+pub use status::StatusChanges;
 
 /// A file is rolled once it passes this size.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;

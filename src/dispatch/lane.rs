@@ -266,6 +266,9 @@ async fn no_answer(ctx: &Context, e: SendError, delay: Duration, records: usize)
 
 /// Counts an answer and feeds its rate-limit headers to the gate.
 fn observe(ctx: &Context, answer: &Answer) {
+    if answer.local {
+        return;
+    }
     let (sink, m) = (ctx.sink.name(), &ctx.common.metrics);
     if let Some(rl) = answer.rate {
         ctx.gate.observe(rl);

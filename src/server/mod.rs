@@ -47,6 +47,8 @@ pub struct Status {
     pub icws: Option<Arc<crate::source::icws::IcwsStatus>>,
     /// The supervisor of the process's tasks (its failure makes the status `failing`).
     pub supervisor: crate::supervisor::Supervisor,
+    /// User sync's statuses, when it runs.
+    pub users: Option<Arc<crate::users::status::Statuses>>,
 }
 
 async fn health(State(s): State<Arc<Status>>) -> Response {
@@ -60,6 +62,7 @@ async fn health(State(s): State<Arc<Status>>) -> Response {
         destinations: s.destinations.iter().map(|(name, g)| g.health(name)).collect(),
         cic: s.icws.as_ref().map(|i| i.health()),
         failure: s.supervisor.failure(),
+        users: s.users.as_ref().map(|u| u.summary()),
     });
     let code = if h.is_up() {
         StatusCode::OK

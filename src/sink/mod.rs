@@ -7,11 +7,12 @@
 //! This module also holds what every sink shares — how an answer is classified ([`classify`]),
 //! how requests are paced from the rate-limit headers ([`ratelimit`]), the OAuth token source
 //! one client's sinks share ([`oauth`]) — and the destinations themselves: journey external
-//! events ([`journey`]) and their one-time set-up ([`setup`]).
+//! events ([`journey`]) and their one-time set-up ([`setup`]), and user presence ([`presence`]).
 
 pub mod classify;
 pub mod journey;
 pub mod oauth;
+pub mod presence;
 pub mod ratelimit;
 pub mod setup;
 
@@ -96,6 +97,9 @@ pub struct Answer {
     pub message: String,
     /// How long the request took.
     pub elapsed: Duration,
+    /// Answered by the sink itself, without a request: nothing of the batch could be sent yet
+    /// (its records are all in `unprocessed`). Not counted as a request.
+    pub local: bool,
 }
 
 /// A request that got no HTTP answer.
@@ -110,6 +114,105 @@ pub enum SendError {
     /// No token.
     #[error(transparent)]
     Auth(#[from] OAuthError),
+}
+
+/// `open`, the parts separated by commas, `close`: a JSON body around its parts.
+pub fn joined(open: &[u8], parts: &[&[u8]], close: &[u8]) -> Bytes {
+    let mut body = Vec::with_capacity(open.len() + close.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+    body.extend_from_slice(open);
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(p);
+    }
+    body.extend_from_slice(close);
+    Bytes::from(body)
+}
+
+/// Longest error message kept from a response body.
+pub const MAX_MESSAGE: usize = 1024;
+
+/// `s` cut to [`MAX_MESSAGE`] bytes.
+pub fn bounded_message(s: String) -> String {
+    if s.len() <= MAX_MESSAGE {
+        return s;
+    }
+    crate::outbound::bounded(&s, MAX_MESSAGE)
+}
+
+/// The message for a 2xx whose body is not the API's answer: not a confirmation.
+pub fn not_an_answer(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) -> String {
+    format!(
+        "HTTP {status} without the API's answer ({}); not a confirmation",
+        crate::outbound::describe_unexpected(headers, body)
+    )
+}
+
+/// POSTs a JSON `body` to `url` with `token` and reads the answer: status, `Retry-After`,
+/// correlation id and rate-limit headers into an [`Answer`] (not confirmed: only the sink can
+/// tell its API's answer), with the error's message for a refusal or a redirect (never
+/// followed); and the body, read with a bound.
+pub async fn exchange(
+    http: &reqwest::Client,
+    url: &str,
+    token: &crate::config::Secret,
+    body: Bytes,
+) -> Result<(Answer, Bytes, reqwest::header::HeaderMap), SendError> {
+    let started = std::time::Instant::now();
+    let resp = http
+        .post(url)
+        .bearer_auth(token.expose())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_timeout() {
+                SendError::Timeout
+            } else {
+                SendError::Connect(crate::outbound::describe_error(e))
+            }
+        })?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let mut answer = Answer {
+        status,
+        retry_after: header("retry-after"),
+        correlation_id: correlation_id(&headers),
+        rate: RateLimit::from_headers(|n| headers.get(n).and_then(|v| v.to_str().ok())),
+        confirmed: false,
+        unprocessed: Vec::new(),
+        message: String::new(),
+        elapsed: std::time::Duration::ZERO,
+        local: false,
+    };
+    let bytes = crate::outbound::read_body(resp, crate::outbound::MAX_API_BODY)
+        .await
+        .map_err(|e| match e {
+            crate::outbound::ReadError::Transport { timeout: true, .. } => SendError::Timeout,
+            other => SendError::Connect(other.to_string()),
+        })?;
+    answer.elapsed = started.elapsed();
+    if (300..400).contains(&status) {
+        answer.message = crate::outbound::redirect_note(status, &headers);
+    } else if !(200..300).contains(&status) {
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let mut msg = v["message"].as_str().unwrap_or_default().to_string();
+        // `ErrorBody.errors` holds one `ErrorBody` per fault, each with its message.
+        if let Some(errors) = v["errors"].as_array() {
+            for d in errors.iter().filter_map(|d| d["message"].as_str()).take(5) {
+                msg.push_str("; ");
+                msg.push_str(d);
+            }
+        }
+        if msg.is_empty() {
+            msg = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+        }
+        answer.message = bounded_message(msg);
+    }
+    Ok((answer, bytes, headers))
 }
 
 /// The `ININ-Correlation-Id` of a Genesys Cloud answer (empty when absent): logged with every

@@ -1,6 +1,7 @@
-//! `cic-conduit setup`: creates, once, the organization objects the journey sink needs — the
+//! `cic-conduit setup`: creates, once, the organization objects the sinks need — the
 //! external-events JSON schema (derived from the Avro schema, see [`super::journey::mapping`])
-//! and the configuration that uses it — and reports their ids.
+//! and the configuration that uses it, and (with `users.statuses`) the presence source CIC
+//! statuses are sent as — and reports their ids.
 //!
 //! Follows no redirect and takes only the API's JSON answers (bounded reads): a 3xx or a 2xx
 //! that is not the API's object is an error saying what came back.
@@ -29,6 +30,8 @@ use super::oauth::{OAuthError, TokenSource};
 pub const SCHEMA_TITLE: &str = "cic-conduit interaction event v1";
 /// Default name of the configuration.
 pub const DEFAULT_CONFIGURATION_NAME: &str = "cic-conduit interaction events";
+/// Name of the presence source CIC statuses are sent as.
+pub const PRESENCE_SOURCE_NAME: &str = "cic-conduit CIC statuses";
 
 /// Why setup failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,8 @@ pub struct SetupResult {
     pub division_id: String,
     /// Set when an existing configuration uses another schema than this one.
     pub configuration_schema_differs: bool,
+    /// The presence source's id and whether it was created now, when statuses are synced.
+    pub presence_source: Option<(String, bool)>,
 }
 
 /// Talks to one organization's API.
@@ -323,12 +328,31 @@ impl Setup {
         Self::id_of(HOME, &home)
     }
 
-    /// Finds, creates or updates the schema, then finds or creates the configuration.
+    /// Finds or creates the presence source CIC statuses are sent as (by name).
+    pub async fn presence_source(&self) -> Result<(String, bool), SetupError> {
+        const SOURCES: &str = "/api/v2/presence/sources";
+        (self.progress)(&format!("looking up the presence source \"{PRESENCE_SOURCE_NAME}\""));
+        let name_is = |s: &Value| s["name"] == PRESENCE_SOURCE_NAME && s["deactivated"] != json!(true);
+        if let Some(found) = self.find(SOURCES, name_is).await? {
+            return Ok((Self::id_of(SOURCES, &found)?, false));
+        }
+        (self.progress)("creating the presence source");
+        let body = json!({
+            "name": PRESENCE_SOURCE_NAME,
+            "description": "CIC user statuses, sent by cic-conduit",
+        });
+        let made = self.create(SOURCES, &body, name_is).await?;
+        Ok((Self::id_of(SOURCES, &made)?, true))
+    }
+
+    /// Finds, creates or updates the schema, then finds or creates the configuration (and the
+    /// presence source, when `presence`).
     pub async fn run(
         &self,
         mapper: &Mapper,
         configuration_name: &str,
         source: &str,
+        presence: bool,
     ) -> Result<SetupResult, SetupError> {
         const SCHEMAS: &str = "/api/v2/journey/externalevents/schemas";
         const CONFIGS: &str = "/api/v2/journey/externalevents/configurations";
@@ -369,7 +393,13 @@ impl Setup {
                 (self.create(CONFIGS, &body, name_is).await?, true, division)
             }
         };
+        let presence_source = if presence {
+            Some(self.presence_source().await?)
+        } else {
+            None
+        };
         Ok(SetupResult {
+            presence_source,
             configuration_schema_differs: config["schemaId"] != schema_id.as_str(),
             schema_id,
             schema_created,

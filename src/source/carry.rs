@@ -1,6 +1,6 @@
 //! What the sources carry over a restart of the conduit: the normalizer's state (every tracked
-//! interaction, with how many events of each type it has had) and the ICWS source's view of the
-//! watched queues, saved together with the buffer position that state is exact for.
+//! interaction, with how many events of each type it has had), each CIC user's last stored status
+//! and the ICWS source's view of the watched queues, saved together with the buffer position that state is exact for.
 //!
 //! Promise: after a stop at any moment — a SIGKILL included — no event id is ever reused for
 //! different content, and the first observations after the restart yield only what truly changed.
@@ -74,6 +74,9 @@ pub struct Carried {
     /// The ICWS source's watched-queue view (version 1: the interactions themselves).
     #[serde(default)]
     icws_members: Vec<String>,
+    /// The users' last stored statuses (none before user sync).
+    #[serde(default)]
+    statuses: Vec<super::LastStatus>,
 }
 
 impl Carried {
@@ -145,6 +148,7 @@ pub fn restore(carried: Carried, ingest: &Ingest, members: Option<&Members>, mem
     };
     let position = carried.position();
     ingest.import_tracked(carried.interactions);
+    ingest.import_statuses(carried.statuses);
     let mut live: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
     if let Some(position) = position {
         let mut chunk = Vec::with_capacity(REPLAY_CHUNK.min(1024));
@@ -157,6 +161,12 @@ pub fn restore(carried: Carried, ingest: &Ingest, members: Option<&Members>, mem
             }
         };
         let replayed = ingest.buffer().replay_from(position, &mut |record| {
+            if record.kind == crate::buffer::Kind::UserStatus {
+                if let Some(c) = crate::users::change::StatusChange::decode(&record.payload) {
+                    ingest.import_statuses([(c.user_id, c.status_id, c.changed)]);
+                }
+                return;
+            }
             if record.kind != crate::buffer::Kind::Interaction {
                 return;
             }
@@ -231,7 +241,12 @@ impl Carrier {
 
     /// Saves now; false if it could not (logged; the previous file and its position stand).
     pub async fn save(&self) -> bool {
-        let Some((position, interactions)) = self.ingest.snapshot(SNAPSHOT_WAIT).await else {
+        let Some(super::Snapshot {
+            position,
+            interactions,
+            statuses,
+        }) = self.ingest.snapshot(SNAPSHOT_WAIT).await
+        else {
             tracing::warn!("the sources were too busy to save their state; trying again later");
             return false;
         };
@@ -241,6 +256,7 @@ impl Carrier {
             position: Some(Saved::At(position)),
             interactions,
             icws_members: self.members.as_ref().map(|m| m.ids()).unwrap_or_default(),
+            statuses,
         };
         let path = self.path.clone();
         let written = tokio::task::spawn_blocking(move || {

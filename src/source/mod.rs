@@ -8,12 +8,16 @@
 //! named: [`Ingest::ingest`] refuses the whole batch with it ([`IngestError::Refused`], for a
 //! sender that is told which item to fix), [`Ingest::ingest_each`] refuses it alone and stores
 //! the rest (for a source nobody can be told, such as ICWS).
+//!
+//! CIC users' status changes take the same path ([`Ingest::ingest_statuses`]): stored as
+//! [`Kind::UserStatus`] records, each only when it differs from the user's last stored status.
 
 pub mod carry;
 pub mod http;
 pub mod icws;
 pub mod push;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::buffer::{Appended, Buffer, BufferError, Entry, Kind, Position};
@@ -21,6 +25,7 @@ use crate::event::{CodecError, EventCodec, InteractionEvent};
 use crate::normalize::table::Tracked;
 use crate::normalize::{Normalizer, Observation, Undo};
 use crate::timefmt;
+use crate::users::change::StatusChange;
 
 /// Why a batch was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +72,16 @@ pub struct Ingested {
     pub refused: Vec<Refusal>,
 }
 
+/// The sources' state at one buffer position ([`Ingest::snapshot`]).
+pub struct Snapshot {
+    /// Every record before it is reflected in the state, none after.
+    pub position: Position,
+    /// The normalizer's tracked interactions.
+    pub interactions: Vec<(String, Tracked)>,
+    /// The users' last stored statuses.
+    pub statuses: Vec<LastStatus>,
+}
+
 /// The shared path from observations to the buffer.
 pub struct Ingest {
     /// Held shared by each batch from observing to stored (or rolled back), and exclusively by
@@ -75,7 +90,12 @@ pub struct Ingest {
     normalizer: Mutex<Normalizer>,
     codec: EventCodec,
     buffer: Arc<dyn Buffer>,
+    /// Each CIC user's last stored status: `(statusId, statusChanged)`.
+    statuses: Mutex<HashMap<String, (String, String)>>,
 }
+
+/// A user's last stored status, as carried: `(user, statusId, statusChanged)`.
+pub type LastStatus = (String, String, String);
 
 impl Ingest {
     /// Ingest into `buffer`.
@@ -85,6 +105,7 @@ impl Ingest {
             normalizer: Mutex::new(normalizer),
             codec: EventCodec::new(),
             buffer,
+            statuses: Mutex::new(HashMap::new()),
         }
     }
 
@@ -101,10 +122,68 @@ impl Ingest {
     /// The normalizer's whole state and the buffer position it is exact for: every record
     /// before the position is reflected in it, none after. Waits for batches in flight (new ones
     /// wait meanwhile: a few milliseconds); `None` if they take longer than `wait`.
-    pub async fn snapshot(&self, wait: std::time::Duration) -> Option<(Position, Vec<(String, Tracked)>)> {
+    pub async fn snapshot(&self, wait: std::time::Duration) -> Option<Snapshot> {
         let _quiet = tokio::time::timeout(wait, self.gate.write()).await.ok()?;
-        let state = crate::locks::lock(&self.normalizer).export();
-        Some((self.buffer.write_position(), state))
+        let interactions = crate::locks::lock(&self.normalizer).export();
+        let mut statuses: Vec<LastStatus> = crate::locks::lock(&self.statuses)
+            .iter()
+            .map(|(u, (s, c))| (u.clone(), s.clone(), c.clone()))
+            .collect();
+        statuses.sort();
+        Some(Snapshot {
+            position: self.buffer.write_position(),
+            interactions,
+            statuses,
+        })
+    }
+
+    /// Takes back the users' last statuses (carried, or replayed from the buffer).
+    pub fn import_statuses(&self, statuses: impl IntoIterator<Item = LastStatus>) {
+        let mut map = crate::locks::lock(&self.statuses);
+        for (user, status, changed) in statuses {
+            map.insert(user, (status, changed));
+        }
+    }
+
+    /// Stores the status changes that differ from each user's last stored one (a snapshot after
+    /// a reconnect or a restart yields only what changed), all or nothing, in order; returns how
+    /// many were new.
+    pub async fn ingest_statuses(&self, changes: &[StatusChange]) -> Result<usize, IngestError> {
+        let _in_flight = self.gate.read().await;
+        let fresh: Vec<&StatusChange> = {
+            let map = crate::locks::lock(&self.statuses);
+            let mut seen: HashMap<&str, (&str, &str)> = HashMap::new();
+            changes
+                .iter()
+                .filter(|c| {
+                    let last = seen
+                        .get(c.user_id.as_str())
+                        .copied()
+                        .or_else(|| map.get(&c.user_id).map(|(s, t)| (s.as_str(), t.as_str())));
+                    let new = last != Some((c.status_id.as_str(), c.changed.as_str()));
+                    seen.insert(&c.user_id, (&c.status_id, &c.changed));
+                    new
+                })
+                .collect()
+        };
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let entries = fresh
+            .iter()
+            .map(|c| Entry::new(Kind::UserStatus, c.user_id.clone().into_bytes(), c.encode()))
+            .collect();
+        match self.buffer.append(entries).await? {
+            Appended::Stored { .. } => {
+                let mut map = crate::locks::lock(&self.statuses);
+                for c in &fresh {
+                    map.insert(c.user_id.clone(), (c.status_id.clone(), c.changed.clone()));
+                }
+                Ok(fresh.len())
+            }
+            // Dropped at the size cap: not stored, so not the last stored status either.
+            Appended::Dropped { .. } => Ok(0),
+        }
     }
 
     /// Takes back carried state (see [`Normalizer::import`]).

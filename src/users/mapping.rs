@@ -26,6 +26,9 @@ pub const PHONES: [(&str, &str); 5] = [
     ("phoneNumberOfFax", "other"),
 ];
 
+/// The user properties the mapping reads (`select=` of a directory read or subscription).
+pub const SELECT: [&str; 2] = ["configurationId", "personalInformationProperties"];
+
 /// `schemas` of a SCIM PATCH request.
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 

@@ -5,5 +5,9 @@
 //! and the least write that makes a cloud user equal to its CIC user; [`presence`] which presence
 //! a CIC status means and the deterministic id of a presence event.
 
+pub mod change;
 pub mod mapping;
 pub mod presence;
+pub mod scim;
+pub mod status;
+pub mod sync;

@@ -87,6 +87,7 @@ fn answer(status: u16) -> Answer {
         unprocessed: Vec::new(),
         message: format!("answered {status}"),
         elapsed: Duration::ZERO,
+        local: false,
     }
 }
 

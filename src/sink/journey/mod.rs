@@ -12,13 +12,11 @@
 pub mod mapping;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use serde::Deserialize;
 
 use super::oauth::TokenSource;
-use super::ratelimit::RateLimit;
 use super::{Answer, Prepared, SendError, Sink, Unprocessed, Unsendable};
 use crate::buffer::{BoxFuture, Kind, Record};
 use crate::event::EventCodec;
@@ -45,9 +43,6 @@ struct UnprocessedWire {
     error_message: Option<String>,
     status_code: Option<u16>,
 }
-
-/// Longest error message kept from a response body.
-const MAX_MESSAGE: usize = 1024;
 
 /// The request body's bytes around its entities: `{"entities":[` and `]}`.
 const ENVELOPE: (&[u8], &[u8]) = (b"{\"entities\":[", b"]}");
@@ -97,51 +92,8 @@ impl JourneySink {
     }
 
     async fn post(&self, token: &crate::config::Secret, body: Bytes) -> Result<Answer, SendError> {
-        let started = Instant::now();
-        let resp = self
-            .http
-            .post(&self.url)
-            .bearer_auth(token.expose())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    SendError::Timeout
-                } else {
-                    SendError::Connect(crate::outbound::describe_error(e))
-                }
-            })?;
-        let status = resp.status().as_u16();
-        let h = resp.headers();
-        let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let retry_after = header("retry-after");
-        let correlation_id = super::correlation_id(h);
-        let rate = RateLimit::from_headers(|n| h.get(n).and_then(|v| v.to_str().ok()));
-        let redirect = (300..400)
-            .contains(&status)
-            .then(|| crate::outbound::redirect_note(status, h));
-        let unexpected_headers = h.clone();
-        let bytes = crate::outbound::read_body(resp, crate::outbound::MAX_API_BODY)
-            .await
-            .map_err(|e| match e {
-                crate::outbound::ReadError::Transport { timeout: true, .. } => SendError::Timeout,
-                other => SendError::Connect(other.to_string()),
-            })?;
-        let mut answer = Answer {
-            status,
-            retry_after,
-            correlation_id,
-            rate,
-            confirmed: false,
-            unprocessed: Vec::new(),
-            message: String::new(),
-            elapsed: started.elapsed(),
-        };
-        if let Some(note) = redirect {
-            answer.message = note;
-        } else if (200..300).contains(&status) {
+        let (mut answer, bytes, headers) = super::exchange(&self.http, &self.url, token, body).await?;
+        if (200..300).contains(&answer.status) && answer.message.is_empty() {
             // Only the API's own answer confirms: an `ExternalEventsResponse` object.
             let parsed = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
@@ -158,32 +110,13 @@ impl JourneySink {
                                 index: u.original_request_index?,
                                 retryable: u.is_retryable,
                                 status: u.status_code,
-                                message: bounded(u.error_message.unwrap_or_default()),
+                                message: super::bounded_message(u.error_message.unwrap_or_default()),
                             })
                         })
                         .collect();
                 }
-                None => {
-                    answer.message = format!(
-                        "HTTP {status} without the API's answer ({}); not a confirmation",
-                        crate::outbound::describe_unexpected(&unexpected_headers, &bytes)
-                    );
-                }
+                None => answer.message = super::not_an_answer(answer.status, &headers, &bytes),
             }
-        } else {
-            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            let mut msg = v["message"].as_str().unwrap_or_default().to_string();
-            // `ErrorBody.errors` holds one `ErrorBody` per fault, each with its message.
-            if let Some(errors) = v["errors"].as_array() {
-                for d in errors.iter().filter_map(|d| d["message"].as_str()).take(5) {
-                    msg.push_str("; ");
-                    msg.push_str(d);
-                }
-            }
-            if msg.is_empty() {
-                msg = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
-            }
-            answer.message = bounded(msg);
         }
         Ok(answer)
     }
@@ -217,31 +150,10 @@ impl Sink for JourneySink {
 
     /// `{"entities":[` the entities, comma-separated `]}`.
     fn body(&self, parts: &[&[u8]]) -> Bytes {
-        let len = self.envelope_bytes() + parts.iter().map(|p| p.len() + 1).sum::<usize>();
-        let mut body = Vec::with_capacity(len);
-        body.extend_from_slice(ENVELOPE.0);
-        for (i, p) in parts.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(p);
-        }
-        body.extend_from_slice(ENVELOPE.1);
-        Bytes::from(body)
+        super::joined(ENVELOPE.0, parts, ENVELOPE.1)
     }
 
     fn send(&self, body: Bytes) -> BoxFuture<'_, Result<Answer, SendError>> {
         Box::pin(self.post_events(body))
     }
-}
-
-fn bounded(mut s: String) -> String {
-    if s.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
 }

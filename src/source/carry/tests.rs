@@ -156,7 +156,7 @@ async fn a_missing_damaged_foreign_or_legacy_file_is_handled() {
         Arc::new(DiskBuffer::open(&buffer_cfg(&dir.path().join("b")), Metrics::new().buffer).unwrap());
     let ing = Arc::new(ingest(b));
     ing.ingest(&[obs("7", 1, &[("Eic_State", "C")])]).await.unwrap();
-    let (_, state) = ing.snapshot(SNAPSHOT_WAIT).await.unwrap();
+    let state = ing.snapshot(SNAPSHOT_WAIT).await.unwrap().interactions;
     let legacy = serde_json::json!({"version": 1, "cic_server": "cic01", "interactions": state});
     std::fs::write(dir.path().join(LEGACY_FILE), legacy.to_string()).unwrap();
     assert!(load(dir.path(), "cic02").is_none(), "another server's");

@@ -1,4 +1,5 @@
-//! The ICWS calls the source makes: login, queue subscription, message poll, logout.
+//! The ICWS calls the source makes: login, queue, users and status subscriptions, the user
+//! directory, message poll, logout.
 //!
 //! A [`Session`] carries what every call after login needs: the session id in the path, the
 //! `ININ-ICWS-CSRF-Token` header and the cookie (name and value kept opaque). The password is
@@ -263,6 +264,72 @@ impl Session {
         let path = format!("/messaging/subscriptions/queues/{subscription}");
         let resp = self
             .req(http, reqwest::Method::PUT, &path)
+            .timeout(CALL_TIMEOUT)
+            .body(body.to_string())
+            .send()
+            .await;
+        self.check(resp).await.map(|_| ())
+    }
+
+    /// Users `from` to `to` (0-based, inclusive) of the directory, with the `select`ed
+    /// properties, and the directory's size when the answer's `Content-Range` gives it.
+    pub async fn read_users(
+        &self,
+        http: &reqwest::Client,
+        select: &[&str],
+        from: usize,
+        to: usize,
+    ) -> Result<(Vec<Value>, Option<usize>), IcwsError> {
+        let path = format!("/configuration/users?select={}", select.join(","));
+        let resp = self
+            .req(http, reqwest::Method::GET, &path)
+            .header(reqwest::header::RANGE, format!("items={from}-{to}"))
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await;
+        let resp = self.check(resp).await?;
+        // `Content-Range: items 0-99/2500`.
+        let total = resp
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit_once('/'))
+            .and_then(|(_, n)| n.trim().parse::<usize>().ok());
+        // The list is the answer itself or its `items`.
+        let users = match json_body(&self.base, resp, MAX_POLL_BYTES).await? {
+            Value::Array(a) => a,
+            Value::Object(mut o) => match o.remove("items") {
+                Some(Value::Array(a)) => a,
+                _ => return Err(IcwsError::BadAnswer("the users answer has no items list".into())),
+            },
+            _ => return Err(IcwsError::BadAnswer("the users answer is not a list".into())),
+        };
+        Ok((users, total))
+    }
+
+    /// Subscribes to changes of the users' `properties`.
+    pub async fn subscribe_users(
+        &self,
+        http: &reqwest::Client,
+        subscription: &str,
+        properties: &[&str],
+    ) -> Result<(), IcwsError> {
+        let body = json!({"properties": properties});
+        let path = format!("/messaging/subscriptions/configuration/users/{subscription}");
+        let resp = self
+            .req(http, reqwest::Method::PUT, &path)
+            .timeout(CALL_TIMEOUT)
+            .body(body.to_string())
+            .send()
+            .await;
+        self.check(resp).await.map(|_| ())
+    }
+
+    /// Subscribes to the statuses of `users` (replacing the list subscribed before).
+    pub async fn subscribe_statuses(&self, http: &reqwest::Client, users: &[String]) -> Result<(), IcwsError> {
+        let body = json!({"userIds": users});
+        let resp = self
+            .req(http, reqwest::Method::PUT, "/messaging/subscriptions/status/user-statuses")
             .timeout(CALL_TIMEOUT)
             .body(body.to_string())
             .send()

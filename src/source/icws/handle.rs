@@ -19,6 +19,7 @@ impl IcwsSource {
         let now = crate::timefmt::now_ms();
         let mut batch: Vec<Observation> = Vec::new();
         let mut batch_left: Vec<Observation> = Vec::new();
+        let mut statuses = Vec::new();
         for m in msgs {
             let p = messages::parse(m, now);
             self.metrics.messages.with_label_values(&[p.kind]).inc();
@@ -27,7 +28,7 @@ impl IcwsSource {
                 tracing::warn!(session = %s.id, why = %why, "malformed ICWS message entry skipped");
             }
             if p.connection_down {
-                if !self.store(batch).await {
+                if !self.store(batch).await || !self.store_statuses(&statuses).await {
                     return Handled::Stop(None);
                 }
                 return Handled::Stop(Some("connection_down"));
@@ -35,8 +36,18 @@ impl IcwsSource {
             self.members.apply(&p, now, &mut batch_left);
             batch.extend(p.observations);
             batch.append(&mut batch_left);
+            statuses.extend(p.statuses);
+            if let Some(change) = p.users
+                && let Err(e) = self.people_changed(s, change).await
+            {
+                tracing::warn!(error = %e, "cannot follow CIC's users' statuses");
+                if !self.store(batch).await || !self.store_statuses(&statuses).await {
+                    return Handled::Stop(None);
+                }
+                return Handled::Stop(Some(e.reason()));
+            }
         }
-        if !self.store(batch).await {
+        if !self.store(batch).await || !self.store_statuses(&statuses).await {
             return Handled::Stop(None);
         }
         self.metrics.tracked.set(self.ingest.tracked() as i64);

@@ -5,11 +5,18 @@
 //! snapshot or only what changed — the normalizer merges either); `interactionsRemoved` lists
 //! the ids that left the subscription's queues (see [`Parsed::removed`]). Attribute values must
 //! be strings; anything else makes the entry malformed. `connectionStateChangeMessage` with the
-//! connection down asks for a new login. Other message types are counted and ignored.
+//! connection down asks for a new login. `usersMessage` (the users subscription) becomes a
+//! [`UsersChange`], `userStatusMessage` a list of [`StatusChange`]s. Other message types are
+//! counted and ignored.
 
 use serde_json::Value;
 
 use crate::normalize::Observation;
+use crate::users::change::StatusChange;
+
+/// The message type of a users configuration subscription (the shape of ICWS's configuration
+/// messages: `added`, `changed`, `removed`).
+pub const USERS_MESSAGE: &str = "urn:inin.com:configuration.people:usersMessage";
 
 /// The largest message accepted (bytes of its JSON); an absurd one is refused whole.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
@@ -27,9 +34,76 @@ pub struct Parsed {
     pub snapshot: bool,
     /// `interactionsRemoved`: ids that left the subscription's queues, in message order.
     pub removed: Vec<String>,
-    /// The message type's short name for metrics (`queue_contents`, `connection_state`, `other`,
-    /// `malformed`).
+    /// A users-subscription message: the directory's changes.
+    pub users: Option<UsersChange>,
+    /// A `userStatusMessage`'s entries.
+    pub statuses: Vec<StatusChange>,
+    /// The message type's short name for metrics (`queue_contents`, `users`, `user_status`,
+    /// `connection_state`, `other`, `malformed`).
     pub kind: &'static str,
+}
+
+/// What a users-subscription message says.
+#[derive(Debug, Default, PartialEq)]
+pub struct UsersChange {
+    /// `isDelta: false`: `upserts` is the whole directory.
+    pub full: bool,
+    /// Users added or changed (`added`, `changed`), each as a configuration object.
+    pub upserts: Vec<Value>,
+    /// The ids of users removed.
+    pub removed: Vec<String>,
+}
+
+fn users(msg: &Value, out: &mut Parsed) {
+    let mut change = UsersChange {
+        full: msg.get("isDelta").and_then(Value::as_bool) == Some(false),
+        ..UsersChange::default()
+    };
+    for key in ["added", "changed"] {
+        match msg.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(list)) => {
+                for u in list {
+                    if crate::users::sync::cic_id(u).is_some() {
+                        change.upserts.push(u.clone());
+                    } else {
+                        out.malformed.push(format!("a user in {key} without configurationId.id"));
+                    }
+                }
+            }
+            Some(_) => out.malformed.push(format!("{key} is not an array")),
+        }
+    }
+    match msg.get("removed") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for r in list {
+                // A removed user is named by its configuration id (or, read loosely, its id).
+                let id = crate::users::sync::cic_id(r).or_else(|| r.as_str().filter(|s| !s.is_empty()));
+                match id {
+                    Some(id) => change.removed.push(id.to_string()),
+                    None => out.malformed.push("a removed user without an id".into()),
+                }
+            }
+        }
+        Some(_) => out.malformed.push("removed is not an array".into()),
+    }
+    out.users = Some(change);
+}
+
+fn statuses(msg: &Value, observed_at_ms: i64, out: &mut Parsed) {
+    match msg.get("userStatusList") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for e in list {
+                match StatusChange::from_entry(e, observed_at_ms) {
+                    Ok(c) => out.statuses.push(c),
+                    Err(why) => out.malformed.push(why),
+                }
+            }
+        }
+        Some(_) => out.malformed.push("userStatusList is not an array".into()),
+    }
 }
 
 fn entry(e: &Value, observed_at_ms: i64, out: &mut Parsed) {
@@ -113,6 +187,14 @@ pub fn parse(msg: &Value, observed_at_ms: i64) -> Parsed {
                 Some(_) => out.malformed.push("interactionsRemoved is not an array".into()),
             }
         }
+        USERS_MESSAGE => {
+            out.kind = "users";
+            users(msg, &mut out);
+        }
+        "urn:inin.com:status:userStatusMessage" => {
+            out.kind = "user_status";
+            statuses(msg, observed_at_ms, &mut out);
+        }
         "urn:inin.com:connection:connectionStateChangeMessage" => {
             out.kind = "connection_state";
             let state = msg.get("newConnectionState").and_then(Value::as_str).unwrap_or("");
@@ -169,6 +251,28 @@ mod tests {
         assert!(parse(&down, 0).connection_down);
         assert_eq!(parse(&json!({"isDelta": true}), 0).kind, "malformed");
         assert_eq!(parse(&json!({"__type": "urn:other"}), 0).kind, "other");
+    }
+
+    #[test]
+    fn users_and_statuses_become_changes() {
+        let m = json!({"__type": USERS_MESSAGE, "isDelta": true, "subscriptionId": "u",
+            "added": [{"configurationId": {"id": "jdoe"}}, {"configurationId": {}}],
+            "changed": [{"configurationId": {"id": "asmith", "displayName": "A"}}],
+            "removed": [{"configurationId": {"id": "gone"}}, "gone2", 5]});
+        let p = parse(&m, 0);
+        let u = p.users.unwrap();
+        assert!(!u.full);
+        assert_eq!(u.upserts.len(), 2);
+        assert_eq!(u.removed, vec!["gone".to_string(), "gone2".to_string()]);
+        assert_eq!(p.malformed.len(), 2);
+        let s = json!({"__type": "urn:inin.com:status:userStatusMessage", "isDelta": false,
+            "userStatusList": [{"userId": "jdoe", "statusId": "Available", "statusChanged": "20210706T193229Z"},
+                               {"userId": "x"}]});
+        let p = parse(&s, 0);
+        assert_eq!(p.kind, "user_status");
+        assert_eq!(p.statuses.len(), 1);
+        assert_eq!(p.statuses[0].status_id, "Available");
+        assert_eq!(p.malformed.len(), 1);
     }
 
     fn arb_json() -> impl Strategy<Value = Value> {

@@ -3,7 +3,8 @@
 //!
 //! It logs in at the first configured host that accepts (following a backup's
 //! `alternateHostList`, and remembering the pair's hosts from a successful login), subscribes to
-//! the configured workgroup and user queues with the attributes the normalizer needs, and reads
+//! the configured workgroup and user queues with the attributes the normalizer needs (and, for
+//! user sync, reads the user directory and subscribes to its changes and statuses: [`people`]), and reads
 //! messages from the server-sent-events stream when the server's `messaging` feature is version
 //! 2 or more (and `event_stream` is on), otherwise by polling — the next poll only after the
 //! previous answer, `poll_interval_ms` apart. A stream quiet for [`STREAM_IDLE`] (no message, no
@@ -21,6 +22,7 @@ pub mod client;
 mod handle;
 pub mod members;
 pub mod messages;
+pub mod people;
 pub mod sse;
 mod status;
 
@@ -77,6 +79,10 @@ pub struct IcwsSource {
     ha: HaConfig,
     /// The interactions in the watched queues (shared with what is carried over a restart).
     members: Arc<members::Members>,
+    /// CIC's users and statuses, when user sync runs.
+    people: Option<people::People>,
+    /// User-sync metrics (statuses read).
+    users_metrics: crate::metrics::UsersMetrics,
 }
 
 impl IcwsSource {
@@ -102,7 +108,15 @@ impl IcwsSource {
             status: Arc::new(IcwsStatus::default()),
             ha,
             members,
+            people: None,
+            users_metrics: metrics.users.clone(),
         })
+    }
+
+    /// Also reads CIC's users (and their statuses) for user sync.
+    pub fn with_people(mut self, people: people::People) -> Self {
+        self.people = Some(people);
+        self
     }
 
     /// What `/health` shows about it.
@@ -269,6 +283,10 @@ impl IcwsSource {
             .await
         {
             tracing::error!(error = %e, "cannot subscribe to the ICWS queues");
+            return Some(e.reason());
+        }
+        if let Err(e) = self.follow_people(s).await {
+            tracing::error!(error = %e, "cannot read CIC's users");
             return Some(e.reason());
         }
         if self.cfg.event_stream && s.messaging_version >= 2 {

@@ -1,0 +1,600 @@
+//! The user-sync component: keeps the organization's users equal to CIC's directory.
+//!
+//! It is fed [`DirectoryChange`]s by the ICWS source through a [`DirectoryFeed`] (the directory
+//! read in pages, then the users subscription's changes) and writes the least that makes the cloud equal:
+//!
+//! - a cloud user is matched by `externalId` (the CIC user id, case exact), then by `userName`
+//!   (the business email) when that user has no `externalId` or this one — so a changed email
+//!   updates the user instead of creating a second; a `userName` held by a cloud user with
+//!   another `externalId` is that user's ("the email belongs to another cloud user");
+//! - missing: POST; different: one PATCH with only the attributes that differ, `If-Match` its
+//!   version (on 400 `invalidVers`: read it again, recompute, retry); equal: nothing;
+//! - removed from CIC: `active: false` (or deleted, or kept, as configured) for the users this
+//!   conduit synced; never a user it did not;
+//! - 409 `uniqueness` is an error on that user, shown in its status and not retried until the
+//!   user changes or the next reconcile. A call the cloud did not answer usably is retried after
+//!   [`RETRY_AFTER`].
+//!
+//! A full reconcile — at the first directory, every `reconcile_interval_ms`, and when the
+//! directory is read again after a reconnect — lists the cloud's users in pages of 25 and repairs
+//! drift; live changes are taken between any two of its requests, so an edit in CIC does not
+//! wait for a reconcile of ten thousand users to finish. Every request goes through the OAuth
+//! client's gate ([`super::scim`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::mapping::{self, Desired};
+use super::scim::{MAX_PAGE, Scim, ScimError};
+use super::status::Statuses;
+use crate::config::{RemovedUsers, UsersConfig};
+use crate::metrics::UsersMetrics;
+use crate::shutdown::Shutdown;
+
+/// How long after a call the cloud did not answer usably the user is tried again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// How often, at most, the status file is written while users change.
+pub const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// What the ICWS source tells user sync.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DirectoryChange {
+    /// The whole directory (read in pages, or a subscription's first message).
+    Full(Vec<Value>),
+    /// Users added or changed (each whole, as selected).
+    Upsert(Vec<Value>),
+    /// Users removed (their ids).
+    Removed(Vec<String>),
+}
+
+#[derive(Default)]
+struct Pending {
+    full: Option<Vec<Value>>,
+    /// By user id: the user as it is now, or `None` when removed.
+    changed: BTreeMap<String, Option<Value>>,
+}
+
+/// The hand-off from the ICWS source to user sync. It never blocks the source (which also reads
+/// interactions): changes not yet taken are merged per user — the latest state of each wins, a
+/// whole directory replaces everything before it — so it holds at most one directory's worth.
+#[derive(Default)]
+pub struct DirectoryFeed {
+    pending: std::sync::Mutex<Pending>,
+    ready: tokio::sync::Notify,
+}
+
+impl DirectoryFeed {
+    /// Hands over a change.
+    pub fn push(&self, change: DirectoryChange) {
+        {
+            let mut p = crate::locks::lock(&self.pending);
+            match change {
+                DirectoryChange::Full(users) => {
+                    p.full = Some(users);
+                    p.changed.clear();
+                }
+                DirectoryChange::Upsert(users) => {
+                    for u in users {
+                        if let Some(id) = cic_id(&u).map(str::to_string) {
+                            p.changed.insert(id, Some(u));
+                        }
+                    }
+                }
+                DirectoryChange::Removed(ids) => {
+                    for id in ids {
+                        p.changed.insert(id, None);
+                    }
+                }
+            }
+        }
+        self.ready.notify_one();
+    }
+
+    /// The changes handed over since the last take, in an order that keeps their meaning.
+    pub fn take(&self) -> Vec<DirectoryChange> {
+        let p = std::mem::take(&mut *crate::locks::lock(&self.pending));
+        let mut out = Vec::new();
+        if let Some(full) = p.full {
+            out.push(DirectoryChange::Full(full));
+        }
+        let (mut upserts, mut removed) = (Vec::new(), Vec::new());
+        for (id, u) in p.changed {
+            match u {
+                Some(u) => upserts.push(u),
+                None => removed.push(id),
+            }
+        }
+        if !upserts.is_empty() {
+            out.push(DirectoryChange::Upsert(upserts));
+        }
+        if !removed.is_empty() {
+            out.push(DirectoryChange::Removed(removed));
+        }
+        out
+    }
+
+    /// Waits until something was handed over (returns at once if it was since the last wait).
+    pub async fn changed(&self) {
+        self.ready.notified().await;
+    }
+}
+
+/// The id of a CIC configuration object.
+pub fn cic_id(user: &Value) -> Option<&str> {
+    user["configurationId"]["id"].as_str().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// What one user's sync came to.
+enum Done {
+    /// Equal now (written or not).
+    Synced,
+    /// Not done; try again later.
+    Later,
+    /// Refused or left out (its status says why).
+    Settled,
+}
+
+/// The component.
+pub struct UserSync {
+    scim: Scim,
+    statuses: Arc<Statuses>,
+    cfg: UsersConfig,
+    default_cc: Option<String>,
+    metrics: UsersMetrics,
+    shutdown: Shutdown,
+    /// CIC's directory as last told, by user id.
+    directory: BTreeMap<String, Value>,
+    /// The cloud user each CIC user was last seen as (from a listing or a write's answer).
+    cloud: HashMap<String, Value>,
+    /// Users to try again, and when.
+    retry: BTreeMap<String, Instant>,
+    /// A full reconcile is due at this time (none before the first directory).
+    next_reconcile: Option<Instant>,
+    last_save: Instant,
+}
+
+/// How a reconcile ended.
+enum Reconciled {
+    Done,
+    Failed(ScimError),
+}
+
+impl UserSync {
+    /// User sync writing through `scim`, keeping `statuses`.
+    pub fn new(
+        scim: Scim,
+        statuses: Arc<Statuses>,
+        cfg: UsersConfig,
+        default_cc: Option<String>,
+        metrics: UsersMetrics,
+        shutdown: Shutdown,
+    ) -> Self {
+        UserSync {
+            scim,
+            statuses,
+            cfg,
+            default_cc,
+            metrics,
+            shutdown,
+            directory: BTreeMap::new(),
+            cloud: HashMap::new(),
+            retry: BTreeMap::new(),
+            next_reconcile: None,
+            last_save: Instant::now(),
+        }
+    }
+
+    /// Runs until shutdown, then saves the statuses.
+    pub async fn run(mut self, feed: Arc<DirectoryFeed>) {
+        loop {
+            let wake = self.next_wake();
+            tokio::select! {
+                _ = feed.changed() => {}
+                _ = sleep_until_opt(wake) => {}
+                _ = self.shutdown.wait() => break,
+            };
+            if !self.take_live(&feed).await {
+                break;
+            }
+            if self.next_reconcile.is_some_and(|t| t <= Instant::now()) {
+                self.reconcile(&feed).await;
+            }
+            self.retry_due().await;
+            self.save_if_due().await;
+        }
+        self.statuses.save().await;
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let retry = self.retry.values().min().copied();
+        let save = Some(self.last_save + SAVE_EVERY);
+        [self.next_reconcile, retry, save].into_iter().flatten().min()
+    }
+
+    async fn save_if_due(&mut self) {
+        if self.last_save.elapsed() >= SAVE_EVERY {
+            self.last_save = Instant::now();
+            self.statuses.save().await;
+        }
+    }
+
+    /// Takes one change from CIC.
+    async fn apply(&mut self, change: DirectoryChange) {
+        match change {
+            DirectoryChange::Full(users) => {
+                let fresh: BTreeMap<String, Value> = users
+                    .into_iter()
+                    .filter_map(|u| Some((cic_id(&u)?.to_string(), u)))
+                    .collect();
+                // The same directory again (a reconnect, or the subscription's first message
+                // after the paged read) needs no reconcile of its own.
+                if self.next_reconcile.is_none() || fresh != self.directory {
+                    self.directory = fresh;
+                    self.next_reconcile = Some(Instant::now());
+                }
+            }
+            DirectoryChange::Upsert(users) => {
+                for u in users {
+                    let Some(id) = cic_id(&u).map(str::to_string) else {
+                        continue;
+                    };
+                    if self.directory.get(&id) == Some(&u) {
+                        continue;
+                    }
+                    self.directory.insert(id.clone(), u);
+                    if self.next_reconcile.is_some() {
+                        self.sync_id(&id).await;
+                    }
+                }
+            }
+            DirectoryChange::Removed(ids) => {
+                for id in ids {
+                    if self.directory.remove(&id).is_some() && self.next_reconcile.is_some() {
+                        self.remove(&id).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tries again the users whose time has come.
+    async fn retry_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .retry
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            self.retry.remove(&id);
+            if self.directory.contains_key(&id) {
+                self.sync_id(&id).await;
+            } else {
+                self.remove(&id).await;
+            }
+        }
+    }
+
+    /// Syncs CIC user `id` as the directory has it now, from what is known of its cloud user.
+    async fn sync_id(&mut self, id: &str) {
+        let Some(cic) = self.directory.get(id).cloned() else {
+            return;
+        };
+        let known = self.cloud.get(id).cloned();
+        let lookup = known.is_none();
+        if let Done::Later = self.sync_user(id, &cic, known, lookup).await {
+            self.retry.insert(id.to_string(), Instant::now() + RETRY_AFTER);
+        }
+    }
+
+    /// Makes the cloud user of `cic` equal to it. `known`: its cloud user as last seen; `lookup`:
+    /// whether to ask the cloud for it when none is known (a reconcile has listed them all).
+    async fn sync_user(&mut self, id: &str, cic: &Value, known: Option<Value>, lookup: bool) -> Done {
+        let d = match mapping::desired(cic, self.default_cc.as_deref()) {
+            Ok(d) => d,
+            Err(why) => {
+                self.statuses.not_synced(id, why.to_string());
+                return Done::Settled;
+            }
+        };
+        for (property, why) in &d.dropped_phones {
+            tracing::warn!(user = %id, property, why = %why, "a CIC phone number is left out of the user's sync");
+        }
+        let mut current = known;
+        if current.is_none() && lookup {
+            current = match self.find(&d).await {
+                Ok(found) => found,
+                Err(e) => return self.failed(id, e),
+            };
+        }
+        // A stale version is read again and the change recomputed; a few times at most.
+        for _ in 0..4 {
+            let result = match &current {
+                None => self.scim.create(mapping::create_body(&d)).await,
+                Some(u) => {
+                    let ops = mapping::diff(u, &d);
+                    if ops.is_empty() {
+                        return self.settled(id, u.clone(), &d);
+                    }
+                    let cloud_id = u["id"].as_str().unwrap_or_default().to_string();
+                    let version = u["meta"]["version"].as_str().map(str::to_string);
+                    self.scim
+                        .patch(&cloud_id, version.as_deref(), mapping::patch_body(ops), "patch")
+                        .await
+                }
+            };
+            match result {
+                Ok(u) => return self.settled(id, u, &d),
+                Err(e) if e.is("invalidVers") || e.status() == Some(412) => {
+                    let cloud_id = current.as_ref().and_then(|u| u["id"].as_str()).unwrap_or_default().to_string();
+                    current = match self.scim.get(&cloud_id).await {
+                        Ok(u) => u,
+                        Err(e) => return self.failed(id, e),
+                    };
+                }
+                Err(e) if e.status() == Some(404) && current.is_some() => {
+                    // Deleted in the cloud meanwhile: look again (and create if gone).
+                    self.cloud.remove(id);
+                    current = match self.find(&d).await {
+                        Ok(found) => found,
+                        Err(e) => return self.failed(id, e),
+                    };
+                }
+                Err(e) if e.is("uniqueness") || e.status() == Some(409) => {
+                    // Perhaps our own earlier create, whose answer was lost: adopt it if so.
+                    match self.scim.find("userName", &d.user_name).await {
+                        Ok(Some(u)) if owned_by(&u, id) && current.is_none() => current = Some(u),
+                        Ok(other) => {
+                            let whose = other
+                                .as_ref()
+                                .and_then(|u| u["externalId"].as_str())
+                                .map(|x| format!(" (CIC user {x})"))
+                                .unwrap_or_default();
+                            return self.refused(id, format!("the email {} belongs to another cloud user{whose}", d.user_name), e);
+                        }
+                        Err(e) => return self.failed(id, e),
+                    }
+                }
+                Err(e) => return self.failed(id, e),
+            }
+        }
+        self.statuses.error(id, "the cloud user kept changing under the sync (invalidVers); tried again later".into(), None, None);
+        Done::Later
+    }
+
+    /// The cloud user `d` is: by `externalId`, else by `userName` if no other CIC user owns it.
+    async fn find(&self, d: &Desired) -> Result<Option<Value>, ScimError> {
+        if let Some(u) = self.scim.find("externalId", &d.external_id).await? {
+            return Ok(Some(u));
+        }
+        Ok(self
+            .scim
+            .find("userName", &d.user_name)
+            .await?
+            .filter(|u| owned_by(u, &d.external_id)))
+    }
+
+    fn settled(&mut self, id: &str, u: Value, d: &Desired) -> Done {
+        let cloud_id = u["id"].as_str().unwrap_or_default().to_string();
+        self.statuses.synced(id, &cloud_id, &d.user_name);
+        self.cloud.insert(id.to_string(), u);
+        self.retry.remove(id);
+        Done::Synced
+    }
+
+    fn refused(&mut self, id: &str, reason: String, e: ScimError) -> Done {
+        let (message, corr) = match &e {
+            ScimError::Refused {
+                detail, correlation_id, ..
+            } => (Some(detail.clone()), Some(correlation_id.clone()).filter(|c| !c.is_empty())),
+            _ => (None, None),
+        };
+        tracing::warn!(user = %id, reason = %reason, error = %e, "a CIC user cannot be synced");
+        self.statuses.error(id, reason, message, corr);
+        Done::Settled
+    }
+
+    fn failed(&mut self, id: &str, e: ScimError) -> Done {
+        match e {
+            ScimError::Stopped => Done::Later,
+            ScimError::Unavailable(_) => {
+                let reason = format!("{e}; trying again");
+                tracing::warn!(user = %id, error = %e, "a CIC user's sync waits for Genesys Cloud");
+                self.statuses.error(id, reason, None, None);
+                Done::Later
+            }
+            ScimError::Refused { status, .. } => self.refused(id, format!("Genesys Cloud refused the write (HTTP {status})"), e),
+        }
+    }
+
+    /// CIC user `id` was removed: its cloud user is deactivated, deleted or kept.
+    async fn remove(&mut self, id: &str) {
+        let cloud_id = match self.cloud.get(id).and_then(|u| u["id"].as_str()) {
+            Some(c) => Some(c.to_string()),
+            None => self.statuses.known_cloud_ids().remove(id),
+        };
+        let Some(cloud_id) = cloud_id else {
+            // Never synced (or not by this conduit): nothing in the cloud to change.
+            self.statuses.removed(id, "removed from CIC; it had no cloud user");
+            return;
+        };
+        let done = match self.cfg.removed {
+            RemovedUsers::Keep => Ok("removed from CIC; its cloud user is kept (users.removed = \"keep\")"),
+            RemovedUsers::Delete => self
+                .scim
+                .delete(&cloud_id)
+                .await
+                .map(|_| "removed from CIC; its cloud user was deleted"),
+            RemovedUsers::Deactivate => self.deactivate(id, &cloud_id).await,
+        };
+        match done {
+            Ok(what) => {
+                self.cloud.remove(id);
+                self.retry.remove(id);
+                self.statuses.removed(id, what);
+            }
+            Err(e) => {
+                if let Done::Later = self.failed(id, e) {
+                    self.retry.insert(id.to_string(), Instant::now() + RETRY_AFTER);
+                }
+            }
+        }
+    }
+
+    async fn deactivate(&mut self, id: &str, cloud_id: &str) -> Result<&'static str, ScimError> {
+        const DONE: &str = "removed from CIC; its cloud user was deactivated";
+        let mut current = match self.cloud.get(id).cloned() {
+            Some(u) => Some(u),
+            None => self.scim.get(cloud_id).await?,
+        };
+        for _ in 0..4 {
+            let Some(u) = &current else {
+                return Ok("removed from CIC; its cloud user no longer exists");
+            };
+            if u["active"] == Value::Bool(false) {
+                return Ok(DONE);
+            }
+            let version = u["meta"]["version"].as_str().map(str::to_string);
+            match self
+                .scim
+                .patch(cloud_id, version.as_deref(), mapping::deactivate(), "deactivate")
+                .await
+            {
+                Ok(_) => return Ok(DONE),
+                Err(e) if e.is("invalidVers") || e.status() == Some(412) => current = self.scim.get(cloud_id).await?,
+                Err(e) if e.status() == Some(404) => current = None,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ScimError::Unavailable("the cloud user kept changing (invalidVers)".into()))
+    }
+
+    /// A full reconcile: lists the cloud's users, then makes each CIC user's equal, taking live
+    /// changes between requests.
+    async fn reconcile(&mut self, feed: &DirectoryFeed) {
+        let started = std::time::Instant::now();
+        self.next_reconcile = Some(Instant::now() + self.cfg.reconcile_interval());
+        let result = self.reconcile_once(feed).await;
+        self.metrics
+            .reconcile_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Reconciled::Done => {
+                self.metrics.reconciles.with_label_values(&["done"]).inc();
+                self.statuses.reconciled();
+                tracing::info!(
+                    users = self.directory.len(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "users reconciled with the organization"
+                );
+            }
+            Reconciled::Failed(ScimError::Stopped) => {}
+            Reconciled::Failed(e) => {
+                self.metrics.reconciles.with_label_values(&["failed"]).inc();
+                tracing::warn!(error = %e, "the user reconcile could not finish; trying again shortly");
+                self.next_reconcile = Some(Instant::now() + RETRY_AFTER);
+            }
+        }
+        self.statuses.save().await;
+    }
+
+    async fn reconcile_once(&mut self, feed: &DirectoryFeed) -> Reconciled {
+        // The cloud's users, by externalId and by userName.
+        let mut by_ext: HashMap<String, Value> = HashMap::new();
+        let mut by_name: HashMap<String, Value> = HashMap::new();
+        let mut start = 1;
+        loop {
+            if !self.take_live(feed).await {
+                return Reconciled::Failed(ScimError::Stopped);
+            }
+            let page = match self.scim.page(start, MAX_PAGE).await {
+                Ok(p) => p,
+                Err(e) => return Reconciled::Failed(e),
+            };
+            let n = page.users.len();
+            for u in page.users {
+                if let Some(ext) = u["externalId"].as_str().filter(|s| !s.is_empty()) {
+                    by_ext.insert(ext.to_string(), u.clone());
+                }
+                if let Some(name) = u["userName"].as_str() {
+                    by_name.insert(name.to_ascii_lowercase(), u);
+                }
+            }
+            start += n;
+            if n == 0 || start > page.total {
+                break;
+            }
+        }
+        // What was just listed replaces what was known; live writes from here on update it.
+        self.cloud = by_ext.clone();
+        let ids: Vec<String> = self.directory.keys().cloned().collect();
+        for id in &ids {
+            if !self.take_live(feed).await {
+                return Reconciled::Failed(ScimError::Stopped);
+            }
+            let Some(cic) = self.directory.get(id).cloned() else {
+                continue;
+            };
+            let known = self.cloud.get(id).cloned().or_else(|| {
+                let d = mapping::desired(&cic, self.default_cc.as_deref()).ok()?;
+                by_name
+                    .get(&d.user_name.to_ascii_lowercase())
+                    .filter(|u| owned_by(u, id))
+                    .cloned()
+            });
+            match self.sync_user(id, &cic, known, false).await {
+                Done::Later => {
+                    if self.shutdown.is_triggered() {
+                        return Reconciled::Failed(ScimError::Stopped);
+                    }
+                    self.retry.insert(id.clone(), Instant::now() + RETRY_AFTER);
+                }
+                Done::Synced | Done::Settled => {}
+            }
+            self.save_if_due().await;
+        }
+        // Users this conduit synced that CIC no longer has.
+        let gone: Vec<String> = self
+            .statuses
+            .known_cloud_ids()
+            .into_keys()
+            .filter(|id| !self.directory.contains_key(id))
+            .collect();
+        for id in gone {
+            self.remove(&id).await;
+        }
+        Reconciled::Done
+    }
+
+    /// Applies the live changes waiting; false on shutdown.
+    async fn take_live(&mut self, feed: &DirectoryFeed) -> bool {
+        // A new whole directory during a reconcile replaces the one being reconciled; the
+        // reconcile goes on with it.
+        for c in feed.take() {
+            self.apply(c).await;
+        }
+        self.retry_due().await;
+        !self.shutdown.is_triggered()
+    }
+}
+
+/// Whether cloud user `u` may be CIC user `id`'s: its `externalId` is `id`, or it has none.
+fn owned_by(u: &Value, id: &str) -> bool {
+    match u["externalId"].as_str() {
+        None | Some("") => true,
+        Some(x) => x == id,
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
