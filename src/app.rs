@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::buffer::{Buffer, BufferError, DiskBuffer};
 use crate::config::{Config, ConfigError, JourneySinkConfig};
+use crate::deadletter::StatusChanges;
 use crate::deadletter::{DeadLetterError, DeadLetters, Interactions};
 use crate::dispatch::gate::Gate;
 use crate::dispatch::{Delivery, Dispatcher, Route};
@@ -22,16 +23,15 @@ use crate::metrics::Metrics;
 use crate::server::{self, Status};
 use crate::settings::{ClientSettings, Settings};
 use crate::shutdown::{OsSignals, Shutdown};
-use crate::deadletter::StatusChanges;
 use crate::sink::journey::{JourneySink, Mapper};
 use crate::sink::oauth::TokenSource;
 use crate::sink::presence::PresenceSink;
+use crate::source::carry;
+use crate::source::icws::people::People;
+use crate::supervisor::Supervisor;
 use crate::users::scim::Scim;
 use crate::users::status::Statuses;
 use crate::users::sync::{DirectoryFeed, UserSync};
-use crate::source::carry;
-use crate::supervisor::Supervisor;
-use crate::source::icws::people::People;
 use sources::{Sources, start_sources};
 
 /// Why the conduit could not start or stopped badly.
@@ -370,13 +370,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     )?;
     let destinations = dispatcher.as_ref().map(|d| d.destinations.clone()).unwrap_or_default();
     let sources = if settings.role().ingests() {
-        let people = users.as_ref().map(|u| {
-            People::new(
-                u.feed.clone(),
-                config.users.directory_page,
-                config.users.statuses,
-            )
-        });
+        let people = users
+            .as_ref()
+            .map(|u| People::new(u.feed.clone(), config.users.directory_page, config.users.statuses));
         start_sources(&settings, &buffer, carried, people, &metrics, &shutdown, &supervisor).await?
     } else {
         tracing::info!("role = \"dispatch\": no source runs; delivering what the buffer holds");

@@ -3,6 +3,7 @@
 mod buffer_cmd;
 mod dead_letter_cmd;
 mod sim_cmd;
+mod users_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,8 +44,14 @@ enum Command {
         #[command(subcommand)]
         command: dead_letter_cmd::DeadLetterCommand,
     },
-    /// Create (once) the external-events schema and configuration in the organization and print
-    /// their ids. Running it again changes nothing.
+    /// Every CIC user's sync status with the organization.
+    Users {
+        #[command(subcommand)]
+        command: users_cmd::UsersCommand,
+    },
+    /// Create (once) the external-events schema and configuration (and, with `users.statuses`,
+    /// the presence source) in the organization and print their ids. Running it again changes
+    /// nothing.
     Setup {
         /// The config file (its [organization] section, with client_id and client_secret).
         #[arg(long, short)]
@@ -140,6 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Buffer { command } => buffer_cmd::run(command),
         Command::DeadLetter { command } => dead_letter_cmd::run(command),
+        Command::Users { command } => users_cmd::run(command),
         Command::Sim { command } => sim_cmd::run(command),
         Command::Demo(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -80,7 +80,11 @@ mod tests {
         let letters: DeadLetters<StatusChanges> = DeadLetters::open(dir.path()).unwrap();
         letters.write(std::slice::from_ref(&d)).unwrap();
         let files = crate::deadletter::list::<StatusChanges>(dir.path()).unwrap();
-        assert!(crate::deadletter::list::<crate::deadletter::Interactions>(dir.path()).unwrap().is_empty());
+        assert!(
+            crate::deadletter::list::<crate::deadletter::Interactions>(dir.path())
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(files.len(), 1);
         let (back, damage) = read_file::<StatusChanges>(&files[0].path).unwrap();
         assert_eq!((back, damage), (vec![d], None));

@@ -151,12 +151,7 @@ impl PresenceSink {
         Ok(entities
             .iter()
             .filter(|d| d["deactivated"] != json!(true))
-            .filter_map(|d| {
-                Some((
-                    d["systemPresence"].as_str()?.to_string(),
-                    d["id"].as_str()?.to_string(),
-                ))
-            })
+            .filter_map(|d| Some((d["systemPresence"].as_str()?.to_string(), d["id"].as_str()?.to_string())))
             // The System definition of each presence comes first.
             .fold(HashMap::new(), |mut m, (p, id)| {
                 m.entry(p).or_insert(id);

@@ -41,7 +41,9 @@ impl StatusChange {
     /// One entry of a `userStatusList`, or why it cannot be taken.
     pub fn from_entry(e: &serde_json::Value, now_ms: i64) -> Result<Self, String> {
         let text = |k: &str| e.get(k).and_then(serde_json::Value::as_str).map(str::trim);
-        let user_id = text("userId").filter(|s| !s.is_empty()).ok_or("a status entry without userId")?;
+        let user_id = text("userId")
+            .filter(|s| !s.is_empty())
+            .ok_or("a status entry without userId")?;
         let status_id = text("statusId")
             .filter(|s| !s.is_empty())
             .ok_or_else(|| format!("user {}: a status entry without statusId", bounded(user_id)))?;

@@ -139,9 +139,7 @@ impl Scim {
         // `externalId` is compared exactly; the filter may match without regard to case.
         Ok(users.into_iter().find(|u| match attribute {
             "externalId" => u["externalId"].as_str() == Some(value),
-            _ => u[attribute]
-                .as_str()
-                .is_some_and(|v| v.eq_ignore_ascii_case(value)),
+            _ => u[attribute].as_str().is_some_and(|v| v.eq_ignore_ascii_case(value)),
         }))
     }
 
@@ -156,7 +154,9 @@ impl Scim {
 
     /// Creates a user; the answer is the new user.
     pub async fn create(&self, body: Value) -> Result<Value, ScimError> {
-        let r = self.call(Method::POST, self.users_url.clone(), Some(body), None).await?;
+        let r = self
+            .call(Method::POST, self.users_url.clone(), Some(body), None)
+            .await?;
         self.metrics.writes.with_label_values(&["create"]).inc();
         Ok(r.body)
     }
@@ -310,9 +310,7 @@ impl Scim {
             .bearer_auth(token.expose())
             .header(reqwest::header::ACCEPT, SCIM_JSON);
         if let Some(b) = body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, SCIM_JSON)
-                .body(b.to_string());
+            req = req.header(reqwest::header::CONTENT_TYPE, SCIM_JSON).body(b.to_string());
         }
         if let Some(v) = if_match {
             req = req.header(reqwest::header::IF_MATCH, v);

@@ -354,7 +354,12 @@ mod tests {
         let s = Statuses::open(dir.path(), m.users.clone());
         s.synced("jdoe", "c-1", "jdoe@example.com");
         s.not_synced("nomail", "not synced: no business email".into());
-        s.error("taken", "the email belongs to another cloud user".into(), Some("taken".into()), Some("corr".into()));
+        s.error(
+            "taken",
+            "the email belongs to another cloud user".into(),
+            Some("taken".into()),
+            Some("corr".into()),
+        );
         s.save().await;
         let again = Statuses::open(dir.path(), m.users.clone());
         assert_eq!(again.all(), s.all());

@@ -126,7 +126,10 @@ impl DirectoryFeed {
 
 /// The id of a CIC configuration object.
 pub fn cic_id(user: &Value) -> Option<&str> {
-    user["configurationId"]["id"].as_str().map(str::trim).filter(|s| !s.is_empty())
+    user["configurationId"]["id"]
+        .as_str()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 /// What one user's sync came to.
@@ -332,7 +335,11 @@ impl UserSync {
             match result {
                 Ok(u) => return self.settled(id, u, &d),
                 Err(e) if e.is("invalidVers") || e.status() == Some(412) => {
-                    let cloud_id = current.as_ref().and_then(|u| u["id"].as_str()).unwrap_or_default().to_string();
+                    let cloud_id = current
+                        .as_ref()
+                        .and_then(|u| u["id"].as_str())
+                        .unwrap_or_default()
+                        .to_string();
                     current = match self.scim.get(&cloud_id).await {
                         Ok(u) => u,
                         Err(e) => return self.failed(id, e),
@@ -356,7 +363,11 @@ impl UserSync {
                                 .and_then(|u| u["externalId"].as_str())
                                 .map(|x| format!(" (CIC user {x})"))
                                 .unwrap_or_default();
-                            return self.refused(id, format!("the email {} belongs to another cloud user{whose}", d.user_name), e);
+                            return self.refused(
+                                id,
+                                format!("the email {} belongs to another cloud user{whose}", d.user_name),
+                                e,
+                            );
                         }
                         Err(e) => return self.failed(id, e),
                     }
@@ -364,7 +375,12 @@ impl UserSync {
                 Err(e) => return self.failed(id, e),
             }
         }
-        self.statuses.error(id, "the cloud user kept changing under the sync (invalidVers); tried again later".into(), None, None);
+        self.statuses.error(
+            id,
+            "the cloud user kept changing under the sync (invalidVers); tried again later".into(),
+            None,
+            None,
+        );
         Done::Later
     }
 
@@ -392,7 +408,10 @@ impl UserSync {
         let (message, corr) = match &e {
             ScimError::Refused {
                 detail, correlation_id, ..
-            } => (Some(detail.clone()), Some(correlation_id.clone()).filter(|c| !c.is_empty())),
+            } => (
+                Some(detail.clone()),
+                Some(correlation_id.clone()).filter(|c| !c.is_empty()),
+            ),
             _ => (None, None),
         };
         tracing::warn!(user = %id, reason = %reason, error = %e, "a CIC user cannot be synced");
@@ -409,7 +428,9 @@ impl UserSync {
                 self.statuses.error(id, reason, None, None);
                 Done::Later
             }
-            ScimError::Refused { status, .. } => self.refused(id, format!("Genesys Cloud refused the write (HTTP {status})"), e),
+            ScimError::Refused { status, .. } => {
+                self.refused(id, format!("Genesys Cloud refused the write (HTTP {status})"), e)
+            }
         }
     }
 
@@ -472,7 +493,9 @@ impl UserSync {
                 Err(e) => return Err(e),
             }
         }
-        Err(ScimError::Unavailable("the cloud user kept changing (invalidVers)".into()))
+        Err(ScimError::Unavailable(
+            "the cloud user kept changing (invalidVers)".into(),
+        ))
     }
 
     /// A full reconcile: lists the cloud's users, then makes each CIC user's equal, taking live
@@ -481,9 +504,7 @@ impl UserSync {
         let started = std::time::Instant::now();
         self.next_reconcile = Some(Instant::now() + self.cfg.reconcile_interval());
         let result = self.reconcile_once(feed).await;
-        self.metrics
-            .reconcile_seconds
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.reconcile_seconds.observe(started.elapsed().as_secs_f64());
         match result {
             Reconciled::Done => {
                 self.metrics.reconciles.with_label_values(&["done"]).inc();
@@ -541,13 +562,26 @@ impl UserSync {
             let Some(cic) = self.directory.get(id).cloned() else {
                 continue;
             };
-            let known = self.cloud.get(id).cloned().or_else(|| {
-                let d = mapping::desired(&cic, self.default_cc.as_deref()).ok()?;
-                by_name
-                    .get(&d.user_name.to_ascii_lowercase())
-                    .filter(|u| owned_by(u, id))
-                    .cloned()
-            });
+            let by_email = mapping::desired(&cic, self.default_cc.as_deref())
+                .ok()
+                .and_then(|d| by_name.get(&d.user_name.to_ascii_lowercase()));
+            let known = match (self.cloud.get(id), by_email) {
+                (Some(u), _) => Some(u.clone()),
+                (None, Some(u)) if owned_by(u, id) => Some(u.clone()),
+                (None, Some(u)) => {
+                    // The email is another CIC user's cloud user: an error, without a request.
+                    let whose = u["externalId"].as_str().unwrap_or_default();
+                    let email = u["userName"].as_str().unwrap_or_default();
+                    self.statuses.error(
+                        id,
+                        format!("the email {email} belongs to another cloud user (CIC user {whose})"),
+                        None,
+                        None,
+                    );
+                    continue;
+                }
+                (None, None) => None,
+            };
             match self.sync_user(id, &cic, known, false).await {
                 Done::Later => {
                     if self.shutdown.is_triggered() {

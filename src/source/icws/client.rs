@@ -329,7 +329,11 @@ impl Session {
     pub async fn subscribe_statuses(&self, http: &reqwest::Client, users: &[String]) -> Result<(), IcwsError> {
         let body = json!({"userIds": users});
         let resp = self
-            .req(http, reqwest::Method::PUT, "/messaging/subscriptions/status/user-statuses")
+            .req(
+                http,
+                reqwest::Method::PUT,
+                "/messaging/subscriptions/status/user-statuses",
+            )
             .timeout(CALL_TIMEOUT)
             .body(body.to_string())
             .send()

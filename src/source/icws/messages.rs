@@ -67,7 +67,8 @@ fn users(msg: &Value, out: &mut Parsed) {
                     if crate::users::sync::cic_id(u).is_some() {
                         change.upserts.push(u.clone());
                     } else {
-                        out.malformed.push(format!("a user in {key} without configurationId.id"));
+                        out.malformed
+                            .push(format!("a user in {key} without configurationId.id"));
                     }
                 }
             }

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::client::{IcwsError, Session};
 use super::IcwsSource;
+use super::client::{IcwsError, Session};
 use super::messages::UsersChange;
 use crate::users::change::StatusChange;
 use crate::users::mapping::SELECT;

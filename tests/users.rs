@@ -1,0 +1,357 @@
+//! User and status sync end to end: the CIC simulator's directory and statuses, the real conduit
+//! binary, the Genesys Cloud simulator's SCIM users and presence events — over loopback.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cic_conduit::shutdown::Shutdown;
+use cic_conduit::sim::cic::{CicSim, CicSimConfig};
+use cic_conduit::sim::cloud::{CloudSim, SimConfig};
+use common::*;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// A CIC user as the directory holds it.
+fn cic_user(id: &str, display: &str, email: Option<&str>, phones: &[(&str, &str, &str)]) -> Value {
+    let mut personal = json!({});
+    if let Some(e) = email {
+        personal["emailAddress"] = json!(e);
+    }
+    for (property, number, ext) in phones {
+        personal[*property] = json!({"number": number, "extension": ext});
+    }
+    json!({"configurationId": {"id": id, "displayName": display}, "personalInformationProperties": personal})
+}
+
+struct Rig {
+    cic: Arc<CicSim>,
+    cloud: Arc<CloudSim>,
+    cloud_base: String,
+    config: std::path::PathBuf,
+    child: Option<std::process::Child>,
+    addr: String,
+    _stop: Shutdown,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    async fn new(directory: Vec<Value>) -> Rig {
+        let stop = Shutdown::new();
+        let cic = CicSim::new(CicSimConfig {
+            pair: vec!["127.0.0.1".into()],
+            directory_users: 0,
+            ..CicSimConfig::default()
+        });
+        for u in directory {
+            cic.set_user(u);
+        }
+        let cic_addr = cic.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
+        let cloud = CloudSim::new(SimConfig {
+            requests_per_minute: 100_000,
+            ..SimConfig::default()
+        });
+        let cloud_addr = cloud.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let config = dir.path().join("c.toml");
+        let base = cloud_config_text(&data, cloud_addr, "")
+            .replace("[sources.http]", "[sources.http]\nenabled = false")
+            + &format!(
+                "[sources.icws]\nenabled = true\nhosts = [\"http://{cic_addr}\"]\npassword = {{ env = \"TEST_CIC_PASSWORD\" }}\nworkgroups = [\"Support\"]\npoll_interval_ms = 100\nreconnect_max_ms = 1000\n[ha]\nmode = \"follow-primary\"\n[users]\nenabled = true\nstatus_map = {{ \"Custom Busy\" = \"Busy\" }}\n"
+            );
+        std::fs::write(&config, &base).unwrap();
+        let out = std::process::Command::new(BIN)
+            .args(["setup", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        let source = text
+            .lines()
+            .find_map(|l| l.strip_prefix("presence_source_id = \"")?.strip_suffix('"'))
+            .expect("setup prints the presence source id")
+            .to_string();
+        std::fs::write(
+            &config,
+            base.replace("[users]\n", &format!("[users]\npresence_source_id = \"{source}\"\n")),
+        )
+        .unwrap();
+        let mut rig = Rig {
+            cic,
+            cloud,
+            cloud_base: format!("http://{cloud_addr}"),
+            config,
+            child: None,
+            addr: String::new(),
+            _stop: stop,
+            _dir: dir,
+        };
+        rig.start();
+        rig
+    }
+
+    fn start(&mut self) {
+        let (child, addr) = spawn_conduit_env(BIN, &self.config, &[("TEST_CIC_PASSWORD", "sim-password")]);
+        self.child = Some(child);
+        self.addr = addr;
+    }
+
+    fn stop(&mut self) {
+        let mut child = self.child.take().unwrap();
+        terminate(&child);
+        assert!(child.wait().unwrap().success());
+    }
+
+    /// The cloud user whose `externalId` is `id`.
+    fn cloud_user(&self, id: &str) -> Option<Value> {
+        self.cloud
+            .scim_users()
+            .into_iter()
+            .find(|u| u["externalId"].as_str() == Some(id))
+    }
+
+    async fn health(&self) -> Value {
+        serde_json::from_str(&get_text(&format!("http://{}/health", self.addr)).await).unwrap()
+    }
+
+    /// Waits for a full reconcile to have ended (after `before`, its last end seen).
+    async fn reconciled_after(&self, before: &Value) {
+        let before = before.clone();
+        wait_until(LIMIT, "a reconcile", || async {
+            let h = self.health().await;
+            !h["users"]["last_reconcile"].is_null() && h["users"]["last_reconcile"] != before
+        })
+        .await;
+    }
+
+    /// Creates a cloud user directly (as an administrator would), returning it.
+    async fn admin_create(&self, body: Value) -> Value {
+        let token = sim_token(&self.cloud_base).await;
+        let resp = client()
+            .post(format!("{}/api/v2/scim/v2/users", self.cloud_base))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 201);
+        resp.json().await.unwrap()
+    }
+
+    async fn admin_patch(&self, id: &str, ops: Value) {
+        let token = sim_token(&self.cloud_base).await;
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+        let resp = client()
+            .patch(format!("{}/api/v2/scim/v2/users/{id}", self.cloud_base))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            drop(KillOnDrop(c.id()));
+        }
+    }
+}
+
+fn phones_of(u: &Value) -> Vec<(String, String)> {
+    let mut p: Vec<(String, String)> = u["phoneNumbers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p["type"].as_str().unwrap().to_string(),
+                p["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    p.sort();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cic_users_are_kept_equal_to_the_organizations() {
+    let all_phones = [
+        ("phoneNumberOfBusiness1", "(317) 555-0100", "2100"),
+        ("phoneNumberOfBusiness2", "317-555-0101", ""),
+        ("phoneNumberOfMobile", "+1 317 555 0102", ""),
+        ("phoneNumberOfHome1", "3175550103", "7"),
+        ("phoneNumberOfFax", "3175550104", ""),
+    ];
+    let directory = vec![
+        cic_user("jdoe", "John Doe", Some("jdoe@example.com"), &all_phones),
+        cic_user("nomail", "No Mail", None, &[]),
+        cic_user("blank", "", Some("blank@example.com"), &[]),
+        cic_user("taken", "Taken", Some("owner@example.com"), &[]),
+        cic_user("adopt", "Adopted", Some("adopt@example.com"), &[]),
+    ];
+    // Before the conduit: the organization has a user with `taken`'s email (another CIC
+    // user's), and one with `adopt`'s email that nobody provisioned.
+    let mut rig = Rig::new(directory).await;
+    rig.stop();
+    rig.admin_create(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "owner@example.com", "displayName": "Owner", "externalId": "someone-else"}))
+        .await;
+    let adopted = rig
+        .admin_create(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "adopt@example.com", "displayName": "Old name"}))
+        .await;
+    rig.start();
+
+    // Initial sync: every mapping case.
+    wait_until(LIMIT, "the first reconcile", || async {
+        !rig.health().await["users"]["last_reconcile"].is_null()
+    })
+    .await;
+    let h = rig.health().await;
+    assert_eq!(
+        (&h["users"]["synced"], &h["users"]["error"], &h["users"]["not_synced"]),
+        (&json!(3), &json!(1), &json!(1)),
+        "{h}"
+    );
+    let jdoe = rig.cloud_user("jdoe").expect("jdoe synced");
+    assert_eq!(jdoe["userName"], "jdoe@example.com");
+    assert_eq!(jdoe["displayName"], "John Doe");
+    assert_eq!(
+        phones_of(&jdoe),
+        vec![
+            ("home".into(), "tel:+13175550103;ext=7".into()),
+            ("mobile".into(), "+13175550102".into()),
+            ("other".into(), "+13175550104".into()),
+            ("work".into(), "tel:+13175550100;ext=2100".into()),
+            ("work2".into(), "+13175550101".into()),
+        ]
+    );
+    assert_eq!(rig.cloud_user("blank").unwrap()["displayName"], "blank");
+    assert!(rig.cloud_user("nomail").is_none());
+    // Matched by email, not created twice: the same cloud user now carries the CIC id.
+    let adopt = rig.cloud_user("adopt").unwrap();
+    assert_eq!(adopt["id"], adopted["id"]);
+    assert_eq!(adopt["displayName"], "Adopted");
+    assert_eq!(
+        rig.cloud.scim_users().len(),
+        4,
+        "owner, adopt, jdoe, blank and nothing else"
+    );
+    let report = rig.cloud.report();
+    assert_eq!(
+        report.scim_users_created,
+        2 + 2,
+        "two by the admin, jdoe and blank by the conduit"
+    );
+    assert_eq!(report.scim_conflicts, 0, "a taken email is found before any create");
+    // The admin's listing says why each is not synced.
+    let out = std::process::Command::new(BIN)
+        .args(["users", "status", "--json", "--config"])
+        .arg(&rig.config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a user in error: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listing["nomail"]["state"], "not_synced");
+    assert_eq!(listing["nomail"]["reason"], "not synced: no business email");
+    assert_eq!(listing["taken"]["state"], "error");
+    assert!(
+        listing["taken"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to another cloud user (CIC user someone-else)"),
+        "{listing}"
+    );
+    assert_eq!(listing["jdoe"]["state"], "synced");
+    assert!(listing["jdoe"]["last_synced"].is_string());
+
+    // An edit in CIC reaches the cloud with one PATCH.
+    let patched = rig.cloud.report().scim_users_patched;
+    let mut edited = all_phones.to_vec();
+    edited[2] = ("phoneNumberOfMobile", "3175550199", "");
+    rig.cic
+        .set_user(cic_user("jdoe", "John Doe", Some("jdoe@example.com"), &edited));
+    wait_for(LIMIT, "the edit in the cloud", || {
+        rig.cloud_user("jdoe")
+            .is_some_and(|u| phones_of(&u).contains(&("mobile".into(), "+13175550199".into())))
+    })
+    .await;
+    assert_eq!(rig.cloud.report().scim_users_patched, patched + 1);
+
+    // A stale version: the cloud user changed behind the conduit; the edit still lands.
+    let blank_id = rig.cloud_user("blank").unwrap()["id"].as_str().unwrap().to_string();
+    rig.admin_patch(&blank_id, json!([{"op": "replace", "path": "title", "value": "Agent"}]))
+        .await;
+    let stale = rig.cloud.report().scim_stale_versions;
+    rig.cic
+        .set_user(cic_user("blank", "Now Named", Some("blank@example.com"), &[]));
+    wait_for(LIMIT, "the display name added later", || {
+        rig.cloud_user("blank").is_some_and(|u| u["displayName"] == "Now Named")
+    })
+    .await;
+    assert_eq!(
+        rig.cloud.report().scim_stale_versions,
+        stale + 1,
+        "sent once with the old version"
+    );
+
+    // A changed email updates the same user.
+    rig.cic
+        .set_user(cic_user("blank", "Now Named", Some("renamed@example.com"), &[]));
+    wait_for(LIMIT, "the new email", || {
+        rig.cloud_user("blank")
+            .is_some_and(|u| u["userName"] == "renamed@example.com" && u["id"] == blank_id.as_str())
+    })
+    .await;
+
+    // Removed from CIC: deactivated, not deleted.
+    rig.cic.remove_user("adopt");
+    wait_for(LIMIT, "adopt deactivated", || {
+        rig.cloud_user("adopt").is_some_and(|u| u["active"] == false)
+    })
+    .await;
+    assert_eq!(rig.cloud.report().scim_users_deleted, 0);
+
+    // A restart reconciles an unchanged directory: no write, one page per 25 users.
+    let before = rig.cloud.report();
+    let last = rig.health().await["users"]["last_reconcile"].clone();
+    rig.stop();
+    rig.start();
+    rig.reconciled_after(&last).await;
+    let after = rig.cloud.report();
+    assert_eq!(
+        (
+            after.scim_users_created,
+            after.scim_users_patched,
+            after.scim_users_deleted
+        ),
+        (
+            before.scim_users_created,
+            before.scim_users_patched,
+            before.scim_users_deleted
+        ),
+        "an unchanged directory is not written"
+    );
+    assert_eq!(
+        after.scim_list_requests - before.scim_list_requests,
+        1,
+        "6 cloud users: one page"
+    );
+    assert_eq!(after.scim_oversized_pages, 0);
+    rig.stop();
+}
