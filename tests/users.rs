@@ -355,3 +355,65 @@ async fn cic_users_are_kept_equal_to_the_organizations() {
     assert_eq!(after.scim_oversized_pages, 0);
     rig.stop();
 }
+
+/// The presences the cloud took for CIC user `id`, in arrival order.
+fn presences(rig: &Rig, id: &str) -> Vec<String> {
+    let Some(cloud_id) = rig.cloud_user(id).and_then(|u| u["id"].as_str().map(str::to_string)) else {
+        return Vec::new();
+    };
+    rig.cloud
+        .presence_events()
+        .into_iter()
+        .filter(|e| e.user_id == cloud_id)
+        .map(|e| e.system_presence.unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cic_statuses_become_presence_in_order_once() {
+    let mut rig = Rig::new(vec![cic_user("jdoe", "John Doe", Some("jdoe@example.com"), &[])]).await;
+    wait_for(LIMIT, "jdoe synced", || rig.cloud_user("jdoe").is_some()).await;
+    for status in ["Available", "Do Not Disturb", "At Lunch", "Custom Busy", "Gone Home"] {
+        rig.cic.set_status("jdoe", status, true, false);
+    }
+    let want = ["Available", "Busy", "Meal", "Busy", "Offline"];
+    wait_for(LIMIT, "five presences", || presences(&rig, "jdoe").len() >= want.len()).await;
+    assert_eq!(presences(&rig, "jdoe"), want, "in order, each mapped by meaning or by the config");
+    for e in rig.cloud.presence_events() {
+        assert!(cic_conduit::sim::cloud::presence::is_v4_uuid(&e.event_id), "{}", e.event_id);
+    }
+
+    // A status nothing maps is reported, not guessed.
+    rig.cic.set_status("jdoe", "Reorganizing the Files", true, false);
+    let metrics_url = format!("http://{}/metrics", rig.addr);
+    wait_until(LIMIT, "the unmapped status dead-lettered", || async {
+        metric(
+            &get_text(&metrics_url).await,
+            "conduit_sink_events_dead_lettered_total{reason=\"unmapped_status\",sink=\"presence\"}",
+        ) == 1.0
+    })
+    .await;
+
+    // A user added to CIC whose status comes at once: the status waits for the user.
+    rig.cic
+        .set_user(cic_user("late", "Late", Some("late@example.com"), &[]));
+    rig.cic.set_status("late", "In a Meeting", true, false);
+    wait_for(LIMIT, "late's presence", || presences(&rig, "late") == ["Meeting"]).await;
+
+    // A restart: the new session's snapshot of every status yields nothing already sent.
+    let sent = rig.cloud.presence_events().len();
+    rig.stop();
+    rig.start();
+    let metrics_url = format!("http://{}/metrics", rig.addr);
+    wait_until(LIMIT, "the new session's status snapshot", || async {
+        metric(&get_text(&metrics_url).await, "conduit_users_statuses_total{result=\"unchanged\"}") >= 2.0
+    })
+    .await;
+    rig.cic.set_status("jdoe", "At a Training Session", true, false);
+    wait_for(LIMIT, "the change after the restart", || presences(&rig, "jdoe").len() == want.len() + 1).await;
+    let report = rig.cloud.report();
+    assert_eq!(rig.cloud.presence_events().len(), sent + 1, "only the new change");
+    assert_eq!(report.presence_duplicates, 0);
+    assert_eq!(report.presence_events_refused, 0);
+    rig.stop();
+}
