@@ -40,6 +40,11 @@ struct Rig {
 
 impl Rig {
     async fn new(directory: Vec<Value>) -> Rig {
+        Rig::with(directory, 100_000).await
+    }
+
+    /// With the organization allowing `rpm` requests a minute.
+    async fn with(directory: Vec<Value>, rpm: u64) -> Rig {
         let stop = Shutdown::new();
         let cic = CicSim::new(CicSimConfig {
             pair: vec!["127.0.0.1".into()],
@@ -51,7 +56,7 @@ impl Rig {
         }
         let cic_addr = cic.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
         let cloud = CloudSim::new(SimConfig {
-            requests_per_minute: 100_000,
+            requests_per_minute: rpm,
             ..SimConfig::default()
         });
         let cloud_addr = cloud.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
@@ -99,6 +104,13 @@ impl Rig {
         let (child, addr) = spawn_conduit_env(BIN, &self.config, &[("TEST_CIC_PASSWORD", "sim-password")]);
         self.child = Some(child);
         self.addr = addr;
+    }
+
+    /// SIGKILL.
+    fn kill(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     fn stop(&mut self) {
@@ -378,9 +390,17 @@ async fn cic_statuses_become_presence_in_order_once() {
     }
     let want = ["Available", "Busy", "Meal", "Busy", "Offline"];
     wait_for(LIMIT, "five presences", || presences(&rig, "jdoe").len() >= want.len()).await;
-    assert_eq!(presences(&rig, "jdoe"), want, "in order, each mapped by meaning or by the config");
+    assert_eq!(
+        presences(&rig, "jdoe"),
+        want,
+        "in order, each mapped by meaning or by the config"
+    );
     for e in rig.cloud.presence_events() {
-        assert!(cic_conduit::sim::cloud::presence::is_v4_uuid(&e.event_id), "{}", e.event_id);
+        assert!(
+            cic_conduit::sim::cloud::presence::is_v4_uuid(&e.event_id),
+            "{}",
+            e.event_id
+        );
     }
 
     // A status nothing maps is reported, not guessed.
@@ -406,14 +426,138 @@ async fn cic_statuses_become_presence_in_order_once() {
     rig.start();
     let metrics_url = format!("http://{}/metrics", rig.addr);
     wait_until(LIMIT, "the new session's status snapshot", || async {
-        metric(&get_text(&metrics_url).await, "conduit_users_statuses_total{result=\"unchanged\"}") >= 2.0
+        metric(
+            &get_text(&metrics_url).await,
+            "conduit_users_statuses_total{result=\"unchanged\"}",
+        ) >= 2.0
     })
     .await;
     rig.cic.set_status("jdoe", "At a Training Session", true, false);
-    wait_for(LIMIT, "the change after the restart", || presences(&rig, "jdoe").len() == want.len() + 1).await;
+    wait_for(LIMIT, "the change after the restart", || {
+        presences(&rig, "jdoe").len() == want.len() + 1
+    })
+    .await;
     let report = rig.cloud.report();
     assert_eq!(rig.cloud.presence_events().len(), sent + 1, "only the new change");
     assert_eq!(report.presence_duplicates, 0);
     assert_eq!(report.presence_events_refused, 0);
+    rig.stop();
+}
+
+/// `n` CIC users `u000`.. with emails.
+fn many(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let id = format!("u{i:03}");
+            cic_user(&id, &format!("User {i}"), Some(&format!("{id}@example.com")), &[])
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_during_the_initial_sync_lose_nothing_and_write_nothing_twice() {
+    const USERS: usize = 150;
+    // 1200 requests a minute: the sync takes several seconds, long enough to be cut.
+    let mut rig = Rig::with(many(USERS), 1200).await;
+    for at in [15, 45, 80, 120] {
+        wait_for(LIMIT, "users created", || rig.cloud.report().scim_users_created >= at).await;
+        rig.kill();
+        rig.start();
+    }
+    wait_until(Duration::from_secs(60), "every user synced", || async {
+        rig.health().await["users"]["synced"] == USERS
+    })
+    .await;
+    let users = rig.cloud.scim_users();
+    let mut ids: Vec<&str> = users.iter().filter_map(|u| u["externalId"].as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((users.len(), ids.len()), (USERS, USERS), "one cloud user per CIC user");
+    let report = rig.cloud.report();
+    assert_eq!(report.scim_users_created, USERS as u64, "each created once");
+    assert_eq!((report.scim_users_patched, report.scim_conflicts), (0, 0));
+    rig.stop();
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_during_status_traffic_lose_no_change() {
+    const USERS: usize = 10;
+    let mut rig = Rig::new(many(USERS)).await;
+    wait_until(LIMIT, "every user synced", || async {
+        rig.health().await["users"]["synced"] == USERS
+    })
+    .await;
+    // Each user goes through every standard status once: every change is a new id.
+    let statuses: Vec<(&str, &str)> = cic_conduit::users::presence::DEFAULTS.to_vec();
+    let mut sent = 0;
+    // Changes set since this process started: a kill cuts delivery, not reading (what CIC
+    // replaced before anyone read it is gone from CIC too; its snapshot holds the latest).
+    let mut this_process = 0.0;
+    for (step, (status, _)) in statuses.iter().enumerate() {
+        for i in 0..USERS {
+            rig.cic.set_status(&format!("u{i:03}"), status, true, false);
+            sent += 1;
+            this_process += 1.0;
+        }
+        if step % 4 == 1 {
+            let url = format!("http://{}/metrics", rig.addr);
+            wait_until(LIMIT, "the changes stored", || async {
+                metric(&get_text(&url).await, "conduit_users_statuses_total{result=\"stored\"}") >= this_process
+            })
+            .await;
+            // Cut while the step's changes are on their way.
+            let at = rig.cloud.report().presence_events_accepted + 3;
+            wait_for(LIMIT, "some of the step delivered", || {
+                rig.cloud.report().presence_events_accepted >= at
+            })
+            .await;
+            rig.kill();
+            rig.start();
+            this_process = 0.0;
+            // The new session's snapshot read (and found already stored) before CIC goes on.
+            let url = format!("http://{}/metrics", rig.addr);
+            wait_until(LIMIT, "the new session's snapshot", || async {
+                metric(
+                    &get_text(&url).await,
+                    "conduit_users_statuses_total{result=\"unchanged\"}",
+                ) >= USERS as f64
+            })
+            .await;
+        }
+    }
+    wait_for(LIMIT, "every change delivered", || {
+        let mut ids: Vec<String> = rig.cloud.presence_events().into_iter().map(|e| e.event_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len() >= sent
+    })
+    .await;
+    let events = rig.cloud.presence_events();
+    let mut ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        sent,
+        "each change exactly one id: none lost, none made twice"
+    );
+    // Each user's changes arrived in order (first arrivals; a batch cut by a kill is sent again
+    // under the same ids).
+    let want: Vec<&str> = statuses.iter().map(|(_, p)| *p).collect();
+    for i in 0..USERS {
+        let cloud_id = rig.cloud_user(&format!("u{i:03}")).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut seen = std::collections::HashSet::new();
+        let firsts: Vec<String> = events
+            .iter()
+            .filter(|e| e.user_id == cloud_id && seen.insert(e.event_id.clone()))
+            .map(|e| e.system_presence.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(firsts, want, "user u{i:03}");
+    }
     rig.stop();
 }
