@@ -121,10 +121,7 @@ impl Rig {
 
     /// The cloud user whose `externalId` is `id`.
     fn cloud_user(&self, id: &str) -> Option<Value> {
-        self.cloud
-            .scim_users()
-            .into_iter()
-            .find(|u| u["externalId"].as_str() == Some(id))
+        self.cloud.scim_user(id)
     }
 
     async fn health(&self) -> Value {

@@ -323,4 +323,15 @@ impl CloudSim {
         let inner = self.lock();
         inner.users.by_id.iter().map(|(id, u)| shown(id, u)).collect()
     }
+
+    /// The SCIM user whose `externalId` is `external_id`, as the API shows it.
+    pub fn scim_user(&self, external_id: &str) -> Option<Value> {
+        let inner = self.lock();
+        inner
+            .users
+            .by_id
+            .iter()
+            .find(|(_, u)| u.attrs.get("externalId").and_then(Value::as_str) == Some(external_id))
+            .map(|(id, u)| shown(id, u))
+    }
 }

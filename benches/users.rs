@@ -1,0 +1,208 @@
+//! User sync, end to end: the real `cic-conduit` binary reading the CIC simulator's directory and
+//! writing to the Genesys Cloud simulator's SCIM users over loopback.
+//!
+//! `cargo bench --bench users -- [--users N] [--rpm R] [--edits E]` runs, in one organization:
+//! - `sync`: the initial sync of `--users` (10,000) CIC users at `--rpm` (6,000) requests a
+//!   minute. Targets: at least 95% of the rate-limit ceiling, under 1% of requests answered 429.
+//! - `edit`: `--edits` (100) edits in CIC, one at a time, each timed until the cloud user has it.
+//!   Target: p99 under 5 s.
+//! - `reconcile`: a restart, whose reconcile of the unchanged directory sends no write and reads
+//!   at most ⌈users / 25⌉ pages.
+//!
+//! Without `--bench` (under `cargo test`) it runs briefly as a smoke test.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cic_conduit::shutdown::Shutdown;
+use cic_conduit::sim::cic::{CicSim, CicSimConfig};
+use cic_conduit::sim::cloud::{CloudSim, SimConfig};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn user(i: u64, mobile: &str) -> Value {
+    let id = format!("agent{i:05}");
+    json!({"configurationId": {"id": id, "displayName": format!("Agent {i}")},
+        "personalInformationProperties": {"emailAddress": format!("{id}@example.com"),
+            "phoneNumberOfBusiness1": {"number": format!("317555{:04}", i % 10_000), "extension": format!("{}", 1000 + i)},
+            "phoneNumberOfMobile": {"number": mobile, "extension": ""}}})
+}
+
+fn stop(child: &mut Child) {
+    common::terminate(child);
+    assert!(child.wait().unwrap().success());
+}
+
+async fn health(addr: &str) -> Value {
+    serde_json::from_str(&common::get_text(&format!("http://{addr}/health")).await).unwrap_or_default()
+}
+
+fn start(config: &PathBuf) -> (Child, String) {
+    common::spawn_conduit_env(BIN, config, &[("BENCH_CIC_PASSWORD", "sim-password")])
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let users = arg("--users", if full { 10_000 } else { 200 });
+    let rpm = arg("--rpm", if full { 6_000 } else { 60_000 });
+    let edits = arg("--edits", if full { 100 } else { 10 });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run(users, rpm, edits));
+}
+
+async fn run(users: u64, rpm: u64, edits: u64) {
+    let stop_sims = Shutdown::new();
+    let cic = CicSim::new(CicSimConfig {
+        pair: vec!["127.0.0.1".into()],
+        directory_users: 0,
+        ..CicSimConfig::default()
+    });
+    for i in 0..users {
+        cic.set_user(user(i, "3175550000"));
+    }
+    let cic_addr = cic
+        .spawn("127.0.0.1:0".parse().unwrap(), stop_sims.clone())
+        .await
+        .unwrap();
+    let cloud: Arc<CloudSim> = CloudSim::new(SimConfig {
+        requests_per_minute: rpm,
+        ..SimConfig::default()
+    });
+    let cloud_addr = cloud
+        .spawn("127.0.0.1:0".parse().unwrap(), stop_sims.clone())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let config = dir.path().join("users.toml");
+    let text = common::cloud_config_text(&dir.path().join("data"), cloud_addr, "")
+        .replace("level = \"info\"", "level = \"warn,cic_conduit::app=info\"")
+        .replace("[sources.http]", "[sources.http]\nenabled = false")
+        + &format!(
+            "[sources.icws]\nenabled = true\nhosts = [\"http://{cic_addr}\"]\npassword = {{ env = \"BENCH_CIC_PASSWORD\" }}\nworkgroups = [\"Support\"]\n[ha]\nmode = \"follow-primary\"\n[users]\nenabled = true\nstatuses = false\n"
+        );
+    std::fs::write(&config, &text).unwrap();
+
+    // sync
+    let started = Instant::now();
+    let (mut child, addr) = start(&config);
+    let mut last_log = Instant::now();
+    loop {
+        let h = health(&addr).await;
+        if h["users"]["synced"] == users && !h["users"]["last_reconcile"].is_null() {
+            break;
+        }
+        if last_log.elapsed() > Duration::from_secs(30) {
+            println!(
+                "sync: {} of {users} synced after {:.0} s",
+                h["users"]["synced"],
+                started.elapsed().as_secs_f64()
+            );
+            last_log = Instant::now();
+        }
+        assert!(started.elapsed() < Duration::from_secs(7200), "sync stalled: {h}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let r = cloud.report();
+    let requests = r.api_requests;
+    let ceiling = rpm as f64 / 60.0;
+    let rate = requests as f64 / secs;
+    println!(
+        "sync: {users} users in {secs:.1} s: {requests} requests ({} list pages, {} creates) = {rate:.1}/s; ceiling {ceiling:.1}/s ({rpm}/min): {:.3} of the ceiling (target >= 0.95)",
+        r.scim_list_requests,
+        r.scim_users_created,
+        rate / ceiling
+    );
+    println!(
+        "sync: {} answered 429 = {:.4} of requests (target < 0.01); cloud users {}",
+        r.rate_limited,
+        r.rate_limited as f64 / requests.max(1) as f64,
+        cloud.scim_users().len()
+    );
+    assert_eq!(r.scim_users_created, users);
+
+    // edit
+    let mut latencies = Vec::new();
+    for k in 0..edits {
+        let i = (k * 7919) % users;
+        let mobile = format!("317556{:04}", k);
+        let want = format!("+1{mobile}");
+        let t = Instant::now();
+        cic.set_user(user(i, &mobile));
+        let id = format!("agent{i:05}");
+        loop {
+            let has = cloud.scim_user(&id).is_some_and(|u| {
+                u["phoneNumbers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p["type"] == "mobile" && p["value"] == want.as_str())
+            });
+            if has {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "edit {k} never reached the cloud"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        latencies.push(t.elapsed().as_secs_f64());
+    }
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1];
+    println!(
+        "edit: {edits} edits, CIC to cloud p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms = {:.3} of the 5 s target",
+        at(0.5) * 1000.0,
+        at(0.99) * 1000.0,
+        at(1.0) * 1000.0,
+        at(0.99) / 5.0
+    );
+
+    // reconcile
+    let before = cloud.report();
+    let last = health(&addr).await["users"]["last_reconcile"].clone();
+    stop(&mut child);
+    let started = Instant::now();
+    let (mut child, addr) = start(&config);
+    loop {
+        let h = health(&addr).await;
+        if !h["users"]["last_reconcile"].is_null() && h["users"]["last_reconcile"] != last {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(3600), "reconcile stalled: {h}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let after = cloud.report();
+    let writes = (after.scim_users_created + after.scim_users_patched + after.scim_users_deleted)
+        - (before.scim_users_created + before.scim_users_patched + before.scim_users_deleted);
+    let pages = after.scim_list_requests - before.scim_list_requests;
+    let bound = users.div_ceil(25);
+    println!(
+        "reconcile: unchanged {users}-user directory in {secs:.1} s: {writes} writes (target 0), {pages} pages read = {:.3} of ⌈{users}/25⌉ = {bound}",
+        pages as f64 / bound as f64
+    );
+    stop(&mut child);
+    assert_eq!(writes, 0);
+    assert!(pages <= bound);
+}
