@@ -14,7 +14,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ async fn health(addr: &str) -> Value {
     serde_json::from_str(&common::get_text(&format!("http://{addr}/health")).await).unwrap_or_default()
 }
 
-fn start(config: &PathBuf) -> (Child, String) {
+fn start(config: &Path) -> (Child, String) {
     common::spawn_conduit_env(BIN, config, &[("BENCH_CIC_PASSWORD", "sim-password")])
 }
 
