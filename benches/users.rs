@@ -105,7 +105,12 @@ async fn run(users: u64, rpm: u64, edits: u64) {
     let started = Instant::now();
     let (mut child, addr) = start(&config);
     let mut last_log = Instant::now();
+    // The rate limit applies from the first request to the organization.
+    let mut first_request: Option<Instant> = None;
     loop {
+        if first_request.is_none() && cloud.report().api_requests > 0 {
+            first_request = Some(Instant::now());
+        }
         let h = health(&addr).await;
         if h["users"]["synced"] == users && !h["users"]["last_reconcile"].is_null() {
             break;
@@ -121,13 +126,15 @@ async fn run(users: u64, rpm: u64, edits: u64) {
         assert!(started.elapsed() < Duration::from_secs(7200), "sync stalled: {h}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let secs = started.elapsed().as_secs_f64();
+    let total = started.elapsed().as_secs_f64();
+    let secs = first_request.map_or(total, |t| t.elapsed().as_secs_f64());
     let r = cloud.report();
     let requests = r.api_requests;
     let ceiling = rpm as f64 / 60.0;
     let rate = requests as f64 / secs;
     println!(
-        "sync: {users} users in {secs:.1} s: {requests} requests ({} list pages, {} creates) = {rate:.1}/s; ceiling {ceiling:.1}/s ({rpm}/min): {:.3} of the ceiling (target >= 0.95)",
+        "sync: {users} users in {total:.1} s from start ({:.1} s before the first request: start-up, login, directory read); {requests} requests ({} list pages, {} creates) in {secs:.1} s = {rate:.1}/s; ceiling {ceiling:.1}/s ({rpm}/min): {:.3} of the ceiling (target >= 0.95)",
+        total - secs,
         r.scim_list_requests,
         r.scim_users_created,
         rate / ceiling

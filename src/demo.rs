@@ -3,9 +3,10 @@
 //! It starts the Genesys Cloud simulator and the CIC (ICWS) simulator on loopback, runs `setup`
 //! against the cloud, starts the conduit on a temporary data dir reading the CIC simulator over
 //! ICWS, and lets the CIC simulator generate interaction traffic ([`crate::sim::traffic`]) for
-//! the chosen time, showing a live progress line. Then it stops generating, waits for the
-//! backlog to drain, and prints a summary: delivered, duplicates, dead-lettered,
-//! accept-to-confirm latency, 429s. The exit status is 0 only when every accepted event was
+//! the chosen time — and its users' statuses and directory changing ([`CicSim::run_people`]),
+//! synced as users and presence — showing a live progress line. Then it stops generating, waits
+//! for the backlog to drain, and prints a summary: delivered, duplicates, dead-lettered,
+//! accept-to-confirm latency, 429s, users synced and statuses delivered. The exit status is 0 only when every accepted event was
 //! confirmed.
 
 use std::io::Write;
@@ -48,6 +49,10 @@ pub struct DemoArgs {
     /// Longest wait for the backlog to drain after generating stops, seconds.
     #[arg(long, default_value_t = 120)]
     pub drain_timeout: u64,
+    /// CIC user status changes generated per second (with now and then a user edited, added or
+    /// removed).
+    #[arg(long, default_value_t = 2.0)]
+    pub statuses: f64,
     /// Keep the data directory (printed at the end) instead of deleting it.
     #[arg(long)]
     pub keep_data: bool,
@@ -83,6 +88,7 @@ fn demo_config(
     sim: std::net::SocketAddr,
     cic: std::net::SocketAddr,
     configuration_id: &str,
+    presence_source_id: &str,
 ) -> String {
     let workgroups: Vec<String> = WORKGROUPS.iter().map(|w| format!("\"{w}\"")).collect();
     format!(
@@ -112,6 +118,9 @@ workgroups = [{workgroups}]
 [sinks.journey]
 configuration_id = "{configuration_id}"
 external_source_id = "cic-demo"
+[users]
+enabled = true
+presence_source_id = "{presence_source_id}"
 "#,
         dir = data_dir.display(),
         workgroups = workgroups.join(", ")
@@ -147,13 +156,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&data_dir)?;
     // Set-up runs against the simulator exactly as against an organization.
     let pre = config::load_str(
-        &demo_config(&data_dir, sim_addr, cic_addr, "pending"),
+        &demo_config(&data_dir, sim_addr, cic_addr, "pending", "pending"),
         std::iter::empty(),
     )?;
     crate::telemetry::init(&pre.log);
     let setup = crate::app::setup(&pre, crate::sink::setup::DEFAULT_CONFIGURATION_NAME, "PureConnect").await?;
     let cfg = config::load_str(
-        &demo_config(&data_dir, sim_addr, cic_addr, &setup.configuration_id),
+        &demo_config(
+            &data_dir,
+            sim_addr,
+            cic_addr,
+            &setup.configuration_id,
+            setup.presence_source.as_ref().map_or("", |(id, _)| id.as_str()),
+        ),
         std::iter::empty(),
     )?;
     let running = crate::app::start(cfg).await.context("starting the conduit")?;
@@ -172,6 +187,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let stop_gen = Shutdown::new();
     let generator = tokio::spawn(cic.clone().run_traffic(args.rate, 0.1, stop_gen.clone()));
+    let people = tokio::spawn(cic.clone().run_people(args.statuses, stop_gen.clone()));
     let generated = || cic.report().changes;
 
     let delivered =
@@ -215,6 +231,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let _ = generator.await;
+    let _ = people.await;
     if !args.quiet {
         eprintln!();
     }
@@ -234,7 +251,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let fmt = |v: Option<f64>| v.map(|s| format!("{:.0} ms", s * 1000.0)).unwrap_or_else(|| "-".into());
     println!("summary");
     println!("  interaction changes in CIC   {}", generated());
-    println!("  events accepted              {accepted}");
+    println!("  records accepted             {accepted}  (events and statuses)");
     println!("  events delivered (unique)    {}", report.unique_ids);
     println!("  duplicates                   {}", report.duplicates);
     println!("  dead-lettered                {dead}");
@@ -244,14 +261,36 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "  requests                     {}  (429s received: {received_429})",
         report.event_requests + report.rate_limited
     );
-    let ok = backlog == 0 && report.unique_ids + dead >= accepted;
+    let presence = metrics
+        .sink
+        .delivered
+        .with_label_values(&[crate::sink::presence::NAME])
+        .get();
+    let presence_unique = report.presence_events_accepted - report.presence_duplicates;
+    let users = |state: &str| metrics.users.users.with_label_values(&[state]).get();
+    println!(
+        "  CIC users                    {} synced, {} not synced, {} in error, {} removed  (cloud users: {})",
+        users("synced"),
+        users("not_synced"),
+        users("error"),
+        users("removed"),
+        sim.scim_users().len()
+    );
+    println!(
+        "  user writes                  {} created, {} patched  (in CIC: {} directory changes)",
+        report.scim_users_created,
+        report.scim_users_patched,
+        cic.report().user_changes
+    );
+    println!("  statuses as presence         {presence} delivered ({presence_unique} unique)");
+    let ok = backlog == 0 && report.unique_ids + presence_unique + dead >= accepted;
     if args.keep_data {
         println!("  data kept in                 {}", data_dir.display());
     } else {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
     if ok {
-        println!("OK: every accepted event was confirmed by Genesys Cloud");
+        println!("OK: every accepted event and status was confirmed by Genesys Cloud (or dead-lettered, as counted)");
         Ok(ExitCode::SUCCESS)
     } else {
         println!(

@@ -1,4 +1,5 @@
-//! `cic-conduit dead-letter list|replay`.
+//! `cic-conduit dead-letter list|replay`: interaction events (`dl-*`) and CIC status changes
+//! (`status-*`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use clap::Subcommand;
 use super::buffer_cmd::Location;
 use crate::buffer::{Appended, Buffer, DiskBuffer, Entry};
 use crate::config::BufferConfig;
-use crate::deadletter::{self, Interactions, LetterSchema};
+use crate::deadletter::{self, Interactions, LetterSchema, StatusChanges};
 use crate::metrics::Metrics;
 use crate::timefmt;
 
@@ -41,37 +42,19 @@ pub fn run(cmd: DeadLetterCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DeadLetterCommand::List { at, verbose } => {
             let dir = at.data_dir()?;
-            let files = deadletter::list::<Interactions>(&dir)?;
-            if files.is_empty() {
+            let (mut total, mut files) = (0, 0);
+            for (n, f) in [
+                list::<Interactions>(&dir, verbose)?,
+                list::<StatusChanges>(&dir, verbose)?,
+            ] {
+                total += n;
+                files += f;
+            }
+            if files == 0 {
                 println!("no dead letters under {}", deadletter::dir_of(&dir).display());
-                return Ok(ExitCode::SUCCESS);
+            } else {
+                println!("{total} dead letters in {files} files");
             }
-            let mut total = 0;
-            for f in &files {
-                total += f.records;
-                println!(
-                    "{}  {} records{}",
-                    f.path.display(),
-                    f.records,
-                    f.damage.as_ref().map(|d| format!("  ({d})")).unwrap_or_default()
-                );
-                if verbose {
-                    let (letters, _) = deadletter::read_file::<Interactions>(&f.path)?;
-                    for d in letters {
-                        println!(
-                            "  seq {}  event {}  {}  reason {}  status {}  correlation {}  {}",
-                            d.seq,
-                            d.event.as_ref().map(|e| e.event_id.as_str()).unwrap_or("(undecodable)"),
-                            timefmt::format_timestamp_ms(d.at_ms),
-                            d.reason,
-                            d.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                            d.correlation_id.as_deref().unwrap_or("-"),
-                            d.message
-                        );
-                    }
-                }
-            }
-            println!("{total} dead letters in {} files", files.len());
             Ok(ExitCode::SUCCESS)
         }
         DeadLetterCommand::Replay { at, file } => {
@@ -80,6 +63,7 @@ pub fn run(cmd: DeadLetterCommand) -> anyhow::Result<ExitCode> {
                 Some(f) => vec![f],
                 None => deadletter::list::<Interactions>(&dir)?
                     .into_iter()
+                    .chain(deadletter::list::<StatusChanges>(&dir)?)
                     .map(|f| f.path)
                     .collect(),
             };
@@ -93,11 +77,51 @@ pub fn run(cmd: DeadLetterCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Prints the files of kind `S` (each record with `verbose`); (records, files).
+fn list<S: LetterSchema>(dir: &std::path::Path, verbose: bool) -> anyhow::Result<(usize, usize)> {
+    let files = deadletter::list::<S>(dir)?;
+    let mut total = 0;
+    for f in &files {
+        total += f.records;
+        println!(
+            "{}  {} records{}",
+            f.path.display(),
+            f.records,
+            f.damage.as_ref().map(|d| format!("  ({d})")).unwrap_or_default()
+        );
+        if verbose {
+            let (letters, _) = deadletter::read_file::<S>(&f.path)?;
+            for d in letters {
+                println!(
+                    "  seq {}  {}  {}  reason {}  status {}  correlation {}  {}",
+                    d.seq,
+                    d.event
+                        .as_ref()
+                        .map(S::describe)
+                        .unwrap_or_else(|| "(undecodable)".into()),
+                    timefmt::format_timestamp_ms(d.at_ms),
+                    d.reason,
+                    d.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    d.correlation_id.as_deref().unwrap_or("-"),
+                    d.message
+                );
+            }
+        }
+    }
+    Ok((total, files.len()))
+}
+
 /// A dead letter of kind `S` as a buffer record again, under its record's key (no key when it
 /// does not decode: it is then dead-lettered again, never lost).
 fn entry_of<S: LetterSchema>(letter: &deadletter::DeadLetter<S::Event>) -> Entry {
     let key = letter.event.as_ref().map(S::key).unwrap_or_default();
     Entry::new(S::KIND, key, letter.payload.to_vec())
+}
+
+/// A file's dead letters of kind `S` as buffer records, and what cut the reading short.
+fn entries<S: LetterSchema>(path: &std::path::Path) -> anyhow::Result<(Vec<Entry>, Option<String>)> {
+    let (letters, damage) = deadletter::read_file::<S>(path)?;
+    Ok((letters.iter().map(entry_of::<S>).collect(), damage))
 }
 
 async fn replay(dir: &std::path::Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
@@ -109,15 +133,22 @@ async fn replay(dir: &std::path::Path, files: &[PathBuf]) -> anyhow::Result<Exit
     );
     let mut total = 0;
     for path in files {
-        let (letters, damage) = deadletter::read_file::<Interactions>(path)?;
+        let statuses = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(StatusChanges::FILE_PREFIX));
+        let (records, damage) = if statuses {
+            entries::<StatusChanges>(path)?
+        } else {
+            entries::<Interactions>(path)?
+        };
         if let Some(d) = damage {
             eprintln!(
                 "warning: {}: {d}; replaying the {} records before it",
                 path.display(),
-                letters.len()
+                records.len()
             );
         }
-        let records: Vec<Entry> = letters.iter().map(entry_of::<Interactions>).collect();
         let n = records.len();
         if n > 0 {
             match buffer.append(records).await? {

@@ -52,6 +52,10 @@ pub struct CicArgs {
     /// Interaction durations are multiplied by this (1: real time).
     #[arg(long, default_value_t = 1.0)]
     time_scale: f64,
+    /// User status changes generated per second among the directory's users, with now and then
+    /// a user edited, added or removed (0: none).
+    #[arg(long, default_value_t = 1.0)]
+    statuses: f64,
     /// The hosts of the switchover pair, in order (default: this server alone).
     #[arg(long, value_delimiter = ',')]
     pair: Vec<String>,
@@ -146,6 +150,9 @@ fn run_cic(a: CicArgs) -> anyhow::Result<ExitCode> {
         }
         if a.rate > 0.0 {
             tokio::spawn(sim.clone().run_traffic(a.rate, a.time_scale, shutdown.clone()));
+        }
+        if a.statuses > 0.0 {
+            tokio::spawn(sim.clone().run_people(a.statuses, shutdown.clone()));
         }
         println!(
             "CIC (ICWS) simulator {} listening on {scheme}://{addr}/icws (user {})",

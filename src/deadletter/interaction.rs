@@ -45,4 +45,8 @@ impl LetterSchema for Interactions {
     fn key(event: &InteractionEvent) -> Bytes {
         Bytes::from(event.interaction.call_id_key.clone())
     }
+
+    fn describe(event: &InteractionEvent) -> String {
+        format!("event {}", event.event_id)
+    }
 }

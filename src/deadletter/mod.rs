@@ -57,6 +57,8 @@ pub trait LetterSchema: Send + Sync + 'static {
     fn to_value(event: &Self::Event) -> Result<Value, String>;
     /// The key a replay appends it under.
     fn key(event: &Self::Event) -> Bytes;
+    /// What it is, in a line of `dead-letter list --verbose`.
+    fn describe(event: &Self::Event) -> String;
 }
 
 /// A dead-letter failure.

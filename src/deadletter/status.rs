@@ -48,6 +48,10 @@ impl LetterSchema for StatusChanges {
     fn key(c: &StatusChange) -> Bytes {
         Bytes::from(c.user_id.clone())
     }
+
+    fn describe(c: &StatusChange) -> String {
+        format!("user {} status `{}` at {}", c.user_id, c.status_id, c.changed)
+    }
 }
 
 #[cfg(test)]

@@ -386,7 +386,9 @@ async fn settle(ctx: &Context, part: Vec<Item>, unprocessed: Vec<Unprocessed>, c
                 retry.push(item);
             }
             Some(u) => {
-                let reason = if u.retryable { "retries_exhausted" } else { "rejected" };
+                let reason = u
+                    .reason
+                    .unwrap_or(if u.retryable { "retries_exhausted" } else { "rejected" });
                 dead.push(Letter::new(item, reason, u.status, u.message));
             }
         }

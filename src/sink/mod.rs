@@ -76,6 +76,9 @@ pub struct Unprocessed {
     pub status: Option<u16>,
     /// The cloud's message.
     pub message: String,
+    /// The dead-letter reason when the sink itself knows it (`user_not_synced`, ...); else
+    /// `rejected` or `retries_exhausted`.
+    pub reason: Option<&'static str>,
 }
 
 /// What came back for one request.

@@ -27,7 +27,7 @@ use crate::buffer::{BoxFuture, Kind, Record};
 use crate::users::change::StatusChange;
 use crate::users::presence::{event_id, presence_of};
 use crate::users::scim::Scim;
-use crate::users::status::Statuses;
+use crate::users::status::{State, Statuses};
 
 /// The sink's name in metrics and health.
 pub const NAME: &str = "presence";
@@ -159,18 +159,27 @@ impl PresenceSink {
             }))
     }
 
-    /// The cloud user id of CIC user `user`, if the organization has one.
-    async fn cloud_user(&self, user: &str) -> Option<String> {
-        if let Some(id) = self.statuses.as_ref().and_then(|s| s.cloud_id(user)) {
-            return Some(id);
+    /// The cloud user id of CIC user `user`; `Err(why)` when user sync says it will not have
+    /// one (not synced, removed); `Ok(None)` when it is not known (yet).
+    async fn cloud_user(&self, user: &str) -> Result<Option<String>, String> {
+        if let Some(s) = &self.statuses {
+            if let Some(id) = s.cloud_id(user) {
+                return Ok(Some(id));
+            }
+            if let Some(st) = s
+                .get(user)
+                .filter(|u| matches!(u.state, State::NotSynced | State::Removed))
+            {
+                return Err(st.reason.unwrap_or_else(|| st.state.label().to_string()));
+            }
         }
         {
             let l = self.lookups();
             if let Some(id) = l.users.get(user) {
-                return Some(id.clone());
+                return Ok(Some(id.clone()));
             }
             if l.missing.get(user).is_some_and(|t| t.elapsed() < LOOK_AGAIN / 6) {
-                return None;
+                return Ok(None);
             }
         }
         let found = self
@@ -190,7 +199,7 @@ impl PresenceSink {
                 l.missing.insert(user.to_string(), Instant::now());
             }
         }
-        found
+        Ok(found)
     }
 
     async fn send_batch(&self, body: Bytes) -> Result<Answer, SendError> {
@@ -206,10 +215,25 @@ impl PresenceSink {
                     retryable: false,
                     status: None,
                     message: format!("the organization has no presence definition for `{}`", p.presence),
+                    reason: Some("no_presence_definition"),
                 });
                 continue;
             };
-            let Some(user) = self.cloud_user(&p.user).await else {
+            let user = match self.cloud_user(&p.user).await {
+                Ok(Some(id)) => Some(id),
+                Ok(None) => None,
+                Err(why) => {
+                    unprocessed.push(Unprocessed {
+                        index,
+                        retryable: false,
+                        status: None,
+                        message: format!("CIC user {} is not in the organization: {why}", p.user),
+                        reason: Some("user_not_synced"),
+                    });
+                    continue;
+                }
+            };
+            let Some(user) = user else {
                 let waited = Duration::from_millis(now.saturating_sub(p.stored_ms).max(0) as u64);
                 let over = waited >= self.wait;
                 unprocessed.push(Unprocessed {
@@ -225,6 +249,7 @@ impl PresenceSink {
                     } else {
                         format!("waiting for CIC user {} to be synced", p.user)
                     },
+                    reason: over.then_some("user_not_synced"),
                 });
                 continue;
             };
@@ -275,6 +300,7 @@ impl PresenceSink {
                             retryable: e["retryable"].as_bool().unwrap_or(false),
                             status: None,
                             message: super::bounded_message(e["message"].as_str().unwrap_or_default().to_string()),
+                            reason: None,
                         });
                     }
                     answer.unprocessed = unprocessed;

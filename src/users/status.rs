@@ -97,9 +97,20 @@ pub struct Summary {
 
 struct Inner {
     users: BTreeMap<String, UserStatus>,
+    /// Users by state, kept as they change (a reconcile sets ten thousand statuses: counting
+    /// them all again each time would cost the square of that).
+    counts: [usize; 4],
     dirty: bool,
     last_reconcile: Option<String>,
 }
+
+impl State {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+const STATES: [State; 4] = [State::Synced, State::Error, State::NotSynced, State::Removed];
 
 /// Every CIC user's status, shared by user sync (which writes it), the presence sink and
 /// `/health` (which read it).
@@ -133,16 +144,21 @@ impl Statuses {
             tracing::warn!(error = %e, "the user sync status file cannot be read; starting without it");
             BTreeMap::new()
         });
+        let mut counts = [0; 4];
+        for u in users.values() {
+            counts[u.state.index()] += 1;
+        }
         let s = Statuses {
             path: data_dir.join(FILE),
             inner: Mutex::new(Inner {
                 users,
+                counts,
                 dirty: false,
                 last_reconcile: None,
             }),
             metrics,
         };
-        s.count();
+        s.count(&counts);
         s
     }
 
@@ -202,10 +218,15 @@ impl Statuses {
                 return;
             }
         }
-        g.users.insert(id.to_string(), status);
+        let new = status.state.index();
+        if let Some(old) = g.users.insert(id.to_string(), status) {
+            g.counts[old.state.index()] -= 1;
+        }
+        g.counts[new] += 1;
         g.dirty = true;
+        let counts = g.counts;
         drop(g);
-        self.count();
+        self.count(&counts);
     }
 
     /// `id` is synced as cloud user `cloud_id` with email `user_name`.
@@ -282,36 +303,37 @@ impl Statuses {
         self.lock().last_reconcile = Some(now());
     }
 
-    /// Counts by state.
+    /// Counts by state, and the first users in error.
     pub fn summary(&self) -> Summary {
         let g = self.lock();
-        let mut s = Summary {
-            last_reconcile: g.last_reconcile.clone(),
-            ..Summary::default()
+        let c = g.counts;
+        let errors = if c[State::Error.index()] == 0 {
+            Vec::new()
+        } else {
+            g.users
+                .iter()
+                .filter(|(_, u)| u.state == State::Error)
+                .take(5)
+                .map(|(id, u)| (id.clone(), u.reason.clone().unwrap_or_default()))
+                .collect()
         };
-        for (id, u) in &g.users {
-            match u.state {
-                State::Synced => s.synced += 1,
-                State::Error => {
-                    s.error += 1;
-                    if s.errors.len() < 5 {
-                        s.errors.push((id.clone(), u.reason.clone().unwrap_or_default()));
-                    }
-                }
-                State::NotSynced => s.not_synced += 1,
-                State::Removed => s.removed += 1,
-            }
+        Summary {
+            synced: c[State::Synced.index()],
+            error: c[State::Error.index()],
+            not_synced: c[State::NotSynced.index()],
+            removed: c[State::Removed.index()],
+            errors,
+            last_reconcile: g.last_reconcile.clone(),
         }
-        s
     }
 
-    fn count(&self) {
-        let s = self.summary();
-        let m = &self.metrics.users;
-        m.with_label_values(&["synced"]).set(s.synced as i64);
-        m.with_label_values(&["error"]).set(s.error as i64);
-        m.with_label_values(&["not_synced"]).set(s.not_synced as i64);
-        m.with_label_values(&["removed"]).set(s.removed as i64);
+    fn count(&self, counts: &[usize; 4]) {
+        for s in STATES {
+            self.metrics
+                .users
+                .with_label_values(&[s.label()])
+                .set(counts[s.index()] as i64);
+        }
     }
 
     /// Writes the file if anything changed since the last save.

@@ -438,7 +438,11 @@ impl UserSync {
     async fn remove(&mut self, id: &str) {
         let cloud_id = match self.cloud.get(id).and_then(|u| u["id"].as_str()) {
             Some(c) => Some(c.to_string()),
-            None => self.statuses.known_cloud_ids().remove(id),
+            None => self
+                .statuses
+                .get(id)
+                .filter(|u| u.state != super::status::State::Removed)
+                .and_then(|u| u.cloud_id),
         };
         let Some(cloud_id) = cloud_id else {
             // Never synced (or not by this conduit): nothing in the cloud to change.

@@ -211,12 +211,14 @@ async fn a_partial_answer_confirms_the_processed_retries_the_retryable_and_dead_
                         retryable: true,
                         status: Some(503),
                         message: "later".into(),
+                        reason: None,
                     },
                     Unprocessed {
                         index: 2,
                         retryable: false,
                         status: Some(400),
                         message: "never".into(),
+                        reason: None,
                     },
                 ];
             }
@@ -247,6 +249,7 @@ async fn a_record_retryable_forever_is_dead_lettered_after_its_attempts() {
                     retryable: true,
                     status: Some(503),
                     message: "later".into(),
+                    reason: None,
                 })
                 .collect();
             a

@@ -239,3 +239,69 @@ impl CicSim {
         self.queued.notify_waiters();
     }
 }
+
+/// The statuses generated people go through.
+const STATUSES: [&str; 8] = [
+    "Available",
+    "Do Not Disturb",
+    "At Lunch",
+    "Away from desk",
+    "In a Meeting",
+    "Available",
+    "Follow Up",
+    "Gone Home",
+];
+
+impl CicSim {
+    /// Runs generated people activity until `shutdown`: about `statuses_per_sec` status changes a
+    /// second among the directory's users, and now and then a user edited (a new mobile number,
+    /// a display name added), added or removed.
+    pub async fn run_people(self: Arc<Self>, statuses_per_sec: f64, shutdown: crate::shutdown::Shutdown) {
+        let mut rng = fastrand::Rng::with_seed(self.seed ^ 0x5eed_0f9e_091e);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        let mut owed = 0.0;
+        let mut added = 0usize;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait() => return,
+            }
+            let ids: Vec<String> = self.directory().iter().map(|u| id_of(u).to_string()).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            owed += statuses_per_sec / 10.0;
+            while owed >= 1.0 {
+                owed -= 1.0;
+                let user = &ids[rng.usize(..ids.len())];
+                let status = STATUSES[rng.usize(..STATUSES.len())];
+                self.set_status(user, status, status != "Gone Home", false);
+            }
+            // About one directory change every 5 s.
+            if rng.usize(..50) == 0 {
+                match rng.usize(..4) {
+                    0 => {
+                        added += 1;
+                        let id = format!("newhire{added:03}");
+                        self.set_user(json!({
+                            "configurationId": {"id": id, "displayName": format!("New Hire {added}")},
+                            "personalInformationProperties": {"emailAddress": format!("{id}@example.com")},
+                        }));
+                    }
+                    1 if ids.len() > 10 => self.remove_user(&ids[rng.usize(..ids.len())]),
+                    _ => {
+                        let id = &ids[rng.usize(..ids.len())];
+                        if let Some(mut u) = self.directory().into_iter().find(|u| id_of(u) == id) {
+                            u["personalInformationProperties"]["phoneNumberOfMobile"] =
+                                json!({"number": format!("+1317777{:04}", rng.u32(..10_000)), "extension": ""});
+                            if u["configurationId"]["displayName"].as_str().is_some_and(str::is_empty) {
+                                u["configurationId"]["displayName"] = json!(format!("Agent {id}"));
+                            }
+                            self.set_user(u);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

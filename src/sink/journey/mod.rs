@@ -111,6 +111,7 @@ impl JourneySink {
                                 retryable: u.is_retryable,
                                 status: u.status_code,
                                 message: super::bounded_message(u.error_message.unwrap_or_default()),
+                                reason: None,
                             })
                         })
                         .collect();

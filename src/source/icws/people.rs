@@ -1,7 +1,7 @@
 //! CIC's users, for user sync: the directory read in pages (`configuration/users`, `select=`,
 //! `Range`) and handed to user sync whole, the users subscription's changes handed over as they
-//! come, and — when statuses are synced — the directory's users' statuses subscribed (the list
-//! follows the directory) and stored as status records, each only when it differs from the
+//! come, and — when statuses are synced — the statuses of the directory's users that the mapping
+//! syncs subscribed (the list follows the directory) and stored as status records, each only when it differs from the
 //! user's last stored status.
 
 use std::collections::BTreeSet;
@@ -12,7 +12,7 @@ use super::IcwsSource;
 use super::client::{IcwsError, Session};
 use super::messages::UsersChange;
 use crate::users::change::StatusChange;
-use crate::users::mapping::SELECT;
+use crate::users::mapping::{self, SELECT};
 use crate::users::sync::{DirectoryChange, DirectoryFeed, cic_id};
 
 /// The users subscription's id.
@@ -48,13 +48,21 @@ impl People {
     fn take(&self, change: UsersChange) -> Option<Vec<String>> {
         let mut ids = crate::locks::lock(&self.ids);
         let before = ids.clone();
-        let upserted = change.upserts.iter().filter_map(cic_id).map(str::to_string);
+        // Statuses are read for the users the mapping syncs (a user without a business email
+        // has no cloud user to show them on); one that gains an email is subscribed then.
+        let (synced, unsynced): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) =
+            change.upserts.iter().partition(|u| mapping::desired(u, None).is_ok());
+        let synced: Vec<String> = synced.into_iter().filter_map(cic_id).map(str::to_string).collect();
         if change.full {
-            *ids = upserted.collect();
+            *ids = synced.into_iter().collect();
             self.feed.push(DirectoryChange::Full(change.upserts));
         } else {
-            ids.extend(upserted);
-            for r in &change.removed {
+            ids.extend(synced);
+            for r in unsynced
+                .into_iter()
+                .filter_map(cic_id)
+                .chain(change.removed.iter().map(String::as_str))
+            {
                 ids.remove(r);
             }
             if !change.upserts.is_empty() {
