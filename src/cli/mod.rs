@@ -143,6 +143,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
                 _ => println!("  journey sink   disabled: events stay in the buffer"),
             }
+            let u = &cfg.users;
+            if u.enabled {
+                println!(
+                    "  user sync      on (reconcile every {} s, removed users: {:?}); statuses {}",
+                    u.reconcile_interval_ms / 1000,
+                    u.removed,
+                    match (&u.statuses, &u.presence_source_id) {
+                        (true, Some(id)) =>
+                            format!("as presence from source {id} ({} mapped here)", u.status_map.len()),
+                        _ => "off".to_string(),
+                    }
+                );
+            } else {
+                println!("  user sync      off");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Buffer { command } => buffer_cmd::run(command),

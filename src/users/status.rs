@@ -338,26 +338,24 @@ impl Statuses {
 
     /// Writes the file if anything changed since the last save.
     pub async fn save(&self) {
-        let bytes = {
+        let form = {
             let mut g = self.lock();
             if !g.dirty {
                 return;
             }
             g.dirty = false;
-            let form = FileForm {
+            FileForm {
                 version: VERSION,
                 users: g.users.clone(),
-            };
-            match serde_json::to_vec_pretty(&form) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot encode the user sync status");
-                    return;
-                }
             }
         };
         let path = self.path.clone();
-        let written = tokio::task::spawn_blocking(move || crate::source::carry::write(&path, &bytes)).await;
+        // Encoded and written off the async threads: ten thousand users are a few MiB.
+        let written = tokio::task::spawn_blocking(move || {
+            let bytes = serde_json::to_vec_pretty(&form).map_err(std::io::Error::other)?;
+            crate::source::carry::write(&path, &bytes)
+        })
+        .await;
         if !matches!(written, Ok(Ok(()))) {
             self.lock().dirty = true;
             tracing::warn!(path = %self.path.display(), "cannot save the user sync status; trying again later");

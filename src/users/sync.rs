@@ -15,8 +15,9 @@
 //!   user changes or the next reconcile. A call the cloud did not answer usably is retried after
 //!   [`RETRY_AFTER`].
 //!
-//! A full reconcile — at the first directory, every `reconcile_interval_ms`, and when the
-//! directory is read again after a reconnect — lists the cloud's users in pages of 25 and repairs
+//! A directory read again (after a reconnect) is compared with the last one and only its
+//! differences are written. A full reconcile — at the first directory and every
+//! `reconcile_interval_ms` — lists the cloud's users in pages of 25 and repairs
 //! drift; live changes are taken between any two of its requests, so an edit in CIC does not
 //! wait for a reconcile of ten thousand users to finish. Every request goes through the OAuth
 //! client's gate ([`super::scim`]).
@@ -38,7 +39,8 @@ use crate::shutdown::Shutdown;
 /// How long after a call the cloud did not answer usably the user is tried again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 
-/// How often, at most, the status file is written while users change.
+/// How often, at most, the status file is written while users change (beside the sync, so that
+/// writing ten thousand statuses never holds up a request).
 pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// What the ICWS source tells user sync.
@@ -158,7 +160,6 @@ pub struct UserSync {
     retry: BTreeMap<String, Instant>,
     /// A full reconcile is due at this time (none before the first directory).
     next_reconcile: Option<Instant>,
-    last_save: Instant,
 }
 
 /// How a reconcile ended.
@@ -188,12 +189,19 @@ impl UserSync {
             cloud: HashMap::new(),
             retry: BTreeMap::new(),
             next_reconcile: None,
-            last_save: Instant::now(),
         }
     }
 
     /// Runs until shutdown, then saves the statuses.
     pub async fn run(mut self, feed: Arc<DirectoryFeed>) {
+        let saver = {
+            let (statuses, shutdown) = (self.statuses.clone(), self.shutdown.clone());
+            tokio::spawn(async move {
+                while shutdown.sleep(SAVE_EVERY).await {
+                    statuses.save().await;
+                }
+            })
+        };
         loop {
             let wake = self.next_wake();
             tokio::select! {
@@ -208,22 +216,14 @@ impl UserSync {
                 self.reconcile(&feed).await;
             }
             self.retry_due().await;
-            self.save_if_due().await;
         }
+        let _ = saver.await;
         self.statuses.save().await;
     }
 
     fn next_wake(&self) -> Option<Instant> {
         let retry = self.retry.values().min().copied();
-        let save = Some(self.last_save + SAVE_EVERY);
-        [self.next_reconcile, retry, save].into_iter().flatten().min()
-    }
-
-    async fn save_if_due(&mut self) {
-        if self.last_save.elapsed() >= SAVE_EVERY {
-            self.last_save = Instant::now();
-            self.statuses.save().await;
-        }
+        [self.next_reconcile, retry].into_iter().flatten().min()
     }
 
     /// Takes one change from CIC.
@@ -234,11 +234,30 @@ impl UserSync {
                     .into_iter()
                     .filter_map(|u| Some((cic_id(&u)?.to_string(), u)))
                     .collect();
-                // The same directory again (a reconnect, or the subscription's first message
-                // after the paged read) needs no reconcile of its own.
-                if self.next_reconcile.is_none() || fresh != self.directory {
+                if self.next_reconcile.is_none() {
+                    // The first directory: a full reconcile, now.
                     self.directory = fresh;
                     self.next_reconcile = Some(Instant::now());
+                    return;
+                }
+                // The directory again (a new session, or the subscription's first message after
+                // the paged read): only what changed meanwhile is written.
+                let changed: Vec<Value> = fresh
+                    .iter()
+                    .filter(|(id, u)| self.directory.get(*id) != Some(*u))
+                    .map(|(_, u)| u.clone())
+                    .collect();
+                let removed: Vec<String> = self
+                    .directory
+                    .keys()
+                    .filter(|id| !fresh.contains_key(*id))
+                    .cloned()
+                    .collect();
+                if !changed.is_empty() {
+                    Box::pin(self.apply(DirectoryChange::Upsert(changed))).await;
+                }
+                if !removed.is_empty() {
+                    Box::pin(self.apply(DirectoryChange::Removed(removed))).await;
                 }
             }
             DirectoryChange::Upsert(users) => {
@@ -595,7 +614,6 @@ impl UserSync {
                 }
                 Done::Synced | Done::Settled => {}
             }
-            self.save_if_due().await;
         }
         // Users this conduit synced that CIC no longer has.
         let gone: Vec<String> = self
@@ -634,5 +652,49 @@ async fn sleep_until_opt(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn u(id: &str, name: &str) -> Value {
+        json!({"configurationId": {"id": id, "displayName": name}})
+    }
+
+    #[test]
+    fn the_feed_keeps_the_latest_of_each_user_and_a_whole_directory_replaces_what_came_before() {
+        let feed = DirectoryFeed::default();
+        feed.push(DirectoryChange::Upsert(vec![u("a", "1")]));
+        feed.push(DirectoryChange::Upsert(vec![u("a", "2"), u("b", "1")]));
+        feed.push(DirectoryChange::Removed(vec!["b".into()]));
+        assert_eq!(
+            feed.take(),
+            vec![
+                DirectoryChange::Upsert(vec![u("a", "2")]),
+                DirectoryChange::Removed(vec!["b".into()])
+            ]
+        );
+        assert!(feed.take().is_empty());
+        feed.push(DirectoryChange::Upsert(vec![u("c", "1")]));
+        feed.push(DirectoryChange::Full(vec![u("a", "3")]));
+        feed.push(DirectoryChange::Upsert(vec![u("d", "1")]));
+        assert_eq!(
+            feed.take(),
+            vec![
+                DirectoryChange::Full(vec![u("a", "3")]),
+                DirectoryChange::Upsert(vec![u("d", "1")])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cloud_user_is_adopted_only_without_another_owner() {
+        assert!(owned_by(&json!({"userName": "x@example.com"}), "jdoe"));
+        assert!(owned_by(&json!({"externalId": "jdoe"}), "jdoe"));
+        assert!(!owned_by(&json!({"externalId": "JDOE"}), "jdoe"), "case exact");
+        assert!(!owned_by(&json!({"externalId": "asmith"}), "jdoe"));
     }
 }
