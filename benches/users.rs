@@ -115,7 +115,7 @@ async fn run(users: u64, rpm: u64, edits: u64) {
         if h["users"]["synced"] == users && !h["users"]["last_reconcile"].is_null() {
             break;
         }
-        if last_log.elapsed() > Duration::from_secs(30) {
+        if last_log.elapsed() > Duration::from_secs(10) {
             println!(
                 "sync: {} of {users} synced after {:.0} s",
                 h["users"]["synced"],
@@ -191,7 +191,15 @@ async fn run(users: u64, rpm: u64, edits: u64) {
     stop(&mut child);
     let started = Instant::now();
     let (mut child, addr) = start(&config);
+    let (mut first_page, mut last_page) = (None, None);
     loop {
+        let pages = cloud.report().scim_list_requests - before.scim_list_requests;
+        if pages > 0 && first_page.is_none() {
+            first_page = Some(started.elapsed().as_secs_f64());
+        }
+        if pages >= users.div_ceil(25) && last_page.is_none() {
+            last_page = Some(started.elapsed().as_secs_f64());
+        }
         let h = health(&addr).await;
         if !h["users"]["last_reconcile"].is_null() && h["users"]["last_reconcile"] != last {
             break;
@@ -208,6 +216,11 @@ async fn run(users: u64, rpm: u64, edits: u64) {
     println!(
         "reconcile: unchanged {users}-user directory in {secs:.1} s: {writes} writes (target 0), {pages} pages read = {:.3} of ⌈{users}/25⌉ = {bound}",
         pages as f64 / bound as f64
+    );
+    println!(
+        "reconcile: first page {:.1} s after start, last page {:.1} s, done {secs:.1} s",
+        first_page.unwrap_or(0.0),
+        last_page.unwrap_or(0.0)
     );
     stop(&mut child);
     assert_eq!(writes, 0);

@@ -143,22 +143,26 @@ pub(super) async fn list(State(sim): State<Arc<CloudSim>>, headers: HeaderMap, Q
     }
     let count = asked.min(MAX_PAGE);
     let start = q.start_index.unwrap_or(1).max(1) as usize;
-    let matching: Vec<Value> = inner
+    let matches = |u: &&Stored| match &filter {
+        None => true,
+        Some((attr, value)) if attr == "username" => user_name_of(&u.attrs).eq_ignore_ascii_case(value),
+        Some((_, value)) => u.attrs.get("externalId").and_then(Value::as_str) == Some(value.as_str()),
+    };
+    let total = inner.users.by_id.values().filter(matches).count();
+    // Only the page is rendered: a large organization is listed page by page.
+    let page: Vec<Value> = inner
         .users
         .by_id
         .iter()
-        .filter(|(_, u)| match &filter {
-            None => true,
-            Some((attr, value)) if attr == "username" => user_name_of(&u.attrs).eq_ignore_ascii_case(value),
-            Some((_, value)) => u.attrs.get("externalId").and_then(Value::as_str) == Some(value.as_str()),
-        })
+        .filter(|(_, u)| matches(u))
+        .skip(start - 1)
+        .take(count)
         .map(|(id, u)| shown(id, u))
         .collect();
     drop(inner);
-    let page: Vec<&Value> = matching.iter().skip(start - 1).take(count).collect();
     let body = json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-        "totalResults": matching.len(),
+        "totalResults": total,
         "startIndex": start,
         "itemsPerPage": page.len(),
         "Resources": page,
