@@ -29,9 +29,10 @@ use crate::sink::presence::PresenceSink;
 use crate::source::carry;
 use crate::source::icws::people::People;
 use crate::supervisor::Supervisor;
+use crate::users::feed::DirectoryFeed;
 use crate::users::scim::Scim;
 use crate::users::status::Statuses;
-use crate::users::sync::{DirectoryFeed, UserSync};
+use crate::users::sync::UserSync;
 use sources::{Sources, start_sources};
 
 /// Why the conduit could not start or stopped badly.

@@ -9,14 +9,14 @@
 //! |---|---|
 //! | [`config`] | the TOML file, `CONDUIT_` environment overrides, secrets, validation into the structs the code runs on |
 //! | [`settings`] | a validated config made ready to run, once: the role, secrets resolved, addresses and URLs parsed |
-//! | [`source`] | inputs: the ICWS source (reads CIC itself) and the HTTP push endpoint (`POST /v1/interactions`) |
+//! | [`source`] | inputs: the ICWS source (reads CIC itself: interactions, and for user sync the directory and statuses) and the HTTP push endpoint (`POST /v1/interactions`) |
 //! | [`normalize`] | per-interaction state; ICWS `Eic_*` attribute maps in, [`event::InteractionEvent`]s out |
 //! | [`event`] | the canonical event model, its Avro schema (`schemas/`), deterministic ids, the codec |
 //! | [`buffer`] | the durability boundary: the [`buffer::Buffer`] contract (keyed appends, opaque positions, owned readers) and the embedded segmented disk log |
 //! | [`dispatch`] | buffer → sinks, the same for every sink: routing by kind, lanes, batches, pacing and pauses per OAuth client, retries, dead letters, acknowledgements, the drain on shutdown |
 //! | [`deadletter`] | records refused for good, kept in Avro files under `<data_dir>/dead-letter/`: generic over the kind of record, written for any sink |
-//! | [`sink`] | the [`sink::Sink`] abstraction and the Genesys Cloud destinations: journey external events, OAuth, classification, pacing, set-up |
-//! | [`users`] | user and status sync: the CIC → Genesys Cloud user mapping, the least SCIM write that makes a cloud user equal to its CIC user, CIC statuses as presence |
+//! | [`sink`] | the [`sink::Sink`] abstraction and the Genesys Cloud destinations: journey external events, user presence, OAuth, classification, pacing, set-up |
+//! | [`users`] | user and status sync: the CIC → Genesys Cloud user mapping, the component that keeps the organization's users equal to CIC's directory over SCIM (and each user's sync status), CIC status changes and the presence each means |
 //! | [`sim`] | simulators of CIC (ICWS, over HTTP or HTTPS) and Genesys Cloud, and a CIC traffic generator: product code |
 //! | [`demo`] | `cic-conduit demo`: the CIC and Genesys Cloud simulators and the conduit between them, in one process |
 //! | [`outbound`] | what every outbound call shares: no redirects, bounded body reads, error descriptions without URLs, where a password may go |

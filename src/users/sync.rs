@@ -1,7 +1,8 @@
 //! The user-sync component: keeps the organization's users equal to CIC's directory.
 //!
 //! It is fed [`DirectoryChange`]s by the ICWS source through a [`DirectoryFeed`] (the directory
-//! read in pages, then the users subscription's changes) and writes the least that makes the cloud equal:
+//! read in pages, then the users subscription's changes) and writes the least that makes the
+//! cloud equal:
 //!
 //! - a cloud user is matched by `externalId` (the CIC user id, case exact), then by `userName`
 //!   (the business email) when that user has no `externalId` or this one — so a changed email
@@ -19,8 +20,10 @@
 //! differences are written. A full reconcile — at the first directory and every
 //! `reconcile_interval_ms` — lists the cloud's users in pages of 25 and repairs
 //! drift; live changes are taken between any two of its requests, so an edit in CIC does not
-//! wait for a reconcile of ten thousand users to finish. Every request goes through the OAuth
-//! client's gate ([`super::scim`]).
+//! wait for a reconcile of ten thousand users to finish ([`reconcile`]). Every request goes
+//! through the OAuth client's gate ([`super::scim`]).
+
+mod reconcile;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -29,8 +32,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::feed::{DirectoryChange, DirectoryFeed, cic_id};
 use super::mapping::{self, Desired};
-use super::scim::{MAX_PAGE, Scim, ScimError};
+use super::scim::{Scim, ScimError};
 use super::status::Statuses;
 use crate::config::{RemovedUsers, UsersConfig};
 use crate::metrics::UsersMetrics;
@@ -43,99 +47,8 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// writing ten thousand statuses never holds up a request).
 pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 
-/// What the ICWS source tells user sync.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DirectoryChange {
-    /// The whole directory (read in pages, or a subscription's first message).
-    Full(Vec<Value>),
-    /// Users added or changed (each whole, as selected).
-    Upsert(Vec<Value>),
-    /// Users removed (their ids).
-    Removed(Vec<String>),
-}
-
-#[derive(Default)]
-struct Pending {
-    full: Option<Vec<Value>>,
-    /// By user id: the user as it is now, or `None` when removed.
-    changed: BTreeMap<String, Option<Value>>,
-}
-
-/// The hand-off from the ICWS source to user sync. It never blocks the source (which also reads
-/// interactions): changes not yet taken are merged per user — the latest state of each wins, a
-/// whole directory replaces everything before it — so it holds at most one directory's worth.
-#[derive(Default)]
-pub struct DirectoryFeed {
-    pending: std::sync::Mutex<Pending>,
-    ready: tokio::sync::Notify,
-}
-
-impl DirectoryFeed {
-    /// Hands over a change.
-    pub fn push(&self, change: DirectoryChange) {
-        {
-            let mut p = crate::locks::lock(&self.pending);
-            match change {
-                DirectoryChange::Full(users) => {
-                    p.full = Some(users);
-                    p.changed.clear();
-                }
-                DirectoryChange::Upsert(users) => {
-                    for u in users {
-                        if let Some(id) = cic_id(&u).map(str::to_string) {
-                            p.changed.insert(id, Some(u));
-                        }
-                    }
-                }
-                DirectoryChange::Removed(ids) => {
-                    for id in ids {
-                        p.changed.insert(id, None);
-                    }
-                }
-            }
-        }
-        self.ready.notify_one();
-    }
-
-    /// The changes handed over since the last take, in an order that keeps their meaning.
-    pub fn take(&self) -> Vec<DirectoryChange> {
-        let p = std::mem::take(&mut *crate::locks::lock(&self.pending));
-        let mut out = Vec::new();
-        if let Some(full) = p.full {
-            out.push(DirectoryChange::Full(full));
-        }
-        let (mut upserts, mut removed) = (Vec::new(), Vec::new());
-        for (id, u) in p.changed {
-            match u {
-                Some(u) => upserts.push(u),
-                None => removed.push(id),
-            }
-        }
-        if !upserts.is_empty() {
-            out.push(DirectoryChange::Upsert(upserts));
-        }
-        if !removed.is_empty() {
-            out.push(DirectoryChange::Removed(removed));
-        }
-        out
-    }
-
-    /// Waits until something was handed over (returns at once if it was since the last wait).
-    pub async fn changed(&self) {
-        self.ready.notified().await;
-    }
-}
-
-/// The id of a CIC configuration object.
-pub fn cic_id(user: &Value) -> Option<&str> {
-    user["configurationId"]["id"]
-        .as_str()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-}
-
 /// What one user's sync came to.
-enum Done {
+pub(super) enum Done {
     /// Equal now (written or not).
     Synced,
     /// Not done; try again later.
@@ -160,12 +73,6 @@ pub struct UserSync {
     retry: BTreeMap<String, Instant>,
     /// A full reconcile is due at this time (none before the first directory).
     next_reconcile: Option<Instant>,
-}
-
-/// How a reconcile ended.
-enum Reconciled {
-    Done,
-    Failed(ScimError),
 }
 
 impl UserSync {
@@ -520,128 +427,10 @@ impl UserSync {
             "the cloud user kept changing (invalidVers)".into(),
         ))
     }
-
-    /// A full reconcile: lists the cloud's users, then makes each CIC user's equal, taking live
-    /// changes between requests.
-    async fn reconcile(&mut self, feed: &DirectoryFeed) {
-        let started = std::time::Instant::now();
-        self.next_reconcile = Some(Instant::now() + self.cfg.reconcile_interval());
-        let result = self.reconcile_once(feed).await;
-        self.metrics.reconcile_seconds.observe(started.elapsed().as_secs_f64());
-        match result {
-            Reconciled::Done => {
-                self.metrics.reconciles.with_label_values(&["done"]).inc();
-                self.statuses.reconciled();
-                tracing::info!(
-                    users = self.directory.len(),
-                    seconds = started.elapsed().as_secs_f64(),
-                    "users reconciled with the organization"
-                );
-            }
-            Reconciled::Failed(ScimError::Stopped) => {}
-            Reconciled::Failed(e) => {
-                self.metrics.reconciles.with_label_values(&["failed"]).inc();
-                tracing::warn!(error = %e, "the user reconcile could not finish; trying again shortly");
-                self.next_reconcile = Some(Instant::now() + RETRY_AFTER);
-            }
-        }
-        self.statuses.save().await;
-    }
-
-    async fn reconcile_once(&mut self, feed: &DirectoryFeed) -> Reconciled {
-        // The cloud's users, by externalId and by userName.
-        let mut by_ext: HashMap<String, Value> = HashMap::new();
-        let mut by_name: HashMap<String, Value> = HashMap::new();
-        let mut start = 1;
-        loop {
-            if !self.take_live(feed).await {
-                return Reconciled::Failed(ScimError::Stopped);
-            }
-            let page = match self.scim.page(start, MAX_PAGE).await {
-                Ok(p) => p,
-                Err(e) => return Reconciled::Failed(e),
-            };
-            let n = page.users.len();
-            for u in page.users {
-                if let Some(ext) = u["externalId"].as_str().filter(|s| !s.is_empty()) {
-                    by_ext.insert(ext.to_string(), u.clone());
-                }
-                if let Some(name) = u["userName"].as_str() {
-                    by_name.insert(name.to_ascii_lowercase(), u);
-                }
-            }
-            start += n;
-            if n == 0 || start > page.total {
-                break;
-            }
-        }
-        // What was just listed replaces what was known; live writes from here on update it.
-        self.cloud = by_ext.clone();
-        let ids: Vec<String> = self.directory.keys().cloned().collect();
-        for id in &ids {
-            if !self.take_live(feed).await {
-                return Reconciled::Failed(ScimError::Stopped);
-            }
-            let Some(cic) = self.directory.get(id).cloned() else {
-                continue;
-            };
-            let by_email = mapping::desired(&cic, self.default_cc.as_deref())
-                .ok()
-                .and_then(|d| by_name.get(&d.user_name.to_ascii_lowercase()));
-            let known = match (self.cloud.get(id), by_email) {
-                (Some(u), _) => Some(u.clone()),
-                (None, Some(u)) if owned_by(u, id) => Some(u.clone()),
-                (None, Some(u)) => {
-                    // The email is another CIC user's cloud user: an error, without a request.
-                    let whose = u["externalId"].as_str().unwrap_or_default();
-                    let email = u["userName"].as_str().unwrap_or_default();
-                    self.statuses.error(
-                        id,
-                        format!("the email {email} belongs to another cloud user (CIC user {whose})"),
-                        None,
-                        None,
-                    );
-                    continue;
-                }
-                (None, None) => None,
-            };
-            match self.sync_user(id, &cic, known, false).await {
-                Done::Later => {
-                    if self.shutdown.is_triggered() {
-                        return Reconciled::Failed(ScimError::Stopped);
-                    }
-                    self.retry.insert(id.clone(), Instant::now() + RETRY_AFTER);
-                }
-                Done::Synced | Done::Settled => {}
-            }
-        }
-        // Users this conduit synced that CIC no longer has.
-        let gone: Vec<String> = self
-            .statuses
-            .known_cloud_ids()
-            .into_keys()
-            .filter(|id| !self.directory.contains_key(id))
-            .collect();
-        for id in gone {
-            self.remove(&id).await;
-        }
-        Reconciled::Done
-    }
-
-    /// Applies the live changes waiting; false on shutdown.
-    async fn take_live(&mut self, feed: &DirectoryFeed) -> bool {
-        // A new whole directory during a reconcile replaces the one being reconciled; the
-        // reconcile goes on with it.
-        for c in feed.take() {
-            self.apply(c).await;
-        }
-        self.retry_due().await;
-        !self.shutdown.is_triggered()
-    }
 }
 
 /// Whether cloud user `u` may be CIC user `id`'s: its `externalId` is `id`, or it has none.
-fn owned_by(u: &Value, id: &str) -> bool {
+pub(super) fn owned_by(u: &Value, id: &str) -> bool {
     match u["externalId"].as_str() {
         None | Some("") => true,
         Some(x) => x == id,
@@ -659,36 +448,6 @@ async fn sleep_until_opt(t: Option<Instant>) {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn u(id: &str, name: &str) -> Value {
-        json!({"configurationId": {"id": id, "displayName": name}})
-    }
-
-    #[test]
-    fn the_feed_keeps_the_latest_of_each_user_and_a_whole_directory_replaces_what_came_before() {
-        let feed = DirectoryFeed::default();
-        feed.push(DirectoryChange::Upsert(vec![u("a", "1")]));
-        feed.push(DirectoryChange::Upsert(vec![u("a", "2"), u("b", "1")]));
-        feed.push(DirectoryChange::Removed(vec!["b".into()]));
-        assert_eq!(
-            feed.take(),
-            vec![
-                DirectoryChange::Upsert(vec![u("a", "2")]),
-                DirectoryChange::Removed(vec!["b".into()])
-            ]
-        );
-        assert!(feed.take().is_empty());
-        feed.push(DirectoryChange::Upsert(vec![u("c", "1")]));
-        feed.push(DirectoryChange::Full(vec![u("a", "3")]));
-        feed.push(DirectoryChange::Upsert(vec![u("d", "1")]));
-        assert_eq!(
-            feed.take(),
-            vec![
-                DirectoryChange::Full(vec![u("a", "3")]),
-                DirectoryChange::Upsert(vec![u("d", "1")])
-            ]
-        );
-    }
 
     #[test]
     fn a_cloud_user_is_adopted_only_without_another_owner() {

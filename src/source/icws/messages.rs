@@ -64,7 +64,7 @@ fn users(msg: &Value, out: &mut Parsed) {
             None | Some(Value::Null) => {}
             Some(Value::Array(list)) => {
                 for u in list {
-                    if crate::users::sync::cic_id(u).is_some() {
+                    if crate::users::feed::cic_id(u).is_some() {
                         change.upserts.push(u.clone());
                     } else {
                         out.malformed
@@ -80,7 +80,7 @@ fn users(msg: &Value, out: &mut Parsed) {
         Some(Value::Array(list)) => {
             for r in list {
                 // A removed user is named by its configuration id (or, read loosely, its id).
-                let id = crate::users::sync::cic_id(r).or_else(|| r.as_str().filter(|s| !s.is_empty()));
+                let id = crate::users::feed::cic_id(r).or_else(|| r.as_str().filter(|s| !s.is_empty()));
                 match id {
                     Some(id) => change.removed.push(id.to_string()),
                     None => out.malformed.push("a removed user without an id".into()),

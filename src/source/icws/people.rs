@@ -12,8 +12,8 @@ use super::IcwsSource;
 use super::client::{IcwsError, Session};
 use super::messages::UsersChange;
 use crate::users::change::StatusChange;
+use crate::users::feed::{DirectoryChange, DirectoryFeed, cic_id};
 use crate::users::mapping::{self, SELECT};
-use crate::users::sync::{DirectoryChange, DirectoryFeed, cic_id};
 
 /// The users subscription's id.
 pub const USERS_SUBSCRIPTION: &str = "cic-conduit-users";
