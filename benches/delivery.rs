@@ -22,18 +22,9 @@ use std::time::{Duration, Instant};
 
 use cic_conduit::shutdown::Shutdown;
 use cic_conduit::sim::cloud::{CloudSim, SimConfig};
-use common::{TOKEN, item, spawn_conduit_env};
+use common::{TOKEN, arg, item, spawn_conduit_env};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// CPU seconds (user + system) a process has used.
 fn cpu_secs(pid: u32) -> f64 {

@@ -11,17 +11,8 @@ use std::time::{Duration, Instant};
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::TOKEN;
+use common::{TOKEN, arg};
 const STATES: [&str; 5] = ["O", "C", "H", "C", "E"];
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One request: `batch / 5` interactions, each going through offer, connect, hold, resume, end.
 fn body(client: u64, request: u64, batch: u64) -> String {

@@ -22,18 +22,10 @@ use std::time::{Duration, Instant};
 use cic_conduit::shutdown::Shutdown;
 use cic_conduit::sim::cic::{CicSim, CicSimConfig};
 use cic_conduit::sim::cloud::{CloudSim, SimConfig};
+use common::arg;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn user(i: u64, mobile: &str) -> Value {
     let id = format!("agent{i:05}");

@@ -140,31 +140,27 @@ impl Rig {
 
     /// Creates a cloud user directly (as an administrator would), returning it.
     async fn admin_create(&self, body: Value) -> Value {
-        let token = sim_token(&self.cloud_base).await;
-        let resp = client()
-            .post(format!("{}/api/v2/scim/v2/users", self.cloud_base))
-            .bearer_auth(token)
-            .header("content-type", "application/scim+json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 201);
-        resp.json().await.unwrap()
+        self.admin(reqwest::Method::POST, "", body, 201).await
     }
 
     async fn admin_patch(&self, id: &str, ops: Value) {
-        let token = sim_token(&self.cloud_base).await;
         let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+        self.admin(reqwest::Method::PATCH, &format!("/{id}"), body, 200).await;
+    }
+
+    /// A SCIM request of an administrator's to `/users{path}`, answered `expect`.
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Value, expect: u16) -> Value {
+        let token = sim_token(&self.cloud_base).await;
         let resp = client()
-            .patch(format!("{}/api/v2/scim/v2/users/{id}", self.cloud_base))
+            .request(method, format!("{}/api/v2/scim/v2/users{path}", self.cloud_base))
             .bearer_auth(token)
             .header("content-type", "application/scim+json")
             .body(body.to_string())
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(resp.status().as_u16(), expect);
+        resp.json().await.unwrap()
     }
 }
 

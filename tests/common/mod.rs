@@ -9,6 +9,16 @@ use std::process::{Child, Command, Stdio};
 
 pub const TOKEN: &str = "test-push-token-0123456789";
 
+/// A benchmark's numeric argument `name` (`-- --events 1000`), or `default`.
+pub fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A complete config for a conduit on loopback with its data under `dir`.
 pub fn config_text(dir: &Path, extra_buffer: &str, extra_top: &str) -> String {
     format!(
