@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::buffer::kafka::KafkaBuffer;
 use crate::buffer::{Buffer, BufferError, DiskBuffer};
 use crate::config::{Config, ConfigError, JourneySinkConfig};
 use crate::deadletter::StatusChanges;
@@ -138,6 +139,17 @@ impl Cloud {
             metrics.users.clone(),
         )
     }
+}
+
+/// With a Kafka buffer, creates its topic unless it exists (`setup`'s first step).
+pub async fn setup_topic(cfg: &Config) -> Result<Option<(String, crate::buffer::kafka::setup::TopicSetup)>, AppError> {
+    let Some(k) = crate::settings::kafka(cfg)? else {
+        return Ok(None);
+    };
+    let done = crate::buffer::kafka::setup::create_topic(&k)
+        .await
+        .map_err(|e| AppError::Buffer(BufferError::Unavailable(e)))?;
+    Ok(Some((k.config.topic.clone(), done)))
 }
 
 /// Runs `setup` (see [`crate::sink::setup`]) against the configured organization.
@@ -267,6 +279,30 @@ struct UsersRunning {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// The buffer the config names: the disk log (keeping the records from `keep_from` on), or a
+/// Kafka topic.
+async fn open_buffer(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    keep_from: Option<crate::buffer::Position>,
+) -> Result<Arc<dyn Buffer>, AppError> {
+    if let Some(k) = &settings.kafka {
+        tracing::info!(brokers = %k.config.brokers, topic = %k.config.topic, "the buffer is a Kafka topic");
+        return Ok(Arc::new(KafkaBuffer::open(
+            k.clone(),
+            &metrics.registry,
+            metrics.buffer.clone(),
+        )?));
+    }
+    let cfg = settings.config.buffer.clone();
+    let m = metrics.buffer.clone();
+    Ok(Arc::new(
+        tokio::task::spawn_blocking(move || DiskBuffer::open_retaining(&cfg, m, keep_from))
+            .await
+            .map_err(|e| AppError::Join(e.to_string()))??,
+    ))
+}
+
 /// Starts user sync, if it is on and this process reads CIC.
 fn start_users(
     settings: &Settings,
@@ -343,16 +379,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     } else {
         None
     };
-    let buffer: Arc<dyn Buffer> = {
-        let cfg = config.buffer.clone();
-        let m = metrics.buffer.clone();
-        let keep_from = carried.as_ref().and_then(|c| c.position());
-        Arc::new(
-            tokio::task::spawn_blocking(move || DiskBuffer::open_retaining(&cfg, m, keep_from))
-                .await
-                .map_err(|e| AppError::Join(e.to_string()))??,
-        )
-    };
+    let buffer = open_buffer(&settings, &metrics, carried.as_ref().and_then(|c| c.position())).await?;
     let cloud = settings
         .client
         .as_ref()

@@ -148,6 +148,9 @@ pub struct BufferHealth {
     pub used_percent: f64,
     /// Segment files.
     pub segments: usize,
+    /// A Kafka buffer's topic, assigned partitions, lag and commit positions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<crate::buffer::kafka::KafkaStats>,
 }
 
 impl Health {
@@ -197,6 +200,7 @@ impl Health {
                 max_bytes: b.max_bytes,
                 used_percent,
                 segments: b.segments,
+                kafka: b.kafka.clone(),
             },
             destinations: i.destinations,
             cic: i.cic,

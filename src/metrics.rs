@@ -135,6 +135,77 @@ pub struct NormalizeMetrics {
     pub forgotten: IntCounterVec,
 }
 
+/// The Kafka buffer's metrics: registered only when the buffer is a Kafka topic.
+#[derive(Clone)]
+pub struct KafkaMetrics {
+    /// `conduit_kafka_assigned_partitions`: partitions this dispatcher consumes.
+    pub assigned: IntGauge,
+    /// `conduit_kafka_consumer_lag_records{partition}`: records of an assigned partition not
+    /// yet committed (high watermark minus committed offset).
+    pub lag: IntGaugeVec,
+    /// `conduit_kafka_committed_offset{partition}`: the group's committed offset.
+    pub committed: IntGaugeVec,
+    /// `conduit_kafka_rebalances_total{change}`: partitions assigned or revoked (`assign`,
+    /// `revoke`).
+    pub rebalances: IntCounterVec,
+    /// `conduit_kafka_commits_total{result}`: offset commits (`ok`, `failed`).
+    pub commits: IntCounterVec,
+    /// `conduit_kafka_abandoned_records_total`: records of revoked partitions not confirmed
+    /// within `revoke_timeout_ms` (their new owner sends them again).
+    pub abandoned: IntCounter,
+    /// `conduit_kafka_produce_errors_total{reason}`: records the brokers did not acknowledge
+    /// (`queue_full`, `timeout`, `refused`).
+    pub produce_errors: IntCounterVec,
+}
+
+impl KafkaMetrics {
+    /// Registers them in `r`.
+    pub fn register(r: &Registry) -> Self {
+        KafkaMetrics {
+            assigned: gauge(
+                r,
+                "conduit_kafka_assigned_partitions",
+                "Partitions this dispatcher consumes.",
+            ),
+            lag: gauge_vec(
+                r,
+                "conduit_kafka_consumer_lag_records",
+                "Records of an assigned partition not yet committed.",
+                &["partition"],
+            ),
+            committed: gauge_vec(
+                r,
+                "conduit_kafka_committed_offset",
+                "The consumer group's committed offset of an assigned partition.",
+                &["partition"],
+            ),
+            rebalances: counter_vec(
+                r,
+                "conduit_kafka_rebalances_total",
+                "Partitions assigned to or revoked from this dispatcher.",
+                &["change"],
+            ),
+            commits: counter_vec(
+                r,
+                "conduit_kafka_commits_total",
+                "Offset commits, by result.",
+                &["result"],
+            ),
+            abandoned: counter(
+                r,
+                "conduit_kafka_abandoned_records_total",
+                "Records of revoked partitions not confirmed in time (sent again by their new owner).",
+            ),
+            produce_errors: counter_vec(
+                r,
+                "conduit_kafka_produce_errors_total",
+                "Records the brokers did not acknowledge, by reason.",
+                &["reason"],
+            ),
+        }
+    }
+}
+
 /// Buffer metrics.
 #[derive(Clone)]
 pub struct BufferMetrics {

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::buffer::kafka::client::KafkaSettings;
 use crate::config::{Config, ConfigError, Role, Secret};
 use crate::sink::oauth::Credentials;
 
@@ -33,6 +34,8 @@ pub struct Settings {
     pub icws_password: Option<Secret>,
     /// The OAuth client, when a sink runs.
     pub client: Option<ClientSettings>,
+    /// The Kafka buffer's settings, when the buffer is a Kafka topic.
+    pub kafka: Option<KafkaSettings>,
 }
 
 impl Settings {
@@ -81,14 +84,56 @@ impl Settings {
         let client = ((role.dispatches() && sink_on) || users_on)
             .then(|| client(&config))
             .transpose()?;
+        let kafka = kafka(&config)?;
         Ok(Settings {
             listen: config.listen_addr()?,
             push_token,
             icws_password,
             client,
+            kafka,
             config,
         })
     }
+}
+
+/// The Kafka buffer's settings, its secret properties resolved; none for the disk log. The
+/// properties are checked by librdkafka itself here, so that a misspelt one stops the start with
+/// its name.
+pub fn kafka(config: &Config) -> Result<Option<KafkaSettings>, ConfigError> {
+    let b = &config.buffer;
+    let (crate::config::BufferType::Kafka, Some(k)) = (b.kind, b.kafka.as_ref()) else {
+        return Ok(None);
+    };
+    let mut secrets = std::collections::BTreeMap::new();
+    for (name, source) in &k.secret_properties {
+        secrets.insert(
+            name.clone(),
+            source.resolve(&format!("buffer.kafka.secret_properties.{name}"))?,
+        );
+    }
+    let settings = KafkaSettings {
+        config: k.clone(),
+        secrets,
+        max_record_bytes: b.max_record_bytes,
+        block_timeout: b.block_timeout(),
+    };
+    // librdkafka refuses an unknown property or value when a client is made from it (made, not
+    // connected: nothing goes to the brokers here).
+    let refused = |what: &str, e: rdkafka::error::KafkaError| {
+        ConfigError::invalid(
+            "buffer.kafka.properties",
+            format!("librdkafka refused the {what}'s properties: {e}"),
+        )
+    };
+    settings
+        .producer()
+        .create::<rdkafka::producer::BaseProducer>()
+        .map_err(|e| refused("producer", e))?;
+    settings
+        .consumer()
+        .create::<rdkafka::consumer::BaseConsumer>()
+        .map_err(|e| refused("consumer", e))?;
+    Ok(Some(settings))
 }
 
 /// The organization's OAuth client, resolved.
@@ -174,5 +219,36 @@ mod tests {
             !format!("{:?}", c.credentials).contains("s3cret"),
             "the secret stays redacted"
         );
+    }
+
+    #[test]
+    fn librdkafka_checks_the_pass_through_properties_and_secrets_stay_hidden() {
+        let text = |props: &str| {
+            format!(
+                "{}\n[buffer]\ntype = \"kafka\"\n[buffer.kafka]\nbrokers = \"127.0.0.1:9\"\n{props}",
+                BASE.replace("PUSH_TOKEN", "\"0123456789abcdef0123\"")
+                    .replace("CLIENT_SECRET", "\"s3cret\"")
+            )
+        };
+        let err = Settings::from_config(
+            crate::config::load_str(&text("[buffer.kafka.properties]\n\"linger.mss\" = \"5\""), Vec::new()).unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("buffer.kafka.properties") && err.contains("linger.mss"),
+            "{err}"
+        );
+        let s = Settings::from_config(
+            crate::config::load_str(
+                &text("[buffer.kafka.secret_properties]\n\"sasl.password\" = \"kafka-s3cret\""),
+                Vec::new(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let k = s.kafka.as_ref().expect("a kafka buffer");
+        assert_eq!(k.secrets["sasl.password"].expose(), "kafka-s3cret");
+        assert!(!format!("{k:?}").contains("kafka-s3cret"));
     }
 }

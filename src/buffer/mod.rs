@@ -108,6 +108,7 @@ pub mod disk;
 pub mod frame;
 mod housekeeping;
 pub mod inspect;
+pub mod kafka;
 mod queue;
 pub mod reader;
 pub mod record;
@@ -188,6 +189,9 @@ pub enum BufferError {
     /// A disk error.
     #[error("buffer I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The buffer's service did not take the records (Kafka brokers down or refusing).
+    #[error("buffer unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl BufferError {
@@ -195,7 +199,7 @@ impl BufferError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            BufferError::Full { .. } | BufferError::Io(_) | BufferError::Closed
+            BufferError::Full { .. } | BufferError::Io(_) | BufferError::Closed | BufferError::Unavailable(_)
         )
     }
 }
@@ -225,6 +229,8 @@ pub struct BufferStats {
     pub damage_secs_ago: Option<u64>,
     /// Why the buffer failed for good, once it has.
     pub fatal: Option<String>,
+    /// A Kafka buffer's topic, partitions and lag.
+    pub kafka: Option<kafka::KafkaStats>,
 }
 
 /// The durable buffer between sources and sinks.

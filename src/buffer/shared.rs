@@ -194,6 +194,7 @@ pub(crate) fn stats(s: &Shared) -> BufferStats {
         damaged_records,
         damage_secs_ago: damage_last_at.map(|t| t.elapsed().as_secs()),
         fatal: crate::locks::lock(&s.fatal).clone(),
+        kafka: None,
     }
 }
 

@@ -173,6 +173,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::telemetry::init(&cfg.log);
             log_warnings(&cfg);
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            if let Some((topic, done)) = rt.block_on(crate::app::setup_topic(&cfg))? {
+                let what = match done {
+                    crate::buffer::kafka::setup::TopicSetup::Created(n) => format!("created with {n} partitions"),
+                    crate::buffer::kafka::setup::TopicSetup::Exists => "already there".into(),
+                };
+                println!("topic          {topic} ({what})");
+            }
             let r = rt.block_on(crate::app::setup(&cfg, &name, &source))?;
             println!(
                 "schema         {} ({})",

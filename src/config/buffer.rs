@@ -1,9 +1,11 @@
 //! `[buffer]`: which durable buffer keeps what was accepted, and how.
 //!
 //! The section is tagged: `type = "disk"` is the embedded disk log, under the top-level
-//! `data_dir`. Before the tag, `data_dir` was a key of this section; that form is refused with a
-//! message showing the new one (see [`super::load`]).
+//! `data_dir`; `type = "kafka"` is a Kafka topic, set in `[buffer.kafka]`. Before the tag,
+//! `data_dir` was a key of this section; that form is refused with a message showing the new one
+//! (see [`super::load`]).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,6 +37,8 @@ pub enum PersistPolicy {
 pub enum BufferType {
     /// The embedded segmented log under `<data_dir>/buffer/`.
     Disk,
+    /// A Kafka topic (`[buffer.kafka]`).
+    Kafka,
 }
 
 /// The durable buffer.
@@ -66,7 +70,91 @@ pub struct BufferConfig {
     /// Largest single record accepted.
     #[serde(default = "default_max_record_bytes")]
     pub max_record_bytes: u32,
+    /// With `type = "kafka"`: the cluster and the topic.
+    #[serde(default)]
+    pub kafka: Option<KafkaConfig>,
 }
+
+/// `[buffer.kafka]`: the buffer is a Kafka topic. Records are keyed (an interaction, a user), so
+/// each key stays in one partition, in order; an append counts as accepted once every broker in
+/// sync has it (`acks=all`, idempotent producer); dispatchers consume the topic as one consumer
+/// group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`: `host:port` of one or more brokers, comma-separated.
+    pub brokers: String,
+    /// The topic.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// The dispatchers' consumer group.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Partitions of the topic `setup` creates: the most dispatchers that share the work.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// Replicas of each partition of the topic `setup` creates.
+    #[serde(default = "default_replication")]
+    pub replication_factor: u16,
+    /// How long an append may wait for the brokers' acknowledgement (`message.timeout.ms`)
+    /// before its source is told to retry.
+    #[serde(default = "default_produce_timeout_ms")]
+    pub produce_timeout_ms: u64,
+    /// Records waiting for an acknowledgement at most (`queue.buffering.max.messages`); when
+    /// reached, appends wait up to `buffer.block_timeout_ms`, then sources are told to retry.
+    #[serde(default = "default_max_queued")]
+    pub max_queued_records: u32,
+    /// When the group takes partitions away, how long the records read from them and still in
+    /// flight may take to be confirmed before the partitions go.
+    #[serde(default = "default_revoke_timeout_ms")]
+    pub revoke_timeout_ms: u64,
+    /// Any other librdkafka property, passed through (`"security.protocol" = "ssl"`,
+    /// `"compression.type" = "zstd"`, ...). The properties the guarantee rests on
+    /// (`acks`, idempotence, offset commits) are refused.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// Properties whose values are secrets (`"sasl.password" = { env = "KAFKA_PASSWORD" }`).
+    #[serde(default)]
+    pub secret_properties: BTreeMap<String, super::SecretSource>,
+}
+
+fn default_topic() -> String {
+    "cic-conduit-events".into()
+}
+fn default_group() -> String {
+    "cic-conduit-dispatch".into()
+}
+fn default_partitions() -> u32 {
+    12
+}
+fn default_replication() -> u16 {
+    3
+}
+fn default_produce_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_queued() -> u32 {
+    100_000
+}
+fn default_revoke_timeout_ms() -> u64 {
+    10_000
+}
+
+/// librdkafka properties the conduit sets itself: its guarantee rests on them.
+pub const KAFKA_OWNED_PROPERTIES: &[&str] = &[
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "acks",
+    "request.required.acks",
+    "enable.idempotence",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "queue.buffering.max.messages",
+    "isolation.level",
+];
 
 fn default_type() -> BufferType {
     BufferType::Disk
@@ -109,6 +197,7 @@ impl BufferConfig {
             when_full: default_when_full(),
             block_timeout_ms: default_block_timeout_ms(),
             max_record_bytes: default_max_record_bytes(),
+            kafka: None,
         }
     }
 

@@ -359,4 +359,47 @@ mod tests {
         let err = load_str(&text, env(&[])).unwrap_err().to_string();
         assert!(err.contains("sources.http.token"), "{err}");
     }
+
+    #[test]
+    fn a_kafka_buffer_is_checked_naming_the_key() {
+        let kafka = |buffer: &str| format!("{MINIMAL}\n[buffer]\n{buffer}");
+        let ok = load_str(
+            &kafka("type = \"kafka\"\n[buffer.kafka]\nbrokers = \"k1:9092,k2:9092\"\n[buffer.kafka.properties]\n\"compression.type\" = \"zstd\""),
+            env(&[]),
+        )
+        .unwrap();
+        let k = ok.buffer.kafka.as_ref().unwrap();
+        assert_eq!(
+            (k.topic.as_str(), k.group.as_str(), k.partitions),
+            ("cic-conduit-events", "cic-conduit-dispatch", 12)
+        );
+        let cases = [
+            ("type = \"kafka\"", "buffer.kafka"),
+            ("[buffer.kafka]\nbrokers = \"k:9092\"", "buffer.type"),
+            (
+                "type = \"kafka\"\n[buffer.kafka]\nbrokers = \"k1\"",
+                "buffer.kafka.brokers",
+            ),
+            (
+                "type = \"kafka\"\n[buffer.kafka]\nbrokers = \"k:9092\"\ntopic = \"a b\"",
+                "buffer.kafka.topic",
+            ),
+            (
+                "type = \"kafka\"\n[buffer.kafka]\nbrokers = \"k:9092\"\npartitions = 0",
+                "buffer.kafka.partitions",
+            ),
+            (
+                "type = \"kafka\"\n[buffer.kafka]\nbrokers = \"k:9092\"\n[buffer.kafka.properties]\nacks = \"1\"",
+                "buffer.kafka.properties.acks",
+            ),
+            (
+                "type = \"kafka\"\n[buffer.kafka]\nbrokers = \"k:9092\"\n[buffer.kafka.secret_properties]\n\"enable.auto.commit\" = \"true\"",
+                "buffer.kafka.properties.enable.auto.commit",
+            ),
+        ];
+        for (buffer, key) in cases {
+            let err = load_str(&kafka(buffer), env(&[])).unwrap_err().to_string();
+            assert!(err.contains(key), "expected `{key}` in: {err}");
+        }
+    }
 }

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-pub use buffer::{BufferConfig, BufferType, PersistPolicy, WhenFull};
+pub use buffer::{BufferConfig, BufferType, KAFKA_OWNED_PROPERTIES, KafkaConfig, PersistPolicy, WhenFull};
 pub use load::{load_file, load_str};
 pub use region::{REGIONS, region_domain};
 pub use secret::{Secret, SecretSource};

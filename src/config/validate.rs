@@ -93,6 +93,7 @@ impl Config {
                 "must be at least 1024 and at most half of buffer.segment_max_bytes",
             ));
         }
+        validate_kafka(b)?;
         let n = &self.normalize;
         if let Some(cc) = &n.default_country_code
             && (cc.is_empty() || cc.len() > 3 || !cc.chars().all(|c| c.is_ascii_digit()) || cc.starts_with('0'))
@@ -330,4 +331,87 @@ impl Config {
             )
         })
     }
+}
+
+/// `[buffer.kafka]`, with `type = "kafka"` and only then.
+fn validate_kafka(b: &super::BufferConfig) -> Result<(), ConfigError> {
+    use super::{BufferType, KAFKA_OWNED_PROPERTIES};
+    let k = match (b.kind, &b.kafka) {
+        (BufferType::Disk, None) => return Ok(()),
+        (BufferType::Disk, Some(_)) => {
+            return Err(ConfigError::invalid(
+                "buffer.type",
+                "[buffer.kafka] is set but the buffer is the disk log: add type = \"kafka\" to [buffer] (or remove [buffer.kafka])",
+            ));
+        }
+        (BufferType::Kafka, None) => {
+            return Err(ConfigError::invalid(
+                "buffer.kafka",
+                "type = \"kafka\" needs a [buffer.kafka] section with at least brokers = \"host:9092\"",
+            ));
+        }
+        (BufferType::Kafka, Some(k)) => k,
+    };
+    if k.brokers.split(',').any(|b| {
+        let b = b.trim();
+        b.is_empty()
+            || b.rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+    }) {
+        return Err(ConfigError::invalid(
+            "buffer.kafka.brokers",
+            format!("`{}` must be host:port, comma-separated", k.brokers),
+        ));
+    }
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if k.topic.is_empty() || k.topic.len() > 249 || !k.topic.chars().all(legal) || k.topic == "." || k.topic == ".." {
+        return Err(ConfigError::invalid(
+            "buffer.kafka.topic",
+            format!("`{}` must be 1 to 249 of a-z, A-Z, 0-9, '.', '_', '-'", k.topic),
+        ));
+    }
+    if k.group.trim().is_empty() {
+        return Err(ConfigError::invalid("buffer.kafka.group", "must not be empty"));
+    }
+    if k.partitions == 0 || k.partitions > 10_000 {
+        return Err(ConfigError::invalid(
+            "buffer.kafka.partitions",
+            "must be between 1 and 10000",
+        ));
+    }
+    if k.replication_factor == 0 {
+        return Err(ConfigError::invalid(
+            "buffer.kafka.replication_factor",
+            "must be at least 1",
+        ));
+    }
+    for (key, lo, hi, v) in [
+        ("buffer.kafka.produce_timeout_ms", 1_000, 300_000, k.produce_timeout_ms),
+        ("buffer.kafka.revoke_timeout_ms", 0, 300_000, k.revoke_timeout_ms),
+        (
+            "buffer.kafka.max_queued_records",
+            1_000,
+            10_000_000,
+            u64::from(k.max_queued_records),
+        ),
+    ] {
+        if !(lo..=hi).contains(&v) {
+            return Err(ConfigError::invalid(key, format!("must be between {lo} and {hi}")));
+        }
+    }
+    for name in k.properties.keys().chain(k.secret_properties.keys()) {
+        if KAFKA_OWNED_PROPERTIES.contains(&name.as_str()) {
+            return Err(ConfigError::invalid(
+                &format!("buffer.kafka.properties.{name}"),
+                "is set by the conduit (its delivery guarantee rests on it); see [buffer.kafka] for the key that configures it",
+            ));
+        }
+    }
+    if let Some(name) = k.properties.keys().find(|n| k.secret_properties.contains_key(*n)) {
+        return Err(ConfigError::invalid(
+            &format!("buffer.kafka.secret_properties.{name}"),
+            "is also in buffer.kafka.properties: set it in one of them",
+        ));
+    }
+    Ok(())
 }

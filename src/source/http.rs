@@ -234,6 +234,9 @@ fn ingest_error(src: &HttpSource, e: IngestError, n: u64) -> Response {
         IngestError::Buffer(BufferError::Full { .. }) => (StatusCode::SERVICE_UNAVAILABLE, "buffer_full", true),
         IngestError::Buffer(BufferError::TooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", false),
         IngestError::Buffer(BufferError::Closed) => (StatusCode::SERVICE_UNAVAILABLE, "stopping", true),
+        IngestError::Buffer(BufferError::Unavailable(_)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "buffer_unavailable", true)
+        }
         IngestError::Buffer(_) => (StatusCode::SERVICE_UNAVAILABLE, "buffer_error", true),
         IngestError::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encode_error", false),
     };

@@ -1,6 +1,7 @@
 //! Shared helpers for the black-box tests: configs on disk, a loopback HTTP client, items.
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod story;
 
 use std::io::{BufRead, BufReader};

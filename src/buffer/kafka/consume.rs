@@ -1,0 +1,482 @@
+//! The dispatcher's side of the Kafka buffer: a consumer in the group, on a thread of its own,
+//! handing records to the one owned reader, and the offsets it commits.
+//!
+//! Promises:
+//! - **An offset is committed only past confirmed records.** A partition's committable offset
+//!   is its lowest record handed to the dispatcher and not yet acknowledged, or, when all are,
+//!   the one after the last handed. Records polled but not yet handed are never committed past.
+//!   Commits go out as acknowledgements move it (at most every 50 ms), synchronously when
+//!   partitions are revoked and when the reader stops.
+//! - **A rebalance loses nothing.** When partitions are revoked, the consumer waits up to
+//!   `revoke_timeout_ms` for the records it handed from them to be confirmed, commits, and
+//!   forgets them: what was not confirmed by then is counted as abandoned and read again by the
+//!   new owner (sent twice at most, under the same event ids). Records of a revoked partition
+//!   still waiting to be handed are dropped, never handed: each assignment of a partition has a
+//!   generation, and only the current one's records go on.
+//! - **Bounded.** The hand-off channel is bounded; when it is full the consumer pauses its
+//!   partitions (and keeps polling, so it stays in the group) instead of buffering more than
+//!   librdkafka's bounded prefetch.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::client::Context;
+use rdkafka::message::Message;
+
+use super::wire;
+use crate::buffer::{Acker, Acknowledge, BoxFuture, BufferError, BufferReader, Position, Record};
+use crate::metrics::{BufferMetrics, KafkaMetrics};
+
+/// Records waiting in the hand-off channel at most.
+const CHANNEL: usize = 4096;
+/// The longest a poll waits, and so the longest a due commit waits.
+const POLL: Duration = Duration::from_millis(50);
+
+/// One assigned partition, as this consumer tracks it.
+#[derive(Debug)]
+struct Part {
+    /// The generation of its assignment.
+    generation: u64,
+    /// Offsets handed to the dispatcher and not yet acknowledged.
+    handed: BTreeSet<i64>,
+    /// The offset after the last handed.
+    next: Option<i64>,
+    /// The last offset committed (or sent to be).
+    committed: Option<i64>,
+}
+
+impl Part {
+    fn committable(&self) -> Option<i64> {
+        self.handed.first().copied().or(self.next)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tracking {
+    parts: BTreeMap<i32, Part>,
+    generations: u64,
+    /// Stopping: a revocation does not wait.
+    closing: bool,
+    /// A commit failed: commit every partition again.
+    recommit: bool,
+}
+
+/// What the consumer thread, its rebalance callbacks, the reader and the acknowledger share.
+pub(super) struct Shared {
+    topic: String,
+    tracking: Mutex<Tracking>,
+    acked: Condvar,
+    revoke_timeout: Duration,
+    metrics: KafkaMetrics,
+    buffer_metrics: BufferMetrics,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tracking> {
+        self.tracking.lock().expect("kafka tracking lock")
+    }
+
+    /// The generation of `partition`'s assignment, if it is assigned.
+    fn generation(&self, partition: i32) -> Option<u64> {
+        self.lock().parts.get(&partition).map(|p| p.generation)
+    }
+
+    /// The records of current assignments among `items`, now handed to the dispatcher.
+    fn hand(&self, items: Vec<Polled>) -> Vec<Record> {
+        let mut t = self.lock();
+        let mut out = Vec::with_capacity(items.len());
+        for (generation, rec) in items {
+            let p = rec.position.partition() as i32;
+            let Some(part) = t.parts.get_mut(&p).filter(|x| x.generation == generation) else {
+                continue;
+            };
+            let offset = rec.position.offset() as i64;
+            part.handed.insert(offset);
+            part.next = Some(part.next.map_or(offset + 1, |n| n.max(offset + 1)));
+            out.push(rec);
+        }
+        out
+    }
+
+    /// The partitions whose committable offset moved, marked as committed.
+    fn due(&self) -> Vec<(i32, i64)> {
+        let mut t = self.lock();
+        let all = std::mem::take(&mut t.recommit);
+        t.parts
+            .iter_mut()
+            .filter_map(|(p, part)| {
+                let c = part.committable()?;
+                (all || part.committed != Some(c)).then(|| {
+                    part.committed = Some(c);
+                    (*p, c)
+                })
+            })
+            .collect()
+    }
+
+    fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, offsets: &[(i32, i64)], sync: bool) {
+        if offsets.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in offsets {
+            // Always valid: an offset the broker gave.
+            let _ = tpl.add_partition_offset(&self.topic, *p, Offset::Offset(*o));
+        }
+        let mode = if sync { CommitMode::Sync } else { CommitMode::Async };
+        match consumer.commit(&tpl, mode) {
+            Ok(()) if sync => {
+                self.metrics.commits.with_label_values(&["ok"]).inc();
+                for (p, o) in offsets {
+                    self.metrics.committed.with_label_values(&[&p.to_string()]).set(*o);
+                }
+            }
+            Ok(()) => {}
+            Err(e) => {
+                self.metrics.commits.with_label_values(&["failed"]).inc();
+                self.lock().recommit = true;
+                tracing::warn!(error = %e, "offset commit failed; trying again");
+            }
+        }
+    }
+}
+
+/// The consumer's context: reports, and the rebalance callbacks.
+pub(super) struct DispatchContext {
+    pub(super) base: Context,
+    pub(super) shared: Arc<Shared>,
+}
+
+impl ClientContext for DispatchContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.base.log(level, fac, message)
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.base.error(error, reason)
+    }
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.base.stats_raw(statistics)
+    }
+}
+
+impl ConsumerContext for DispatchContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let s = &self.shared;
+        let revoked: Vec<i32> = tpl.elements_for_topic(&s.topic).iter().map(|e| e.partition()).collect();
+        // Records handed from them and in flight: give them time to be confirmed.
+        let deadline = Instant::now() + s.revoke_timeout;
+        let mut t = s.lock();
+        let in_flight = |t: &Tracking| -> usize {
+            revoked
+                .iter()
+                .filter_map(|p| t.parts.get(p))
+                .map(|x| x.handed.len())
+                .sum()
+        };
+        while !t.closing && in_flight(&t) > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            t = s.acked.wait_timeout(t, left).expect("kafka tracking lock").0;
+        }
+        let abandoned = in_flight(&t);
+        let offsets: Vec<(i32, i64)> = revoked
+            .iter()
+            .filter_map(|p| t.parts.get(p).and_then(|x| x.committable()).map(|c| (*p, c)))
+            .collect();
+        drop(t);
+        s.commit(consumer, &offsets, true);
+        let mut t = s.lock();
+        for p in &revoked {
+            t.parts.remove(p);
+            let _ = s.metrics.lag.remove_label_values(&[&p.to_string()]);
+            let _ = s.metrics.committed.remove_label_values(&[&p.to_string()]);
+        }
+        s.metrics.assigned.set(t.parts.len() as i64);
+        drop(t);
+        s.metrics
+            .rebalances
+            .with_label_values(&["revoke"])
+            .inc_by(revoked.len() as u64);
+        s.metrics.abandoned.inc_by(abandoned as u64);
+        tracing::info!(partitions = ?revoked, abandoned, "partitions revoked");
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(tpl) = rebalance else {
+            return;
+        };
+        let s = &self.shared;
+        let assigned: Vec<i32> = tpl.elements_for_topic(&s.topic).iter().map(|e| e.partition()).collect();
+        let mut t = s.lock();
+        for p in &assigned {
+            t.generations += 1;
+            let generation = t.generations;
+            t.parts.insert(
+                *p,
+                Part {
+                    generation,
+                    handed: BTreeSet::new(),
+                    next: None,
+                    committed: None,
+                },
+            );
+        }
+        s.metrics.assigned.set(t.parts.len() as i64);
+        drop(t);
+        s.metrics
+            .rebalances
+            .with_label_values(&["assign"])
+            .inc_by(assigned.len() as u64);
+        tracing::info!(partitions = ?assigned, "partitions assigned");
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        let s = &self.shared;
+        match result {
+            Ok(()) => {
+                s.metrics.commits.with_label_values(&["ok"]).inc();
+                for e in offsets.elements_for_topic(&s.topic) {
+                    if let Some(o) = e.offset().to_raw() {
+                        s.metrics
+                            .committed
+                            .with_label_values(&[&e.partition().to_string()])
+                            .set(o);
+                    }
+                }
+            }
+            // Nothing to commit is not a failure.
+            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                s.metrics.commits.with_label_values(&["failed"]).inc();
+                s.lock().recommit = true;
+                tracing::warn!(error = %e, "offset commit failed; trying again");
+            }
+        }
+    }
+}
+
+/// The consumer thread: polls, hands records on, commits; stops when `stop` is set, with a
+/// last synchronous commit.
+pub(super) fn run(
+    consumer: BaseConsumer<DispatchContext>,
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Polled>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut pending: VecDeque<Polled> = VecDeque::new();
+    let mut paused = false;
+    while !stop.load(Ordering::Acquire) {
+        while let Some(item) = pending.pop_front() {
+            match tx.try_send(item) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(item)) => {
+                    pending.push_front(item);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    stop.store(true, Ordering::Release);
+                    break;
+                }
+            }
+        }
+        // Full: stop fetching (partitions assigned meanwhile too) but stay in the group.
+        let full = !pending.is_empty();
+        if (full || paused)
+            && let Ok(assignment) = consumer.assignment()
+        {
+            let r = if full {
+                consumer.pause(&assignment)
+            } else {
+                consumer.resume(&assignment)
+            };
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "pausing or resuming partitions");
+            }
+            paused = full;
+        }
+        match consumer.poll(if full { POLL / 5 } else { POLL }) {
+            Some(Ok(m)) => {
+                if let Some(generation) = shared.generation(m.partition()) {
+                    pending.push_back((generation, wire::record(&m)));
+                }
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer"),
+            None => {}
+        }
+        let due = shared.due();
+        shared.commit(&consumer, &due, false);
+    }
+    shared.lock().closing = true;
+    let due = shared.due();
+    shared.commit(&consumer, &due, true);
+    // Dropping the consumer leaves the group (its partitions go to the others at once).
+    drop(consumer);
+}
+
+/// The owned reader of a Kafka buffer.
+pub(super) struct KafkaReader {
+    pub(super) rx: mpsc::Receiver<Polled>,
+    pub(super) shared: Arc<Shared>,
+    /// Stops the consumer thread when the reader goes.
+    pub(super) _owner: super::Owner,
+}
+
+impl BufferReader for KafkaReader {
+    fn next_batch(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<Record>, BufferError>> {
+        Box::pin(async move {
+            loop {
+                let first = self.rx.recv().await.ok_or(BufferError::Closed)?;
+                let mut items = vec![first];
+                while items.len() < max.max(1) {
+                    match self.rx.try_recv() {
+                        Ok(i) => items.push(i),
+                        Err(_) => break,
+                    }
+                }
+                let records = self.shared.hand(items);
+                if !records.is_empty() {
+                    return Ok(records);
+                }
+            }
+        })
+    }
+
+    fn acker(&self) -> Acker {
+        Arc::new(KafkaAcker {
+            shared: self.shared.clone(),
+        })
+    }
+}
+
+struct KafkaAcker {
+    shared: Arc<Shared>,
+}
+
+impl Acknowledge for KafkaAcker {
+    fn ack(&self, positions: &[Position]) {
+        let s = &self.shared;
+        let mut t = s.lock();
+        let mut n = 0u64;
+        for pos in positions {
+            if let Some(part) = t.parts.get_mut(&(pos.partition() as i32))
+                && part.handed.remove(&(pos.offset() as i64))
+            {
+                n += 1;
+            }
+        }
+        drop(t);
+        s.acked.notify_all();
+        s.buffer_metrics.acked.inc_by(n);
+    }
+}
+
+/// The consumer's shared state, for a reader of `topic`.
+pub(super) fn shared(
+    topic: &str,
+    revoke_timeout: Duration,
+    metrics: KafkaMetrics,
+    buffer_metrics: BufferMetrics,
+) -> Arc<Shared> {
+    Arc::new(Shared {
+        topic: topic.to_string(),
+        tracking: Mutex::new(Tracking::default()),
+        acked: Condvar::new(),
+        revoke_timeout,
+        metrics,
+        buffer_metrics,
+    })
+}
+
+/// A record polled from an assignment of its partition (the assignment's generation).
+pub(super) type Polled = (u64, Record);
+
+/// The hand-off channel.
+pub(super) fn channel() -> (mpsc::Sender<Polled>, mpsc::Receiver<Polled>) {
+    mpsc::channel(CHANNEL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn shared_for_test() -> Arc<Shared> {
+        let r = prometheus::Registry::new();
+        let m = crate::metrics::Metrics::new();
+        shared("t", Duration::ZERO, KafkaMetrics::register(&r), m.buffer.clone())
+    }
+
+    fn rec(p: u32, o: u64) -> Record {
+        Record {
+            position: Position::new(p, o),
+            kind: crate::buffer::Kind::Interaction,
+            key: Bytes::new(),
+            accepted_ms: None,
+            payload: Bytes::new(),
+        }
+    }
+
+    fn assign(s: &Shared, p: i32) -> u64 {
+        let mut t = s.lock();
+        t.generations += 1;
+        let generation = t.generations;
+        t.parts.insert(
+            p,
+            Part {
+                generation,
+                handed: BTreeSet::new(),
+                next: None,
+                committed: None,
+            },
+        );
+        generation
+    }
+
+    #[test]
+    fn the_commit_never_passes_an_unconfirmed_record() {
+        let s = shared_for_test();
+        let g = assign(&s, 0);
+        assert!(s.due().is_empty(), "nothing handed: nothing to commit");
+        let handed = s.hand((10..15).map(|o| (g, rec(0, o))).collect());
+        assert_eq!(handed.len(), 5);
+        assert_eq!(s.due(), vec![(0, 10)]);
+        let acker = KafkaAcker { shared: s.clone() };
+        acker.ack(&[Position::new(0, 11), Position::new(0, 12)]);
+        assert!(s.due().is_empty(), "10 is not confirmed: the commit stays at 10");
+        acker.ack(&[Position::new(0, 10)]);
+        assert_eq!(s.due(), vec![(0, 13)]);
+        acker.ack(&[Position::new(0, 14), Position::new(0, 13)]);
+        assert_eq!(s.due(), vec![(0, 15)], "all confirmed: the one after the last handed");
+        s.lock().recommit = true;
+        assert_eq!(s.due(), vec![(0, 15)], "after a failed commit, committed again");
+    }
+
+    #[test]
+    fn records_of_an_earlier_assignment_are_never_handed() {
+        let s = shared_for_test();
+        let old = assign(&s, 3);
+        s.lock().parts.remove(&3);
+        let new = assign(&s, 3);
+        let handed = s.hand(vec![(old, rec(3, 1)), (new, rec(3, 7)), (new, rec(4, 1))]);
+        assert_eq!(handed, vec![rec(3, 7)], "stale and unassigned records are dropped");
+        // A gap in the offsets (compaction, transaction markers) does not hold the commit.
+        let handed = s.hand(vec![(new, rec(3, 9))]);
+        assert_eq!(handed.len(), 1);
+        KafkaAcker { shared: s.clone() }.ack(&[Position::new(3, 7), Position::new(3, 9)]);
+        assert_eq!(s.due(), vec![(3, 10)]);
+    }
+}

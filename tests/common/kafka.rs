@@ -1,0 +1,114 @@
+//! A real Kafka-protocol broker for the tests: `tansu` 0.6.0 (`cargo install tansu --version
+//! 0.6.0 --locked --features libsql`), its sqlite storage in a scratch directory, on loopback.
+//! `.ci/run` installs it; a machine without it fails the Kafka tests with that command.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running broker; killed when dropped.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("TANSU") {
+        return p.into();
+    }
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    let installed = home.join("bin").join("tansu");
+    if installed.exists() {
+        return installed;
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).find(|p| p.exists()))
+        .unwrap_or_default();
+    on_path.unwrap_or_else(|| {
+        panic!("the Kafka tests need the tansu broker: cargo install tansu --version 0.6.0 --locked --features libsql")
+    })
+}
+
+impl Broker {
+    /// Starts a broker on a free loopback port.
+    pub fn start() -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut b = Broker {
+            child: None,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        b.spawn();
+        b
+    }
+
+    /// `host:port`, for `brokers`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let mut child = Command::new(binary())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("ready in") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("tansu did not say it was ready within 30 s");
+        self.child = Some(child);
+    }
+
+    /// Kills it (SIGKILL): its stored records stay in its directory.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Creates `topic` with `partitions` (with tansu's own client).
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let out = Command::new(binary())
+            .args(["topic", "create", topic, "--broker"])
+            .arg(format!("tcp://127.0.0.1:{}", self.port))
+            .args(["--partitions", &partitions.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
