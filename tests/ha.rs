@@ -13,6 +13,7 @@ use cic_conduit::shutdown::Shutdown;
 use cic_conduit::sim::cic::{CicSim, CicSimConfig};
 use cic_conduit::sim::cloud::{CloudSim, SimConfig};
 use cic_conduit::sim::traffic::{Change, WORKGROUPS};
+use common::kafka::{Broker, kafka_buffer};
 use common::story::*;
 use common::*;
 use serde_json::Value;
@@ -41,6 +42,16 @@ struct Pair {
 impl Pair {
     /// Everything started; `a`'s conduit reading, `b`'s standing by.
     async fn start() -> Pair {
+        Pair::start_with(None).await
+    }
+
+    /// [`Pair::start`], the conduits' buffer a topic of `kafka` when given (both produce to it
+    /// and both consume it, in one group).
+    async fn start_with(kafka: Option<&Broker>) -> Pair {
+        let buffer = |text: String| match kafka {
+            Some(b) => kafka_buffer(&text, b, "pair", 4),
+            None => text,
+        };
         let stop = Shutdown::new();
         let pair = vec!["127.0.0.1".to_string()];
         let a = CicSim::new(CicSimConfig {
@@ -60,7 +71,11 @@ impl Pair {
         let cloud_addr = cloud.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let first = dir.path().join("setup.toml");
-        std::fs::write(&first, cloud_config_text(&dir.path().join("setup"), cloud_addr, "")).unwrap();
+        std::fs::write(
+            &first,
+            buffer(cloud_config_text(&dir.path().join("setup"), cloud_addr, "")),
+        )
+        .unwrap();
         let id = setup_configuration(BIN, &first, &[]);
         let workgroups: Vec<String> = WORKGROUPS.iter().map(|w| format!("\"{w}\"")).collect();
         let conduit = |name: &str, cic: std::net::SocketAddr| {
@@ -69,7 +84,7 @@ impl Pair {
                 "\n[sources.icws]\nenabled = true\nhosts = [\"http://{cic}\"]\npassword = \"sim-password\"\nworkgroups = [{}]\npoll_interval_ms = 100\n[ha]\nmode = \"local-primary\"\nstandby_check_ms = 500\n[sinks.journey]\nconfiguration_id = \"{id}\"\nexternal_source_id = \"cic\"\nmax_age_ms = 100\n",
                 workgroups.join(", ")
             );
-            let text = cloud_config_text(&dir.path().join(name), cloud_addr, &extra)
+            let text = buffer(cloud_config_text(&dir.path().join(name), cloud_addr, &extra))
                 .replace("[sources.http]", "[sources.http]\nenabled = false");
             std::fs::write(&config, text).unwrap();
             spawn_conduit(BIN, &config)
@@ -217,8 +232,17 @@ async fn a_switchover_hands_reading_to_the_new_primarys_conduit() {
 /// arrived with one content, and every state the traffic played reached the cloud.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_conduits_of_a_pair_tell_one_story_through_switchovers() {
-    const SWITCHOVERS: usize = 8;
-    let p = Pair::start().await;
+    one_story(Pair::start().await, 8).await;
+}
+
+/// The same with both conduits producing to one Kafka topic and consuming it as one group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_producing_to_one_topic_tells_one_story_through_switchovers() {
+    let broker = Broker::start();
+    one_story(Pair::start_with(Some(&broker)).await, 4).await;
+}
+
+async fn one_story(p: Pair, switchovers: usize) {
     let sims = p.sims.clone();
     let mut player = Player::start(seed(), 8.0, 0.05, move |c| {
         sims[0].apply(&c);
@@ -227,7 +251,7 @@ async fn both_conduits_of_a_pair_tell_one_story_through_switchovers() {
     let mut seed = seed();
     let mut primary = 0;
     let mut takeovers = Vec::new();
-    for _ in 0..SWITCHOVERS {
+    for _ in 0..switchovers {
         let target = p.cloud.report().unique_ids + 1 + rng(&mut seed) % 80;
         let cloud = p.cloud.clone();
         wait_for(Duration::from_secs(60), "events flowing before the switchover", || {
@@ -245,7 +269,7 @@ async fn both_conduits_of_a_pair_tell_one_story_through_switchovers() {
     wait_all_ended(&p.cloud, &player.truth, Duration::from_secs(90)).await;
     // A state the new primary's conduit found is reported again, under an id of its own.
     let t = tally(
-        &format!("pair: {SWITCHOVERS} switchovers (takeovers {takeovers:?})"),
+        &format!("pair: {switchovers} switchovers (takeovers {takeovers:?})"),
         &p.cloud,
         &player.truth.lock().unwrap(),
     );

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cic_conduit::shutdown::Shutdown;
 use cic_conduit::sim::cloud::{CloudSim, Received, SimConfig};
-use common::kafka::Broker;
+use common::kafka::{Broker, kafka_buffer};
 use common::{
     KillOnDrop, config_text, get_text, item, metric, push_items, spawn_conduit_env, terminate, wait_for, wait_until,
 };
@@ -81,18 +81,14 @@ impl Cluster {
     /// The config of conduit `name` in `role`, written; its data under `<dir>/<name>`.
     fn config(&self, name: &str, role: &str) -> PathBuf {
         let data = self.dir.path().join(name);
-        let kafka = format!(
-            "[buffer.kafka]\nbrokers = \"{}\"\ntopic = \"{TOPIC}\"\ngroup = \"dispatchers\"\npartitions = {PARTITIONS}\nreplication_factor = 1\nrevoke_timeout_ms = 5000\n[buffer.kafka.properties]\n\"compression.type\" = \"lz4\"\n",
-            self.broker.addr()
-        );
         let org = format!(
             "api_base_url = \"http://{a}\"\nlogin_base_url = \"http://{a}\"\nclient_id = \"sim-client\"\nclient_secret = {{ env = \"TEST_SIM_SECRET\" }}\n",
             a = self.sim_addr
         );
-        let mut text = config_text(&data, &kafka, &format!("role = \"{role}\""))
-            .replace("type = \"disk\"", "type = \"kafka\"")
+        let text = config_text(&data, "", &format!("role = \"{role}\""))
             .replace("api_base_url = \"http://127.0.0.1:9\"\n", "")
             .replace("login_base_url = \"http://127.0.0.1:9\"\n", &org);
+        let mut text = kafka_buffer(&text, &self.broker, TOPIC, PARTITIONS);
         if role != "ingest" && !self.configuration_id.is_empty() {
             text += &format!(
                 "\n[sinks.journey]\nconfiguration_id = \"{}\"\nexternal_source_id = \"cic-test\"\nmax_age_ms = 50\nretry_max_ms = 2000\n",
@@ -221,6 +217,217 @@ async fn two_ingest_conduits_one_topic_two_dispatchers_deliver_everything_in_ord
         terminate(child);
     }
     for mut child in [i1, i2, d1, d2] {
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+/// Journey sink defaults the tests rely on: a record is in flight in at most this many batches
+/// of this many events.
+const CONCURRENCY: usize = 4;
+const MAX_EVENTS: usize = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_dispatcher_loses_nothing_and_resends_only_what_it_had_in_flight() {
+    let c = Cluster::start().await;
+    // A backlog first, then two dispatchers draining it.
+    let (i1, i1_addr) = c.spawn("i1", "ingest");
+    let accepted = push_lifecycles(&i1_addr, "k", 1000).await;
+    let (mut d1, d1_addr) = c.spawn("d1", "dispatch");
+    let (d2, d2_addr) = c.spawn("d2", "dispatch");
+    wait_until(Duration::from_secs(60), "both dispatchers assigned", || async {
+        let (a, b) = (assigned(&d1_addr).await, assigned(&d2_addr).await);
+        a >= 1.0 && b >= 1.0 && a + b == f64::from(PARTITIONS)
+    })
+    .await;
+    let sim = c.sim.clone();
+    wait_for(Duration::from_secs(60), "a quarter delivered", || {
+        sim.report().unique_ids >= accepted / 4
+    })
+    .await;
+    assert!(sim.report().unique_ids < accepted, "killed mid-drain");
+    d1.kill().unwrap();
+    d1.wait().unwrap();
+    // Its service manager starts it again; the group shares the partitions out anew. (Kafka
+    // also moves a dead member's partitions once its session times out; tansu 0.6.0 does not.)
+    let (d1, d1_addr) = c.spawn("d1", "dispatch");
+    wait_until(Duration::from_secs(60), "the group rebalanced", || async {
+        let (a, b) = (assigned(&d1_addr).await, assigned(&d2_addr).await);
+        a >= 1.0 && b >= 1.0 && a + b == f64::from(PARTITIONS)
+    })
+    .await;
+    wait_for(Duration::from_secs(90), "everything delivered", || {
+        sim.report().unique_ids == accepted
+    })
+    .await;
+    let report = sim.report();
+    assert_eq!(report.conflicting_duplicates, 0, "{report:?}");
+    // Sent twice: at most what d1 had in flight (its lanes' batches) and what it had confirmed
+    // but not yet committed (commits follow confirmations within 50 ms).
+    let bound = (CONCURRENCY * MAX_EVENTS + MAX_EVENTS) as u64;
+    eprintln!(
+        "kill: {accepted} events, {} sent twice (bound {bound}), {} with other content",
+        report.duplicates, report.conflicting_duplicates
+    );
+    assert!(
+        report.duplicates <= bound,
+        "{} duplicates, bound {bound}",
+        report.duplicates
+    );
+    let m = metrics(&d2_addr).await;
+    assert!(
+        metric(&m, "conduit_kafka_rebalances_total{change=\"revoke\"}") >= 1.0,
+        "d2 took part in a rebalance"
+    );
+    for child in [&i1, &d1, &d2] {
+        terminate(child);
+    }
+    for mut child in [i1, d1, d2] {
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_is_recovered_from_by_producers_and_consumers() {
+    let mut c = Cluster::start().await;
+    let (d1, d1_addr) = c.spawn("d1", "dispatch");
+    wait_until(Duration::from_secs(60), "assigned", || async {
+        assigned(&d1_addr).await == f64::from(PARTITIONS)
+    })
+    .await;
+    let (i1, i1_addr) = c.spawn("i1", "ingest");
+    let first = push_lifecycles(&i1_addr, "r", 100).await;
+    let sim = c.sim.clone();
+    wait_for(Duration::from_secs(60), "first delivery", || {
+        sim.report().unique_ids == first
+    })
+    .await;
+
+    c.broker.kill();
+    // With the broker down an append is refused with "retry later", never dropped in silence.
+    let probe = vec![item("probe0001", "O")];
+    let resp = common::client()
+        .post(format!("http://{i1_addr}/v1/interactions"))
+        .bearer_auth(common::TOKEN)
+        .json(&probe)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["accepted"], 0, "{body}");
+
+    c.broker.restart();
+    // The producer reconnects by itself: the same change is taken once the broker answers.
+    let mut probed = 0;
+    wait_until(Duration::from_secs(60), "appends accepted again", || {
+        let addr = i1_addr.clone();
+        let probe = probe.clone();
+        async move {
+            let resp = common::client()
+                .post(format!("http://{addr}/v1/interactions"))
+                .bearer_auth(common::TOKEN)
+                .json(&probe)
+                .send()
+                .await
+                .unwrap();
+            resp.status().is_success()
+        }
+    })
+    .await;
+    probed += 1;
+    let second = push_lifecycles(&i1_addr, "s", 100).await;
+    // The consumer reconnects by itself and goes on from its committed offsets.
+    wait_for(Duration::from_secs(90), "delivery after the restart", || {
+        sim.report().unique_ids >= first + second + probed
+    })
+    .await;
+    let report = sim.report();
+    assert_eq!(report.conflicting_duplicates, 0, "{report:?}");
+    for child in [&i1, &d1] {
+        terminate(child);
+    }
+    for mut child in [i1, d1] {
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_is_dead_lettered_with_its_position_and_consumption_goes_on() {
+    use rdkafka::ClientConfig;
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let c = Cluster::start().await;
+    // Two records no conduit wrote: one without headers, one that says it is an interaction but
+    // is not one.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", c.broker.addr())
+        .create()
+        .unwrap();
+    let mut poison = Vec::new();
+    for (key, headers) in [
+        ("x-no-headers", None),
+        (
+            "x-bad-payload",
+            Some(OwnedHeaders::new().insert(Header {
+                key: "conduit.kind",
+                value: Some("interaction"),
+            })),
+        ),
+    ] {
+        let mut rec = FutureRecord::to(TOPIC).key(key).payload("not an event");
+        if let Some(h) = headers {
+            rec = rec.headers(h);
+        }
+        let d = producer.send(rec, Duration::from_secs(10)).await.unwrap();
+        poison.push((d.partition as u32, d.offset as u64));
+    }
+    let (i1, i1_addr) = c.spawn("i1", "ingest");
+    let accepted = push_lifecycles(&i1_addr, "p", 50).await;
+    let (d1, d1_addr) = c.spawn("d1", "dispatch");
+    let sim = c.sim.clone();
+    wait_for(Duration::from_secs(60), "delivery past the poison", || {
+        sim.report().unique_ids == accepted
+    })
+    .await;
+    let data = c.dir.path().join("d1");
+    let mut found = Vec::new();
+    wait_for(Duration::from_secs(30), "two dead letters", || {
+        found = cic_conduit::deadletter::list::<cic_conduit::deadletter::Interactions>(&data)
+            .unwrap()
+            .iter()
+            .flat_map(|f| {
+                cic_conduit::deadletter::read_file::<cic_conduit::deadletter::Interactions>(&f.path)
+                    .unwrap()
+                    .0
+            })
+            .map(|d| (d.partition, d.seq, d.reason, d.payload))
+            .collect();
+        found.len() == 2
+    })
+    .await;
+    let mut positions: Vec<(u32, u64)> = found.iter().map(|(p, o, _, _)| (*p, *o)).collect();
+    positions.sort();
+    poison.sort();
+    assert_eq!(positions, poison, "dead-lettered with its partition and offset");
+    assert!(
+        found.iter().all(|(_, _, _, payload)| &payload[..] == b"not an event"),
+        "kept byte for byte"
+    );
+    // Consumption went on: nothing is left behind the poison.
+    wait_until(Duration::from_secs(30), "lag 0", || async {
+        let h = health(&d1_addr).await;
+        h["buffer"]["backlog_records"] == 0
+            && h["buffer"]["kafka"]["partitions"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty())
+    })
+    .await;
+    for child in [&i1, &d1] {
+        terminate(child);
+    }
+    for mut child in [i1, d1] {
         assert!(child.wait().unwrap().success());
     }
 }

@@ -114,6 +114,7 @@ fn dead_letter_files_carry_exactly_the_published_schema() {
     let ev = cic_conduit::event::InteractionEvent::example();
     dl.write(&[DeadLetter {
         seq: 7,
+        partition: 0,
         sink: "journey".into(),
         reason: "invalid".into(),
         status: Some(400),
@@ -131,7 +132,7 @@ fn dead_letter_files_carry_exactly_the_published_schema() {
         .unwrap();
     let reader = apache_avro::Reader::new(std::fs::File::open(&file).unwrap()).unwrap();
     let published =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/dead_letter.v1.avsc")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/dead_letter.v2.avsc")).unwrap();
     let published = Schema::parse_str(&published).unwrap();
     assert_eq!(
         reader.writer_schema(),

@@ -93,7 +93,8 @@ fn list<S: LetterSchema>(dir: &std::path::Path, verbose: bool) -> anyhow::Result
             let (letters, _) = deadletter::read_file::<S>(&f.path)?;
             for d in letters {
                 println!(
-                    "  seq {}  {}  {}  reason {}  status {}  correlation {}  {}",
+                    "  at {}:{}  {}  {}  reason {}  status {}  correlation {}  {}",
+                    d.partition,
                     d.seq,
                     d.event
                         .as_ref()

@@ -1,4 +1,4 @@
-//! [`Interactions`]: how interaction events are kept as dead letters — `schemas/dead_letter.v1.avsc`,
+//! [`Interactions`]: how interaction events are kept as dead letters — `schemas/dead_letter.v2.avsc`,
 //! whose `event` embeds the current interaction event schema.
 
 use std::sync::LazyLock;
@@ -12,7 +12,7 @@ use crate::buffer::Kind;
 use crate::event::{EventCodec, InteractionEvent};
 
 /// The dead-letter record's schema text for interaction events.
-pub const SCHEMA_TEXT: &str = include_str!("../../schemas/dead_letter.v1.avsc");
+pub const SCHEMA_TEXT: &str = include_str!("../../schemas/dead_letter.v2.avsc");
 
 /// That schema, parsed once.
 pub static SCHEMA: LazyLock<Schema> =

@@ -6,8 +6,8 @@
 //! — the dead-letter record's schema (its `event` field embeds the record's own schema), how a
 //! payload decodes, and the key to append it under again — and [`DeadLetters`] writes the files
 //! of one kind: interaction events ([`interaction::Interactions`], schema
-//! `schemas/dead_letter.v1.avsc`, files `dl-*`) and CIC status changes ([`status::StatusChanges`],
-//! `schemas/dead_letter_status.v1.avsc`, files `status-*`).
+//! `schemas/dead_letter.v2.avsc`, files `dl-*`) and CIC status changes ([`status::StatusChanges`],
+//! `schemas/dead_letter_status.v2.avsc`, files `status-*`).
 //!
 //! Each record holds the buffered record exactly as stored (`payload`, replayable byte for
 //! byte), the decoded event when it decodes (`event`, for people and tools), the sink, a bounded
@@ -85,8 +85,11 @@ pub enum DeadLetterError {
 /// One dead letter, its record decoded as `E` when it decodes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter<E = crate::event::InteractionEvent> {
-    /// Buffer sequence number.
+    /// Its position in the buffer: the disk log's sequence number, the offset in its partition
+    /// of a Kafka topic.
     pub seq: u64,
+    /// Its partition of a Kafka topic (0 in the disk log).
+    pub partition: u32,
     /// The sink that refused it.
     pub sink: String,
     /// Bounded reason code.
@@ -148,6 +151,7 @@ fn to_value<S: LetterSchema>(d: &DeadLetter<S::Event>) -> Result<Value, String> 
     };
     Ok(Value::Record(vec![
         ("seq".into(), Value::Long(d.seq as i64)),
+        ("partition".into(), Value::Int(d.partition as i32)),
         ("sink".into(), Value::String(d.sink.clone())),
         ("reason".into(), Value::String(d.reason.clone())),
         (
@@ -184,6 +188,11 @@ fn from_value<S: LetterSchema>(v: &Value) -> Option<DeadLetter<S::Event>> {
         seq: match get("seq")? {
             Value::Long(n) => *n as u64,
             _ => return None,
+        },
+        // Files of version 1 have no partition: the disk log's.
+        partition: match get("partition") {
+            Some(Value::Int(n)) => *n as u32,
+            _ => 0,
         },
         sink: string("sink").unwrap_or_default(),
         reason: string("reason").unwrap_or_default(),
@@ -276,6 +285,7 @@ impl<S: LetterSchema> Keep for DeadLetters<S> {
             .map(|d| DeadLetter {
                 event: S::decode(&d.payload),
                 seq: d.seq,
+                partition: d.partition,
                 sink: d.sink,
                 reason: d.reason,
                 status: d.status,
@@ -303,6 +313,7 @@ mod tests {
         };
         DeadLetter {
             seq,
+            partition: 0,
             sink: "journey".into(),
             reason: "client_error".into(),
             status: Some(422),

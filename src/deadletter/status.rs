@@ -1,5 +1,5 @@
 //! [`StatusChanges`]: how CIC status changes are kept as dead letters —
-//! `schemas/dead_letter_status.v1.avsc`, files `status-*.avro`.
+//! `schemas/dead_letter_status.v2.avsc`, files `status-*.avro`.
 
 use std::sync::LazyLock;
 
@@ -12,7 +12,7 @@ use crate::buffer::Kind;
 use crate::users::change::StatusChange;
 
 /// The dead-letter record's schema text for status changes.
-pub const SCHEMA_TEXT: &str = include_str!("../../schemas/dead_letter_status.v1.avsc");
+pub const SCHEMA_TEXT: &str = include_str!("../../schemas/dead_letter_status.v2.avsc");
 
 /// That schema, parsed once.
 pub static SCHEMA: LazyLock<Schema> =
@@ -72,6 +72,7 @@ mod tests {
         };
         let d = DeadLetter {
             seq: 3,
+            partition: 2,
             sink: "presence".into(),
             reason: "unmapped_status".into(),
             status: None,

@@ -114,6 +114,7 @@ impl Common {
             .iter()
             .map(|l| DeadLetter {
                 seq: l.item.position.offset(),
+                partition: l.item.position.partition(),
                 sink: sink.into(),
                 reason: l.reason.into(),
                 status: l.status,

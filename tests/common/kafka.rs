@@ -63,14 +63,29 @@ impl Broker {
             .args(["--storage-engine", "sqlite://tansu.db"])
             .current_dir(self.dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(match std::env::var_os("TEST_LOG_DIR") {
+                Some(d) => Stdio::from(
+                    std::fs::File::options()
+                        .create(true)
+                        .append(true)
+                        .open(PathBuf::from(d).join(format!("tansu-{}.log", self.port)))
+                        .unwrap(),
+                ),
+                None => Stdio::null(),
+            })
             .spawn()
             .expect("start tansu");
         let out = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let keep = std::env::var_os("TEST_LOG_DIR").map(|d| PathBuf::from(d).join(format!("tansu-{}.out", self.port)));
         std::thread::spawn(move || {
+            use std::io::Write;
+            let mut file = keep.and_then(|p| std::fs::File::options().create(true).append(true).open(p).ok());
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
+                if let Some(f) = file.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
                 if line.contains("ready in") {
                     let _ = tx.send(());
                 }
@@ -111,4 +126,16 @@ impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `text` (a config from [`super::config_text`]) with its buffer made the topic `topic` of
+/// `broker` (`partitions` when `setup` creates it), consumed by the group `dispatchers`. Short
+/// sessions: a dispatcher that leaves is noticed within seconds.
+pub fn kafka_buffer(text: &str, broker: &Broker, topic: &str, partitions: u32) -> String {
+    let kafka = format!(
+        "[buffer]\ntype = \"kafka\"\n[buffer.kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\ngroup = \"dispatchers\"\npartitions = {partitions}\nreplication_factor = 1\nrevoke_timeout_ms = 5000\nproduce_timeout_ms = 3000\n[buffer.kafka.properties]\n\"compression.type\" = \"lz4\"\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n",
+        broker.addr()
+    );
+    assert!(text.contains("[buffer]\ntype = \"disk\"\n"), "a config of config_text");
+    text.replace("[buffer]\ntype = \"disk\"\n", &kafka)
 }

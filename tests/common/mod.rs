@@ -119,8 +119,19 @@ pub fn spawn_listening(mut cmd: Command) -> (Child, String) {
             break v["addr"].as_str().unwrap().to_string();
         }
     };
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // Keep draining the log so the child never blocks on a full pipe; with TEST_LOG_DIR set,
+    // into `<dir>/<pid>.log` for reading after a failure.
+    let keep =
+        std::env::var_os("TEST_LOG_DIR").map(|d| std::path::PathBuf::from(d).join(format!("{}.log", child.id())));
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut file = keep.and_then(|p| std::fs::File::create(p).ok());
+        for line in seen.into_iter().map(Ok).chain(lines) {
+            if let (Some(f), Ok(line)) = (file.as_mut(), line) {
+                let _ = writeln!(f, "{line}");
+            }
+        }
+    });
     (child, addr)
 }
 

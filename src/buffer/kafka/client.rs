@@ -106,6 +106,8 @@ impl KafkaSettings {
 pub struct Reported {
     /// The last error librdkafka reported (cleared by the next success of the client's user).
     pub error: Mutex<Option<String>>,
+    /// Every broker connection was down since the client's user last succeeded.
+    pub all_down: std::sync::atomic::AtomicBool,
     /// Per partition of the topic: (high watermark, committed offset), from the statistics.
     pub partitions: Mutex<BTreeMap<i32, (i64, i64)>>,
 }
@@ -136,6 +138,12 @@ impl ClientContext for Context {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(target: "librdkafka", error = %error, "{reason}");
+        if matches!(
+            error,
+            KafkaError::Global(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)
+        ) {
+            self.reported.all_down.store(true, std::sync::atomic::Ordering::Release);
+        }
         *self.reported.error.lock().expect("report lock") = Some(format!("{error}: {reason}"));
     }
 

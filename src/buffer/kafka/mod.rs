@@ -38,7 +38,7 @@ pub mod setup;
 pub mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
@@ -93,7 +93,10 @@ impl Drop for Owner {
 
 struct Inner {
     settings: KafkaSettings,
-    producer: FutureProducer<Context>,
+    /// The producer; replaced when the brokers keep refusing it (see [`KafkaBuffer::renew`]).
+    producer: RwLock<FutureProducer<Context>>,
+    /// When the producer was last replaced.
+    renewed: Mutex<Instant>,
     produced: Arc<Reported>,
     consumed: Arc<Reported>,
     /// The reader's owner, while there is one.
@@ -103,6 +106,20 @@ struct Inner {
     closed: AtomicBool,
     metrics: KafkaMetrics,
     buffer_metrics: BufferMetrics,
+}
+
+/// The producer is replaced at most this often.
+const RENEW_EVERY: Duration = Duration::from_secs(5);
+
+fn new_producer(settings: &KafkaSettings, reported: &Arc<Reported>) -> Result<FutureProducer<Context>, BufferError> {
+    settings
+        .producer()
+        .create_with_context(Context {
+            topic: settings.config.topic.clone(),
+            reported: reported.clone(),
+            metrics: None,
+        })
+        .map_err(|e| BufferError::Unavailable(format!("kafka producer: {e}")))
 }
 
 /// A Kafka topic as the buffer.
@@ -120,18 +137,12 @@ impl KafkaBuffer {
     ) -> Result<Self, BufferError> {
         let produced = Arc::new(Reported::default());
         let metrics = KafkaMetrics::register(registry);
-        let producer: FutureProducer<Context> = settings
-            .producer()
-            .create_with_context(Context {
-                topic: settings.config.topic.clone(),
-                reported: produced.clone(),
-                metrics: None,
-            })
-            .map_err(|e| BufferError::Unavailable(format!("kafka producer: {e}")))?;
+        let producer = new_producer(&settings, &produced)?;
         Ok(KafkaBuffer {
             inner: Arc::new(Inner {
                 settings,
-                producer,
+                producer: RwLock::new(producer),
+                renewed: Mutex::new(Instant::now().checked_sub(RENEW_EVERY).unwrap_or_else(Instant::now)),
                 produced,
                 consumed: Arc::new(Reported::default()),
                 owner: Mutex::new(None),
@@ -158,6 +169,7 @@ impl KafkaBuffer {
         let topic = inner.settings.config.topic.as_str();
         let accepted_ms = crate::timefmt::now_ms();
         let deadline = Instant::now() + inner.settings.block_timeout;
+        let producer = inner.producer.read().expect("producer lock").clone();
         let mut reports = Vec::with_capacity(entries.len());
         for e in &entries {
             let mut record = FutureRecord::to(topic)
@@ -166,7 +178,7 @@ impl KafkaBuffer {
                 .timestamp(accepted_ms)
                 .headers(wire::headers(e.kind));
             loop {
-                match inner.producer.send_result(record) {
+                match producer.send_result(record) {
                     Ok(report) => {
                         reports.push(report);
                         break;
@@ -175,7 +187,7 @@ impl KafkaBuffer {
                         if Instant::now() >= deadline {
                             inner.metrics.produce_errors.with_label_values(&["queue_full"]).inc();
                             return Err(BufferError::Full {
-                                used: inner.producer.in_flight_count().max(0) as u64,
+                                used: producer.in_flight_count().max(0) as u64,
                                 cap: u64::from(inner.settings.config.max_queued_records),
                             });
                         }
@@ -206,6 +218,7 @@ impl KafkaBuffer {
             return Err(e);
         }
         *inner.produced.error.lock().expect("report lock") = None;
+        inner.produced.all_down.store(false, Ordering::Release);
         inner.buffer_metrics.appended.inc_by(entries.len() as u64);
         Ok(Appended::Stored { count: entries.len() })
     }
@@ -214,7 +227,34 @@ impl KafkaBuffer {
         self.inner.metrics.produce_errors.with_label_values(&[reason]).inc();
         let why = format!("kafka did not acknowledge the record: {e}");
         *self.inner.produced.error.lock().expect("report lock") = Some(why.clone());
+        if reason == "refused" || self.inner.produced.all_down.load(Ordering::Acquire) {
+            self.renew();
+        }
         BufferError::Unavailable(why)
+    }
+
+    /// Replaces the producer after the brokers refused its records, or after an append failed
+    /// while every broker was down: the new one starts a new idempotent session (a new producer
+    /// id), where a broker that lost or mishandles the old session's state would refuse it for
+    /// good. At most once in [`RENEW_EVERY`]; appends in flight finish on the old one, which is
+    /// let go off the async threads (it takes up to half a second to purge).
+    fn renew(&self) {
+        let inner = &self.inner;
+        {
+            let mut at = inner.renewed.lock().expect("renew lock");
+            if at.elapsed() < RENEW_EVERY {
+                return;
+            }
+            *at = Instant::now();
+        }
+        match new_producer(&inner.settings, &inner.produced) {
+            Ok(p) => {
+                let old = std::mem::replace(&mut *inner.producer.write().expect("producer lock"), p);
+                tokio::task::spawn_blocking(move || drop(old));
+                tracing::warn!("kafka did not take this producer's records: a new producer session takes over");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot make a new kafka producer"),
+        }
     }
 
     /// The figures for `/health`.
@@ -251,7 +291,7 @@ impl KafkaBuffer {
         KafkaStats {
             topic: inner.settings.config.topic.clone(),
             group: consuming.then(|| inner.settings.config.group.clone()),
-            producing: inner.producer.in_flight_count().max(0) as u64,
+            producing: inner.producer.read().expect("producer lock").in_flight_count().max(0) as u64,
             partitions,
             last_error,
         }
@@ -346,7 +386,8 @@ impl Buffer for KafkaBuffer {
             inner.closed.store(true, Ordering::Release);
             tokio::task::spawn_blocking(move || {
                 // Appends in flight have their answers; anything still queued goes out now.
-                if let Err(e) = inner.producer.flush(inner.settings.block_timeout) {
+                let producer = inner.producer.read().expect("producer lock").clone();
+                if let Err(e) = producer.flush(inner.settings.block_timeout) {
                     tracing::warn!(error = %e, "kafka producer: not every record was acknowledged at close");
                 }
                 let consumer = inner.consumer.lock().expect("consumer lock").take();
