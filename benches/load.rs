@@ -11,29 +11,7 @@ use std::time::{Duration, Instant};
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{TOKEN, arg};
-const STATES: [&str; 5] = ["O", "C", "H", "C", "E"];
-
-/// One request: `batch / 5` interactions, each going through offer, connect, hold, resume, end.
-fn body(client: u64, request: u64, batch: u64) -> String {
-    let mut s = String::with_capacity(batch as usize * 220);
-    s.push('[');
-    for i in 0..batch {
-        let id = format!("{:02}{:08}", client, request * (batch / 5) + i / 5);
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&format!(
-            r#"{{"interactionId":"{id}","attributes":{{"Eic_CallIdKey":"{id}20240409","Eic_State":"{}","Eic_CallDirection":"I","Eic_ObjectType":"Call","Eic_RemoteAddress":"+1317555{:04}","Eic_WorkgroupName":"Support","Eic_UserName":"agent{}"}}}}"#,
-            STATES[(i % 5) as usize],
-            i % 10_000,
-            (i / 5) % 50
-        ));
-    }
-    s.push(']');
-    s
-}
-
+use common::{TOKEN, arg, load_body as body};
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let secs = arg("--secs", if full { 15 } else { 2 });

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -99,33 +99,12 @@ fn setup(config: &Path) -> String {
 
 use common::push_items as push;
 
-/// Interactions `prefix0..n`, each offered, connected, then disconnected: three requests.
-async fn push_lifecycles(addr: &str, prefix: &str, n: usize) -> u64 {
-    let mut events = 0;
-    for state in ["O", "C", "E"] {
-        let items: Vec<Value> = (0..n).map(|i| item(&format!("{prefix}{i:04}"), state)).collect();
-        events += push(addr, &items).await;
-    }
-    events
-}
-
 async fn health(addr: &str) -> Value {
     serde_json::from_str(&get_text(&format!("http://{addr}/health")).await).unwrap()
 }
 
 async fn metrics(addr: &str) -> String {
     get_text(&format!("http://{addr}/metrics")).await
-}
-
-/// Per interaction key, the event types in arrival order.
-fn by_interaction(received: &[Received]) -> HashMap<String, Vec<String>> {
-    let mut m: HashMap<String, Vec<String>> = HashMap::new();
-    for r in received {
-        m.entry(r.call_id_key.clone().unwrap())
-            .or_default()
-            .push(r.event_type.clone().unwrap());
-    }
-    m
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

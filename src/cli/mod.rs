@@ -117,13 +117,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cfg.organization.region,
                 cfg.organization.api_base()
             );
-            println!(
-                "  buffer         {} (persist {:?}, cap {} bytes, when full {:?})",
-                cfg.data_dir.display(),
-                cfg.buffer.persist,
-                cfg.buffer.max_bytes,
-                cfg.buffer.when_full
-            );
+            match &cfg.buffer.kafka {
+                Some(k) => println!(
+                    "  buffer         kafka topic {} on {} (group {}, {} properties passed through, {} secret)",
+                    k.topic,
+                    k.brokers,
+                    k.group,
+                    k.properties.len(),
+                    k.secret_properties.len()
+                ),
+                None => println!(
+                    "  buffer         {} (persist {:?}, cap {} bytes, when full {:?})",
+                    cfg.data_dir.display(),
+                    cfg.buffer.persist,
+                    cfg.buffer.max_bytes,
+                    cfg.buffer.when_full
+                ),
+            }
             println!(
                 "  push source    {}",
                 if cfg.sources.http.enabled {

@@ -20,6 +20,28 @@ pub fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+const LOAD_STATES: [&str; 5] = ["O", "C", "H", "C", "E"];
+
+/// One request of the load benchmarks: `batch / 5` interactions, each going through offer, connect, hold, resume, end.
+pub fn load_body(client: u64, request: u64, batch: u64) -> String {
+    let mut s = String::with_capacity(batch as usize * 220);
+    s.push('[');
+    for i in 0..batch {
+        let id = format!("{:02}{:08}", client, request * (batch / 5) + i / 5);
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(
+            r#"{{"interactionId":"{id}","attributes":{{"Eic_CallIdKey":"{id}20240409","Eic_State":"{}","Eic_CallDirection":"I","Eic_ObjectType":"Call","Eic_RemoteAddress":"+1317555{:04}","Eic_WorkgroupName":"Support","Eic_UserName":"agent{}"}}}}"#,
+            LOAD_STATES[(i % 5) as usize],
+            i % 10_000,
+            (i / 5) % 50
+        ));
+    }
+    s.push(']');
+    s
+}
+
 /// A complete config for a conduit on loopback with its data under `dir`.
 pub fn config_text(dir: &Path, extra_buffer: &str, extra_top: &str) -> String {
     format!(
@@ -276,4 +298,28 @@ pub async fn sim_token_request(base: &str) -> reqwest::Response {
 pub async fn sim_token(base: &str) -> String {
     let v: serde_json::Value = sim_token_request(base).await.json().await.unwrap();
     v["access_token"].as_str().unwrap().to_string()
+}
+
+/// Interactions `<prefix>0000..n`, each offered, connected, then disconnected: three requests;
+/// returns the events accepted.
+pub async fn push_lifecycles(addr: &str, prefix: &str, n: usize) -> u64 {
+    let mut events = 0;
+    for state in ["O", "C", "E"] {
+        let items: Vec<serde_json::Value> = (0..n).map(|i| item(&format!("{prefix}{i:04}"), state)).collect();
+        events += push_items(addr, &items).await;
+    }
+    events
+}
+
+/// Per interaction key, the event types in the order the cloud simulator received them.
+pub fn by_interaction(
+    received: &[cic_conduit::sim::cloud::Received],
+) -> std::collections::HashMap<String, Vec<String>> {
+    let mut m: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for r in received {
+        m.entry(r.call_id_key.clone().unwrap())
+            .or_default()
+            .push(r.event_type.clone().unwrap());
+    }
+    m
 }

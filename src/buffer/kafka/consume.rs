@@ -5,8 +5,8 @@
 //! - **An offset is committed only past confirmed records.** A partition's committable offset
 //!   is its lowest record handed to the dispatcher and not yet acknowledged, or, when all are,
 //!   the one after the last handed. Records polled but not yet handed are never committed past.
-//!   Commits go out as acknowledgements move it (at most every 50 ms), synchronously when
-//!   partitions are revoked and when the reader stops.
+//!   Commits go out as acknowledgements move it, at most every 200 ms (each is a write at the
+//!   broker), synchronously when partitions are revoked and when the reader stops.
 //! - **A rebalance loses nothing.** When partitions are revoked, the consumer waits up to
 //!   `revoke_timeout_ms` for the records it handed from them to be confirmed, commits, and
 //!   forgets them: what was not confirmed by then is counted as abandoned and read again by the
@@ -38,8 +38,11 @@ use crate::metrics::{BufferMetrics, KafkaMetrics};
 
 /// Records waiting in the hand-off channel at most.
 const CHANNEL: usize = 4096;
-/// The longest a poll waits, and so the longest a due commit waits.
+/// The longest a poll waits.
 const POLL: Duration = Duration::from_millis(50);
+/// Confirmed records are committed at most this often while consuming (each commit is a write
+/// at the broker); at once when partitions are revoked and when the reader stops.
+const COMMIT_EVERY: Duration = Duration::from_millis(200);
 
 /// One assigned partition, as this consumer tracks it.
 #[derive(Debug)]
@@ -68,6 +71,24 @@ struct Tracking {
     closing: bool,
     /// A commit failed: commit every partition again.
     recommit: bool,
+}
+
+impl Tracking {
+    /// `p` is assigned (again): a new generation, nothing handed yet. Returns the generation.
+    fn assign(&mut self, p: i32) -> u64 {
+        self.generations += 1;
+        let generation = self.generations;
+        self.parts.insert(
+            p,
+            Part {
+                generation,
+                handed: BTreeSet::new(),
+                next: None,
+                committed: None,
+            },
+        );
+        generation
+    }
 }
 
 /// What the consumer thread, its rebalance callbacks, the reader and the acknowledger share.
@@ -223,17 +244,7 @@ impl ConsumerContext for DispatchContext {
         let assigned: Vec<i32> = tpl.elements_for_topic(&s.topic).iter().map(|e| e.partition()).collect();
         let mut t = s.lock();
         for p in &assigned {
-            t.generations += 1;
-            let generation = t.generations;
-            t.parts.insert(
-                *p,
-                Part {
-                    generation,
-                    handed: BTreeSet::new(),
-                    next: None,
-                    committed: None,
-                },
-            );
+            t.assign(*p);
         }
         s.metrics.assigned.set(t.parts.len() as i64);
         drop(t);
@@ -279,6 +290,7 @@ pub(super) fn run(
 ) {
     let mut pending: VecDeque<Polled> = VecDeque::new();
     let mut paused = false;
+    let mut committed_at = Instant::now();
     while !stop.load(Ordering::Acquire) {
         while let Some(item) = pending.pop_front() {
             match tx.try_send(item) {
@@ -317,8 +329,11 @@ pub(super) fn run(
             Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer"),
             None => {}
         }
-        let due = shared.due();
-        shared.commit(&consumer, &due, false);
+        if committed_at.elapsed() >= COMMIT_EVERY {
+            committed_at = Instant::now();
+            let due = shared.due();
+            shared.commit(&consumer, &due, false);
+        }
     }
     shared.lock().closing = true;
     let due = shared.due();
@@ -431,19 +446,7 @@ mod tests {
     }
 
     fn assign(s: &Shared, p: i32) -> u64 {
-        let mut t = s.lock();
-        t.generations += 1;
-        let generation = t.generations;
-        t.parts.insert(
-            p,
-            Part {
-                generation,
-                handed: BTreeSet::new(),
-                next: None,
-                committed: None,
-            },
-        );
-        generation
+        s.lock().assign(p)
     }
 
     #[test]
