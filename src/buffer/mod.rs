@@ -292,6 +292,13 @@ pub trait BufferReader: Send {
 pub trait Acknowledge: Send + Sync {
     /// Marks `positions` as confirmed downstream.
     fn ack(&self, positions: &[Position]);
+
+    /// Whether the record at `position` is still this reader's to deliver. A partitioned buffer
+    /// takes partitions away (a Kafka group rebalancing): their records not yet sent are then
+    /// another reader's, and sending them here too would only send them twice.
+    fn owns(&self, _position: &Position) -> bool {
+        true
+    }
 }
 
 /// A shareable [`Acknowledge`].

@@ -141,7 +141,9 @@ enum Part {
 }
 
 /// Delivers a batch to completion; false when stopped by shutdown first.
-pub async fn deliver(ctx: &Context, batch: Vec<Item>) -> bool {
+pub async fn deliver(ctx: &Context, mut batch: Vec<Item>) -> bool {
+    // Records whose partition was taken from this reader are the new owner's to send.
+    batch.retain(|i| ctx.common.acker.owns(&i.position));
     let mut parts = VecDeque::from([batch]);
     while let Some(part) = parts.pop_front() {
         if part.is_empty() {

@@ -144,7 +144,7 @@ impl ClientContext for Context {
         ) {
             self.reported.all_down.store(true, std::sync::atomic::Ordering::Release);
         }
-        *self.reported.error.lock().expect("report lock") = Some(format!("{error}: {reason}"));
+        *crate::locks::lock(&self.reported.error) = Some(format!("{error}: {reason}"));
     }
 
     fn stats_raw(&self, statistics: &[u8]) {
@@ -177,6 +177,6 @@ impl ClientContext for Context {
                 }
             }
         }
-        *self.reported.partitions.lock().expect("report lock") = out;
+        *crate::locks::lock(&self.reported.partitions) = out;
     }
 }

@@ -12,10 +12,11 @@
 //!   forgets them: what was not confirmed by then is counted as abandoned and read again by the
 //!   new owner (sent twice at most, under the same event ids). Records of a revoked partition
 //!   still waiting to be handed are dropped, never handed: each assignment of a partition has a
-//!   generation, and only the current one's records go on.
-//! - **Bounded.** The hand-off channel is bounded; when it is full the consumer pauses its
-//!   partitions (and keeps polling, so it stays in the group) instead of buffering more than
-//!   librdkafka's bounded prefetch.
+//!   generation, and only the current one's records go on; those handed but not yet sent are
+//!   dropped by the dispatcher before their batch goes out ([`Acknowledge::owns`]).
+//! - **Bounded.** The hand-off channel is bounded; when it is full, records wait in the consumer
+//!   thread up to a bound, past which it pauses its partitions (and keeps polling, so it stays in
+//!   the group) until most have gone on.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +39,12 @@ use crate::metrics::{BufferMetrics, KafkaMetrics};
 
 /// Records waiting in the hand-off channel at most.
 const CHANNEL: usize = 4096;
+/// Records polled but not yet in the channel: past this many the partitions are paused, and
+/// resumed once fewer than [`RESUME_BELOW`] wait. (Pausing drops librdkafka's prefetched
+/// records, which are fetched again on resuming: pausing at every full channel would starve
+/// the dispatcher.)
+const PAUSE_AT: usize = 8192;
+const RESUME_BELOW: usize = 1024;
 /// The longest a poll waits.
 const POLL: Duration = Duration::from_millis(50);
 /// Confirmed records are committed at most this often while consuming (each commit is a write
@@ -103,7 +110,7 @@ pub(super) struct Shared {
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Tracking> {
-        self.tracking.lock().expect("kafka tracking lock")
+        crate::locks::lock(&self.tracking)
     }
 
     /// The generation of `partition`'s assignment, if it is assigned.
@@ -211,7 +218,11 @@ impl ConsumerContext for DispatchContext {
             if left.is_zero() {
                 break;
             }
-            t = s.acked.wait_timeout(t, left).expect("kafka tracking lock").0;
+            t = s
+                .acked
+                .wait_timeout(t, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
         let abandoned = in_flight(&t);
         let offsets: Vec<(i32, i64)> = revoked
@@ -305,12 +316,16 @@ pub(super) fn run(
                 }
             }
         }
-        // Full: stop fetching (partitions assigned meanwhile too) but stay in the group.
-        let full = !pending.is_empty();
-        if (full || paused)
+        // Far behind: stop fetching (partitions assigned meanwhile too) but stay in the group.
+        let pause = if paused {
+            pending.len() >= RESUME_BELOW
+        } else {
+            pending.len() >= PAUSE_AT
+        };
+        if (pause || paused)
             && let Ok(assignment) = consumer.assignment()
         {
-            let r = if full {
+            let r = if pause {
                 consumer.pause(&assignment)
             } else {
                 consumer.resume(&assignment)
@@ -318,8 +333,9 @@ pub(super) fn run(
             if let Err(e) = r {
                 tracing::debug!(error = %e, "pausing or resuming partitions");
             }
-            paused = full;
+            paused = pause;
         }
+        let full = !pending.is_empty();
         match consumer.poll(if full { POLL / 5 } else { POLL }) {
             Some(Ok(m)) => {
                 if let Some(generation) = shared.generation(m.partition()) {
@@ -397,6 +413,14 @@ impl Acknowledge for KafkaAcker {
         s.acked.notify_all();
         s.buffer_metrics.acked.inc_by(n);
     }
+
+    fn owns(&self, position: &Position) -> bool {
+        self.shared
+            .lock()
+            .parts
+            .get(&(position.partition() as i32))
+            .is_some_and(|p| p.handed.contains(&(position.offset() as i64)))
+    }
 }
 
 /// The consumer's shared state, for a reader of `topic`.
@@ -466,6 +490,21 @@ mod tests {
         assert_eq!(s.due(), vec![(0, 15)], "all confirmed: the one after the last handed");
         s.lock().recommit = true;
         assert_eq!(s.due(), vec![(0, 15)], "after a failed commit, committed again");
+    }
+
+    #[test]
+    fn only_records_handed_and_still_assigned_are_this_readers_to_send() {
+        let s = shared_for_test();
+        let g = assign(&s, 1);
+        let acker = KafkaAcker { shared: s.clone() };
+        assert!(!acker.owns(&Position::new(1, 5)), "not handed yet");
+        s.hand(vec![(g, rec(1, 5)), (g, rec(1, 6))]);
+        assert!(acker.owns(&Position::new(1, 5)));
+        acker.ack(&[Position::new(1, 5)]);
+        assert!(!acker.owns(&Position::new(1, 5)), "confirmed already");
+        // The partition is revoked: what was handed and not sent is the new owner's.
+        s.lock().parts.remove(&1);
+        assert!(!acker.owns(&Position::new(1, 6)));
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub(crate) struct Owner {
 impl Drop for Owner {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        *self.buffer.owner.lock().expect("owner lock") = None;
+        *crate::locks::lock(&self.buffer.owner) = None;
     }
 }
 
@@ -169,7 +169,11 @@ impl KafkaBuffer {
         let topic = inner.settings.config.topic.as_str();
         let accepted_ms = crate::timefmt::now_ms();
         let deadline = Instant::now() + inner.settings.block_timeout;
-        let producer = inner.producer.read().expect("producer lock").clone();
+        let producer = inner
+            .producer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let mut reports = Vec::with_capacity(entries.len());
         for e in &entries {
             let mut record = FutureRecord::to(topic)
@@ -217,7 +221,7 @@ impl KafkaBuffer {
         if let Some(e) = first_error {
             return Err(e);
         }
-        *inner.produced.error.lock().expect("report lock") = None;
+        *crate::locks::lock(&inner.produced.error) = None;
         inner.produced.all_down.store(false, Ordering::Release);
         inner.buffer_metrics.appended.inc_by(entries.len() as u64);
         Ok(Appended::Stored { count: entries.len() })
@@ -226,7 +230,7 @@ impl KafkaBuffer {
     fn failed(&self, reason: &str, e: KafkaError) -> BufferError {
         self.inner.metrics.produce_errors.with_label_values(&[reason]).inc();
         let why = format!("kafka did not acknowledge the record: {e}");
-        *self.inner.produced.error.lock().expect("report lock") = Some(why.clone());
+        *crate::locks::lock(&self.inner.produced.error) = Some(why.clone());
         if reason == "refused" || self.inner.produced.all_down.load(Ordering::Acquire) {
             self.renew();
         }
@@ -241,7 +245,7 @@ impl KafkaBuffer {
     fn renew(&self) {
         let inner = &self.inner;
         {
-            let mut at = inner.renewed.lock().expect("renew lock");
+            let mut at = crate::locks::lock(&inner.renewed);
             if at.elapsed() < RENEW_EVERY {
                 return;
             }
@@ -249,7 +253,13 @@ impl KafkaBuffer {
         }
         match new_producer(&inner.settings, &inner.produced) {
             Ok(p) => {
-                let old = std::mem::replace(&mut *inner.producer.write().expect("producer lock"), p);
+                let old = std::mem::replace(
+                    &mut *inner
+                        .producer
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    p,
+                );
                 tokio::task::spawn_blocking(move || drop(old));
                 tracing::warn!("kafka did not take this producer's records: a new producer session takes over");
             }
@@ -260,13 +270,9 @@ impl KafkaBuffer {
     /// The figures for `/health`.
     pub fn kafka_stats(&self) -> KafkaStats {
         let inner = &self.inner;
-        let consuming = inner.consumer.lock().expect("consumer lock").is_some();
+        let consuming = crate::locks::lock(&inner.consumer).is_some();
         let partitions = if consuming {
-            inner
-                .consumed
-                .partitions
-                .lock()
-                .expect("report lock")
+            crate::locks::lock(&inner.consumed.partitions)
                 .iter()
                 .map(|(p, (hi, committed))| PartitionStats {
                     partition: *p,
@@ -281,17 +287,18 @@ impl KafkaBuffer {
         } else {
             Vec::new()
         };
-        let last_error = inner
-            .produced
-            .error
-            .lock()
-            .expect("report lock")
+        let last_error = crate::locks::lock(&inner.produced.error)
             .clone()
-            .or_else(|| inner.consumed.error.lock().expect("report lock").clone());
+            .or_else(|| crate::locks::lock(&inner.consumed.error).clone());
         KafkaStats {
             topic: inner.settings.config.topic.clone(),
             group: consuming.then(|| inner.settings.config.group.clone()),
-            producing: inner.producer.read().expect("producer lock").in_flight_count().max(0) as u64,
+            producing: inner
+                .producer
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .in_flight_count()
+                .max(0) as u64,
             partitions,
             last_error,
         }
@@ -306,7 +313,7 @@ impl Buffer for KafkaBuffer {
     fn reader(&self, name: &str) -> Result<Box<dyn BufferReader>, BufferError> {
         let inner = &self.inner;
         {
-            let mut owner = inner.owner.lock().expect("owner lock");
+            let mut owner = crate::locks::lock(&inner.owner);
             if let Some(o) = owner.as_ref() {
                 return Err(BufferError::ReaderTaken {
                     owner: o.clone(),
@@ -345,7 +352,7 @@ impl Buffer for KafkaBuffer {
                 .name("kafka-consumer".into())
                 .spawn(move || consume::run(consumer, shared, tx, stop))?
         };
-        *inner.consumer.lock().expect("consumer lock") = Some((stop.clone(), thread));
+        *crate::locks::lock(&inner.consumer) = Some((stop.clone(), thread));
         Ok(Box::new(consume::KafkaReader {
             rx,
             shared,
@@ -366,7 +373,7 @@ impl Buffer for KafkaBuffer {
         self.inner.buffer_metrics.records.set(backlog as i64);
         BufferStats {
             backlog_records: backlog,
-            write_error: self.inner.produced.error.lock().expect("report lock").clone(),
+            write_error: crate::locks::lock(&self.inner.produced.error).clone(),
             kafka: Some(k),
             ..BufferStats::default()
         }
@@ -386,11 +393,15 @@ impl Buffer for KafkaBuffer {
             inner.closed.store(true, Ordering::Release);
             tokio::task::spawn_blocking(move || {
                 // Appends in flight have their answers; anything still queued goes out now.
-                let producer = inner.producer.read().expect("producer lock").clone();
+                let producer = inner
+                    .producer
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
                 if let Err(e) = producer.flush(inner.settings.block_timeout) {
                     tracing::warn!(error = %e, "kafka producer: not every record was acknowledged at close");
                 }
-                let consumer = inner.consumer.lock().expect("consumer lock").take();
+                let consumer = crate::locks::lock(&inner.consumer).take();
                 if let Some((stop, thread)) = consumer {
                     stop.store(true, Ordering::Release);
                     let _ = thread.join();
