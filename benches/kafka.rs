@@ -245,30 +245,64 @@ async fn delivered(sim: &CloudSim, base: u64, total: u64, limit: Duration) -> f6
     }
 }
 
+/// A broker, the cloud simulator (set up: its configuration id) and a backlog of at least
+/// `events` events on `topic`.
+struct Rig {
+    broker: Broker,
+    dir: tempfile::TempDir,
+    sim: Arc<CloudSim>,
+    sim_stop: Shutdown,
+    sim_addr: String,
+    id: String,
+    written: u64,
+}
+
+impl Rig {
+    async fn start(topic: &str, sim_cfg: SimConfig, events: u64) -> Rig {
+        let broker = Broker::start();
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let sim_stop = Shutdown::new();
+        let sim = CloudSim::new(sim_cfg);
+        let sim_addr = sim
+            .spawn("127.0.0.1:0".parse().unwrap(), sim_stop.clone())
+            .await
+            .unwrap()
+            .to_string();
+        let setup = config(dir.path(), "setup", "dispatch", &broker, topic, Some((&sim_addr, "")));
+        let id = common::setup_configuration(BIN, &setup, &[]);
+        let written = backlog(dir.path(), &broker, topic, events).await;
+        Rig {
+            broker,
+            dir,
+            sim,
+            sim_stop,
+            sim_addr,
+            id,
+            written,
+        }
+    }
+}
+
 async fn drain(full: bool) {
     let events = arg("--events", if full { 100_000 } else { 2_000 });
     let rpm = arg("--rpm", 3_000);
-    let broker = Broker::start();
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let stop_sim = Shutdown::new();
-    let sim = CloudSim::new(SimConfig {
-        requests_per_minute: rpm,
-        ..SimConfig::default()
-    });
-    let sim_addr = sim
-        .spawn("127.0.0.1:0".parse().unwrap(), stop_sim.clone())
-        .await
-        .unwrap();
-    let setup = config(
-        dir.path(),
-        "setup",
-        "dispatch",
-        &broker,
+    let Rig {
+        broker,
+        dir,
+        sim,
+        sim_stop,
+        sim_addr,
+        id,
+        written,
+    } = Rig::start(
         "drain",
-        Some((&sim_addr.to_string(), "")),
-    );
-    let id = common::setup_configuration(BIN, &setup, &[]);
-    let written = backlog(dir.path(), &broker, "drain", events).await;
+        SimConfig {
+            requests_per_minute: rpm,
+            ..SimConfig::default()
+        },
+        events,
+    )
+    .await;
     let sink =
         format!("\n[sinks.journey]\nconfiguration_id = \"{id}\"\nexternal_source_id = \"bench\"\nmax_age_ms = 200\n");
     let cfg = config(
@@ -277,7 +311,7 @@ async fn drain(full: bool) {
         "dispatch",
         &broker,
         "drain",
-        Some((&sim_addr.to_string(), &sink)),
+        Some((&sim_addr, &sink)),
     );
     let (mut child, _) = spawn_conduit(BIN, &cfg);
     let secs = delivered(&sim, 0, written, Duration::from_secs(3600)).await;
@@ -296,36 +330,32 @@ async fn drain(full: bool) {
         r.rate_limited as f64 / (r.event_requests + r.rate_limited).max(1) as f64,
         r.duplicates
     );
-    stop_sim.trigger();
+    sim_stop.trigger();
 }
 
 async fn scale(full: bool) {
     let events = arg("--scale-events", if full { 30_000 } else { 1_000 });
-    let broker = Broker::start();
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let stop_sim = Shutdown::new();
-    let sim = CloudSim::new(SimConfig {
-        requests_per_minute: 10_000_000,
-        ..SimConfig::default()
-    });
+    let Rig {
+        broker,
+        dir,
+        sim,
+        sim_stop,
+        sim_addr,
+        id,
+        written,
+    } = Rig::start(
+        "scale",
+        SimConfig {
+            requests_per_minute: 10_000_000,
+            ..SimConfig::default()
+        },
+        events,
+    )
+    .await;
     sim.set_faults(&FaultUpdate {
         latency_ms: Some(200),
         ..FaultUpdate::default()
     });
-    let sim_addr = sim
-        .spawn("127.0.0.1:0".parse().unwrap(), stop_sim.clone())
-        .await
-        .unwrap();
-    let setup = config(
-        dir.path(),
-        "setup",
-        "dispatch",
-        &broker,
-        "scale",
-        Some((&sim_addr.to_string(), "")),
-    );
-    let id = common::setup_configuration(BIN, &setup, &[]);
-    let written = backlog(dir.path(), &broker, "scale", events).await;
     let mut rates = Vec::new();
     for n in [1usize, 2] {
         // A group of its own: each run reads the whole topic.
@@ -341,7 +371,7 @@ async fn scale(full: bool) {
                 "dispatch",
                 &broker,
                 "scale",
-                Some((&sim_addr.to_string(), &sink)),
+                Some((&sim_addr, &sink)),
             );
             let text = std::fs::read_to_string(&path)
                 .unwrap()
@@ -361,7 +391,7 @@ async fn scale(full: bool) {
         "scale: two dispatchers against one: {:.2}x (target >= 1.8; the cloud allows it: no rate limit, 200 ms a request, two lanes a dispatcher)",
         rates[1] / rates[0]
     );
-    stop_sim.trigger();
+    sim_stop.trigger();
 }
 
 fn main() {
