@@ -287,6 +287,9 @@ async fn open_buffer(
     keep_from: Option<crate::buffer::Position>,
 ) -> Result<Arc<dyn Buffer>, AppError> {
     if let Some(k) = &settings.kafka {
+        // No buffer directory makes the data directory here: the sources' state and the dead
+        // letters still go there.
+        crate::private_fs::create_dir(&settings.config.data_dir).map_err(|e| AppError::Buffer(BufferError::Io(e)))?;
         tracing::info!(brokers = %k.config.brokers, topic = %k.config.topic, "the buffer is a Kafka topic");
         return Ok(Arc::new(KafkaBuffer::open(
             k.clone(),

@@ -198,6 +198,10 @@ async fn two_ingest_conduits_one_topic_two_dispatchers_deliver_everything_in_ord
     for mut child in [i1, i2, d1, d2] {
         assert!(child.wait().unwrap().success());
     }
+    // With no buffer directory, an ingest conduit still keeps its sources' state in its data dir.
+    for name in ["i1", "i2"] {
+        assert!(c.dir.path().join(name).join("source-state.json").exists(), "{name}");
+    }
 }
 
 /// Journey sink defaults the tests rely on: a record is in flight in at most this many batches
