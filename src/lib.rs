@@ -12,7 +12,7 @@
 //! | [`source`] | inputs: the ICWS source (reads CIC itself: interactions, and for user sync the directory and statuses) and the HTTP push endpoint (`POST /v1/interactions`) |
 //! | [`normalize`] | per-interaction state; ICWS `Eic_*` attribute maps in, [`event::InteractionEvent`]s out |
 //! | [`event`] | the canonical event model, its Avro schema (`schemas/`), deterministic ids, the codec |
-//! | [`buffer`] | the durability boundary: the [`buffer::Buffer`] contract (keyed appends, opaque positions, owned readers) the embedded segmented disk log, and a Kafka topic with a consumer group of dispatchers ([`buffer::kafka`]) |
+//! | [`buffer`] | the durability boundary: the [`buffer::Buffer`] contract (keyed appends, opaque positions, owned readers), the embedded segmented disk log, and a Kafka topic with a consumer group of dispatchers ([`buffer::kafka`]) |
 //! | [`dispatch`] | buffer → sinks, the same for every sink: routing by kind, lanes, batches, pacing and pauses per OAuth client, retries, dead letters, acknowledgements, the drain on shutdown |
 //! | [`deadletter`] | records refused for good, kept in Avro files under `<data_dir>/dead-letter/`: generic over the kind of record, written for any sink |
 //! | [`sink`] | the [`sink::Sink`] abstraction and the Genesys Cloud destinations: journey external events, user presence, OAuth, classification, pacing, set-up |
