@@ -248,6 +248,7 @@ async fn delivered(sim: &CloudSim, base: u64, total: u64, limit: Duration) -> f6
 /// A broker, the cloud simulator (set up: its configuration id) and a backlog of at least
 /// `events` events on `topic`.
 struct Rig {
+    topic: &'static str,
     broker: Broker,
     dir: tempfile::TempDir,
     sim: Arc<CloudSim>,
@@ -258,7 +259,29 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(topic: &str, sim_cfg: SimConfig, events: u64) -> Rig {
+    /// The config of dispatcher `name` in consumer group `group`, delivering to the simulator
+    /// (`sink_extra` appended to its `[sinks.journey]`).
+    fn dispatcher(&self, name: &str, group: &str, sink_extra: &str) -> PathBuf {
+        let sink = format!(
+            "\n[sinks.journey]\nconfiguration_id = \"{}\"\nexternal_source_id = \"bench\"\nmax_age_ms = 200\n{sink_extra}",
+            self.id
+        );
+        let path = config(
+            self.dir.path(),
+            name,
+            "dispatch",
+            &self.broker,
+            self.topic,
+            Some((&self.sim_addr, &sink)),
+        );
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("group = \"dispatchers\"", &format!("group = \"{group}\""));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    async fn start(topic: &'static str, sim_cfg: SimConfig, events: u64) -> Rig {
         let broker = Broker::start();
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let sim_stop = Shutdown::new();
@@ -272,6 +295,7 @@ impl Rig {
         let id = common::setup_configuration(BIN, &setup, &[]);
         let written = backlog(dir.path(), &broker, topic, events).await;
         Rig {
+            topic,
             broker,
             dir,
             sim,
@@ -286,15 +310,7 @@ impl Rig {
 async fn drain(full: bool) {
     let events = arg("--events", if full { 100_000 } else { 2_000 });
     let rpm = arg("--rpm", 3_000);
-    let Rig {
-        broker,
-        dir,
-        sim,
-        sim_stop,
-        sim_addr,
-        id,
-        written,
-    } = Rig::start(
+    let rig = Rig::start(
         "drain",
         SimConfig {
             requests_per_minute: rpm,
@@ -303,20 +319,12 @@ async fn drain(full: bool) {
         events,
     )
     .await;
-    let sink =
-        format!("\n[sinks.journey]\nconfiguration_id = \"{id}\"\nexternal_source_id = \"bench\"\nmax_age_ms = 200\n");
-    let cfg = config(
-        dir.path(),
-        "dispatch",
-        "dispatch",
-        &broker,
-        "drain",
-        Some((&sim_addr, &sink)),
-    );
+    let written = rig.written;
+    let cfg = rig.dispatcher("dispatch", "dispatchers", "");
     let (mut child, _) = spawn_conduit(BIN, &cfg);
-    let secs = delivered(&sim, 0, written, Duration::from_secs(3600)).await;
+    let secs = delivered(&rig.sim, 0, written, Duration::from_secs(3600)).await;
     stop(&mut child);
-    let r = sim.report();
+    let r = rig.sim.report();
     let rate = written as f64 / secs;
     let ceiling = rpm as f64 / 60.0 * 100.0;
     println!(
@@ -330,20 +338,12 @@ async fn drain(full: bool) {
         r.rate_limited as f64 / (r.event_requests + r.rate_limited).max(1) as f64,
         r.duplicates
     );
-    sim_stop.trigger();
+    rig.sim_stop.trigger();
 }
 
 async fn scale(full: bool) {
     let events = arg("--scale-events", if full { 30_000 } else { 1_000 });
-    let Rig {
-        broker,
-        dir,
-        sim,
-        sim_stop,
-        sim_addr,
-        id,
-        written,
-    } = Rig::start(
+    let rig = Rig::start(
         "scale",
         SimConfig {
             requests_per_minute: 10_000_000,
@@ -352,34 +352,21 @@ async fn scale(full: bool) {
         events,
     )
     .await;
-    sim.set_faults(&FaultUpdate {
+    let written = rig.written;
+    rig.sim.set_faults(&FaultUpdate {
         latency_ms: Some(200),
         ..FaultUpdate::default()
     });
     let mut rates = Vec::new();
     for n in [1usize, 2] {
         // A group of its own: each run reads the whole topic.
-        let sink = format!(
-            "\n[sinks.journey]\nconfiguration_id = \"{id}\"\nexternal_source_id = \"bench\"\nmax_age_ms = 200\nconcurrency = 2\n"
-        );
-        let base = sim.report().entities_accepted;
+        let base = rig.sim.report().entities_accepted;
         let mut children = Vec::new();
         for k in 0..n {
-            let path = config(
-                dir.path(),
-                &format!("d{n}-{k}"),
-                "dispatch",
-                &broker,
-                "scale",
-                Some((&sim_addr, &sink)),
-            );
-            let text = std::fs::read_to_string(&path)
-                .unwrap()
-                .replace("group = \"dispatchers\"", &format!("group = \"run{n}\""));
-            std::fs::write(&path, text).unwrap();
+            let path = rig.dispatcher(&format!("d{n}-{k}"), &format!("run{n}"), "concurrency = 2\n");
             children.push(spawn_conduit(BIN, &path).0);
         }
-        let secs = delivered(&sim, base, written, Duration::from_secs(3600)).await;
+        let secs = delivered(&rig.sim, base, written, Duration::from_secs(3600)).await;
         for c in &mut children {
             stop(c);
         }
@@ -391,7 +378,7 @@ async fn scale(full: bool) {
         "scale: two dispatchers against one: {:.2}x (target >= 1.8; the cloud allows it: no rate limit, 200 ms a request, two lanes a dispatcher)",
         rates[1] / rates[0]
     );
-    sim_stop.trigger();
+    rig.sim_stop.trigger();
 }
 
 fn main() {
