@@ -293,11 +293,13 @@ pub trait Acknowledge: Send + Sync {
     /// Marks `positions` as confirmed downstream.
     fn ack(&self, positions: &[Position]);
 
-    /// Whether the record at `position` is still this reader's to deliver. A partitioned buffer
-    /// takes partitions away (a Kafka group rebalancing): their records not yet sent are then
-    /// another reader's, and sending them here too would only send them twice.
-    fn owns(&self, _position: &Position) -> bool {
-        true
+    /// Claims the records at `positions` for a request about to go out: for each, whether it is
+    /// still this reader's to deliver. A partitioned buffer takes partitions away (a Kafka group
+    /// rebalancing): their records not yet in a request are then another reader's (sending them
+    /// here too would only send them twice), while those claimed get a bounded time to be
+    /// confirmed before the partition goes.
+    fn claim(&self, positions: &[Position]) -> Vec<bool> {
+        vec![true; positions.len()]
     }
 }
 

@@ -143,7 +143,9 @@ enum Part {
 /// Delivers a batch to completion; false when stopped by shutdown first.
 pub async fn deliver(ctx: &Context, mut batch: Vec<Item>) -> bool {
     // Records whose partition was taken from this reader are the new owner's to send.
-    batch.retain(|i| ctx.common.acker.owns(&i.position));
+    let positions: Vec<_> = batch.iter().map(|i| i.position).collect();
+    let mut owned = ctx.common.acker.claim(&positions).into_iter();
+    batch.retain(|_| owned.next().unwrap_or(false));
     let mut parts = VecDeque::from([batch]);
     while let Some(part) = parts.pop_front() {
         if part.is_empty() {

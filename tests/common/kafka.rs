@@ -48,7 +48,29 @@ impl Broker {
             dir: tempfile::tempdir().unwrap(),
         };
         b.spawn();
+        b.index_headers();
         b
+    }
+
+    /// tansu 0.6.0's sqlite schema has no index on a record's headers, and a fetch reads each
+    /// record's headers: every record fetched scans all the headers stored, so reading slows
+    /// with the topic's size (quadratically over a backlog). The index a broker's storage would
+    /// have, added to its database (Python's sqlite3, present wherever the tests run).
+    fn index_headers(&self) {
+        let script = "import sqlite3,sys\n\
+                      c=sqlite3.connect(sys.argv[1],timeout=10)\n\
+                      c.execute('create index if not exists header_by_record on header (topition, offset_id)')\n\
+                      c.commit()";
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(self.dir.path().join("tansu.db"))
+            .output()
+            .expect("python3, for the broker's storage");
+        assert!(
+            out.status.success(),
+            "indexing the broker's headers: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `host:port`, for `brokers`.

@@ -2,7 +2,7 @@
 //! (its guarantee rests on them), the operator's pass-through properties, and a context that
 //! turns librdkafka's logs, errors and statistics into tracing events and figures.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use rdkafka::ClientConfig;
@@ -148,6 +148,14 @@ impl ClientContext for Context {
     }
 
     fn stats_raw(&self, statistics: &[u8]) {
+        self.stats(statistics, None)
+    }
+}
+
+impl Context {
+    /// Keeps the figures of `statistics` for the topic's partitions (only those of `assigned`
+    /// when given: librdkafka goes on listing partitions it no longer consumes).
+    pub(super) fn stats(&self, statistics: &[u8], assigned: Option<&BTreeSet<i32>>) {
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(statistics) else {
             return;
         };
@@ -164,7 +172,10 @@ impl ClientContext for Context {
                 continue;
             };
             // librdkafka lists the internal partition -1 and partitions it does not fetch.
-            if p >= 0 && s["fetch_state"].as_str().is_none_or(|f| f != "none") {
+            if p >= 0
+                && s["fetch_state"].as_str().is_none_or(|f| f != "none")
+                && assigned.is_none_or(|a| a.contains(&p))
+            {
                 out.insert(p, (hi, committed));
             }
         }

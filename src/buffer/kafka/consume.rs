@@ -7,18 +7,19 @@
 //!   the one after the last handed. Records polled but not yet handed are never committed past.
 //!   Commits go out as acknowledgements move it, at most every 200 ms (each is a write at the
 //!   broker), synchronously when partitions are revoked and when the reader stops.
-//! - **A rebalance loses nothing.** When partitions are revoked, the consumer waits up to
-//!   `revoke_timeout_ms` for the records it handed from them to be confirmed, commits, and
+//! - **A rebalance loses nothing, and is quick.** When partitions are revoked, the records
+//!   handed from them but not yet in a request are let go at once (the dispatcher drops them
+//!   before their batch goes out: [`Acknowledge::claim`]), and the consumer waits up to
+//!   `revoke_timeout_ms` only for those in a request to be confirmed; then it commits and
 //!   forgets them: what was not confirmed by then is counted as abandoned and read again by the
 //!   new owner (sent twice at most, under the same event ids). Records of a revoked partition
 //!   still waiting to be handed are dropped, never handed: each assignment of a partition has a
-//!   generation, and only the current one's records go on; those handed but not yet sent are
-//!   dropped by the dispatcher before their batch goes out ([`Acknowledge::owns`]).
+//!   generation, and only the current one's records go on.
 //! - **Bounded.** The hand-off channel is bounded; when it is full, records wait in the consumer
 //!   thread up to a bound, past which it pauses its partitions (and keeps polling, so it stays in
 //!   the group) until most have gone on.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -56,8 +57,11 @@ const COMMIT_EVERY: Duration = Duration::from_millis(200);
 struct Part {
     /// The generation of its assignment.
     generation: u64,
-    /// Offsets handed to the dispatcher and not yet acknowledged.
-    handed: BTreeSet<i64>,
+    /// Offsets handed to the dispatcher and not yet acknowledged, each with whether a request
+    /// carries it (claimed).
+    handed: BTreeMap<i64, bool>,
+    /// Being revoked: no record of it is claimed any more.
+    revoking: bool,
     /// The offset after the last handed.
     next: Option<i64>,
     /// The last offset committed (or sent to be).
@@ -66,7 +70,12 @@ struct Part {
 
 impl Part {
     fn committable(&self) -> Option<i64> {
-        self.handed.first().copied().or(self.next)
+        self.handed.first_key_value().map(|(o, _)| *o).or(self.next)
+    }
+
+    /// Records in a request and not yet confirmed.
+    fn in_flight(&self) -> usize {
+        self.handed.values().filter(|c| **c).count()
     }
 }
 
@@ -89,7 +98,8 @@ impl Tracking {
             p,
             Part {
                 generation,
-                handed: BTreeSet::new(),
+                handed: BTreeMap::new(),
+                revoking: false,
                 next: None,
                 committed: None,
             },
@@ -128,7 +138,7 @@ impl Shared {
                 continue;
             };
             let offset = rec.position.offset() as i64;
-            part.handed.insert(offset);
+            part.handed.insert(offset, false);
             part.next = Some(part.next.map_or(offset + 1, |n| n.max(offset + 1)));
             out.push(rec);
         }
@@ -192,7 +202,8 @@ impl ClientContext for DispatchContext {
         self.base.error(error, reason)
     }
     fn stats_raw(&self, statistics: &[u8]) {
-        self.base.stats_raw(statistics)
+        let assigned = self.shared.lock().parts.keys().copied().collect();
+        self.base.stats(statistics, Some(&assigned))
     }
 }
 
@@ -203,16 +214,17 @@ impl ConsumerContext for DispatchContext {
         };
         let s = &self.shared;
         let revoked: Vec<i32> = tpl.elements_for_topic(&s.topic).iter().map(|e| e.partition()).collect();
-        // Records handed from them and in flight: give them time to be confirmed.
+        // Records handed from them and not yet in a request are let go; those in one get time
+        // to be confirmed.
         let deadline = Instant::now() + s.revoke_timeout;
         let mut t = s.lock();
-        let in_flight = |t: &Tracking| -> usize {
-            revoked
-                .iter()
-                .filter_map(|p| t.parts.get(p))
-                .map(|x| x.handed.len())
-                .sum()
-        };
+        for p in &revoked {
+            if let Some(part) = t.parts.get_mut(p) {
+                part.revoking = true;
+            }
+        }
+        let in_flight =
+            |t: &Tracking| -> usize { revoked.iter().filter_map(|p| t.parts.get(p)).map(Part::in_flight).sum() };
         while !t.closing && in_flight(&t) > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -404,7 +416,7 @@ impl Acknowledge for KafkaAcker {
         let mut n = 0u64;
         for pos in positions {
             if let Some(part) = t.parts.get_mut(&(pos.partition() as i32))
-                && part.handed.remove(&(pos.offset() as i64))
+                && part.handed.remove(&(pos.offset() as i64)).is_some()
             {
                 n += 1;
             }
@@ -414,12 +426,19 @@ impl Acknowledge for KafkaAcker {
         s.buffer_metrics.acked.inc_by(n);
     }
 
-    fn owns(&self, position: &Position) -> bool {
-        self.shared
-            .lock()
-            .parts
-            .get(&(position.partition() as i32))
-            .is_some_and(|p| p.handed.contains(&(position.offset() as i64)))
+    fn claim(&self, positions: &[Position]) -> Vec<bool> {
+        let mut t = self.shared.lock();
+        positions
+            .iter()
+            .map(|pos| {
+                t.parts
+                    .get_mut(&(pos.partition() as i32))
+                    .filter(|p| !p.revoking)
+                    .and_then(|p| p.handed.get_mut(&(pos.offset() as i64)))
+                    .map(|claimed| *claimed = true)
+                    .is_some()
+            })
+            .collect()
     }
 }
 
@@ -497,14 +516,28 @@ mod tests {
         let s = shared_for_test();
         let g = assign(&s, 1);
         let acker = KafkaAcker { shared: s.clone() };
-        assert!(!acker.owns(&Position::new(1, 5)), "not handed yet");
-        s.hand(vec![(g, rec(1, 5)), (g, rec(1, 6))]);
-        assert!(acker.owns(&Position::new(1, 5)));
-        acker.ack(&[Position::new(1, 5)]);
-        assert!(!acker.owns(&Position::new(1, 5)), "confirmed already");
-        // The partition is revoked: what was handed and not sent is the new owner's.
+        let at = |o| Position::new(1, o);
+        assert_eq!(acker.claim(&[at(5)]), [false], "not handed yet");
+        s.hand(vec![(g, rec(1, 5)), (g, rec(1, 6)), (g, rec(1, 7))]);
+        assert_eq!(acker.claim(&[at(5)]), [true]);
+        acker.ack(&[at(5)]);
+        assert_eq!(acker.claim(&[at(5)]), [false], "confirmed already");
+        // A request carries 6; the partition is then being revoked: only 6 is waited for, and
+        // 7, not yet in a request, is the new owner's.
+        assert_eq!(acker.claim(&[at(6)]), [true]);
+        s.lock().parts.get_mut(&1).unwrap().revoking = true;
+        assert_eq!(s.lock().parts[&1].in_flight(), 1, "only the record in a request");
+        assert_eq!(acker.claim(&[at(7), at(6)]), [false, false]);
+        assert_eq!(
+            s.lock().parts[&1].committable(),
+            Some(6),
+            "never past the one in flight"
+        );
+        acker.ack(&[at(6)]);
+        assert_eq!(s.lock().parts[&1].in_flight(), 0);
+        assert_eq!(s.lock().parts[&1].committable(), Some(7), "7 was never confirmed");
         s.lock().parts.remove(&1);
-        assert!(!acker.owns(&Position::new(1, 6)));
+        assert_eq!(acker.claim(&[at(7)]), [false], "revoked");
     }
 
     #[test]
