@@ -33,11 +33,17 @@ struct Cluster {
     dir: tempfile::TempDir,
     configuration_id: String,
     pids: std::sync::Mutex<Vec<KillOnDrop>>,
+    /// Extra lines for `[buffer.kafka.properties]`.
+    properties: String,
 }
 
 impl Cluster {
     async fn start() -> Cluster {
-        let broker = Broker::start();
+        Self::start_with(Broker::start(), "").await
+    }
+
+    /// A cluster on `broker`, its conduits with `properties` added to their Kafka properties.
+    async fn start_with(broker: Broker, properties: &str) -> Cluster {
         let sim = CloudSim::new(SimConfig::default());
         let stop = Shutdown::new();
         let sim_addr = sim.spawn("127.0.0.1:0".parse().unwrap(), stop.clone()).await.unwrap();
@@ -49,6 +55,7 @@ impl Cluster {
             dir: tempfile::tempdir().unwrap(),
             configuration_id: String::new(),
             pids: Default::default(),
+            properties: properties.to_string(),
         };
         // `setup` creates the topic, then the journey configuration.
         let config = c.config("setup", "dispatch");
@@ -88,7 +95,10 @@ impl Cluster {
         let text = config_text(&data, "", &format!("role = \"{role}\""))
             .replace("api_base_url = \"http://127.0.0.1:9\"\n", "")
             .replace("login_base_url = \"http://127.0.0.1:9\"\n", &org);
-        let mut text = kafka_buffer(&text, &self.broker, TOPIC, PARTITIONS);
+        let mut text = kafka_buffer(&text, &self.broker, TOPIC, PARTITIONS).replace(
+            "[buffer.kafka.properties]\n",
+            &format!("[buffer.kafka.properties]\n{}", self.properties),
+        );
         if role != "ingest" && !self.configuration_id.is_empty() {
             text += &format!(
                 "\n[sinks.journey]\nconfiguration_id = \"{}\"\nexternal_source_id = \"cic-test\"\nmax_age_ms = 50\nretry_max_ms = 2000\n",
@@ -415,4 +425,50 @@ async fn a_poison_record_is_dead_lettered_with_its_position_and_consumption_goes
     for mut child in [i1, d1] {
         assert!(child.wait().unwrap().success());
     }
+}
+
+/// TLS to the brokers: the producer, the consumer group and `setup` reach a TLS listener with the
+/// CA given in `ssl.ca.location`; a conduit without it refuses the broker's certificate, and says
+/// so, rather than accepting anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_the_brokers_verifies_their_certificate_against_the_ca_given() {
+    let tls = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let broker = Broker::start_tls(&tls.join("cic.pem"), &tls.join("cic.key"));
+    let props = format!(
+        "\"security.protocol\" = \"ssl\"\n\"ssl.ca.location\" = {:?}\n",
+        tls.join("ca.pem").display().to_string()
+    );
+    let c = Cluster::start_with(broker, &props).await;
+    let (_d, d_addr) = c.spawn("d", "dispatch");
+    let (_i, i_addr) = c.spawn("i", "ingest");
+    let sent = push_lifecycles(&i_addr, "tls", 20).await;
+    let sim = c.sim.clone();
+    wait_for(Duration::from_secs(60), "delivery over TLS", || {
+        sim.report().unique_ids == sent
+    })
+    .await;
+    assert_eq!(assigned(&d_addr).await, f64::from(PARTITIONS));
+
+    // Without the CA, the broker's certificate is not trusted: appends are refused, not lost.
+    let untrusting = c.config("untrusting", "ingest");
+    let text = std::fs::read_to_string(&untrusting).unwrap();
+    let ca_line = format!("\"ssl.ca.location\" = {:?}\n", tls.join("ca.pem").display().to_string());
+    assert!(text.contains(&ca_line));
+    std::fs::write(&untrusting, text.replace(&ca_line, "")).unwrap();
+    let (child, u_addr) = spawn_conduit_env(BIN, &untrusting, ENV);
+    c.pids.lock().unwrap().push(KillOnDrop(child.id()));
+    let resp = common::client()
+        .post(format!("http://{u_addr}/v1/interactions"))
+        .bearer_auth(common::TOKEN)
+        .json(&vec![item("untrusted01", "O")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503, "an untrusted broker never acknowledges");
+    let h = health(&u_addr).await;
+    let err = h["buffer"]["kafka"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(err.contains("certificate"), "the reason is shown: {h}");
 }

@@ -396,6 +396,14 @@ mod tests {
                 "type = \"kafka\"\n[buffer.kafka]\nbrokers = \"k:9092\"\n[buffer.kafka.secret_properties]\n\"enable.auto.commit\" = \"true\"",
                 "buffer.kafka.properties.enable.auto.commit",
             ),
+            (
+                "type = \"kafka\"\n[buffer.kafka]\nbrokers = \"k:9092\"\n[buffer.kafka.properties]\n\"enable.ssl.certificate.verification\" = \"False\"",
+                "buffer.kafka.properties.enable.ssl.certificate.verification",
+            ),
+            (
+                "type = \"kafka\"\n[buffer.kafka]\nbrokers = \"k:9092\"\n[buffer.kafka.properties]\n\"ssl.endpoint.identification.algorithm\" = \"none\"",
+                "buffer.kafka.properties.ssl.endpoint.identification.algorithm",
+            ),
         ];
         for (buffer, key) in cases {
             let err = load_str(&kafka(buffer), env(&[])).unwrap_err().to_string();

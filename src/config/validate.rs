@@ -407,6 +407,20 @@ fn validate_kafka(b: &super::BufferConfig) -> Result<(), ConfigError> {
             ));
         }
     }
+    for (name, off) in [
+        ("enable.ssl.certificate.verification", "false"),
+        ("ssl.endpoint.identification.algorithm", "none"),
+    ] {
+        if k.properties
+            .get(name)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(off))
+        {
+            return Err(ConfigError::invalid(
+                &format!("buffer.kafka.properties.{name}"),
+                "the brokers' certificates are always verified: give their CA in \"ssl.ca.location\" instead",
+            ));
+        }
+    }
     if let Some(name) = k.properties.keys().find(|n| k.secret_properties.contains_key(*n)) {
         return Err(ConfigError::invalid(
             &format!("buffer.kafka.secret_properties.{name}"),

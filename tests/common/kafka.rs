@@ -12,6 +12,8 @@ pub struct Broker {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// The certificate and key of its TLS listener, when it has one.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 fn binary() -> PathBuf {
@@ -37,6 +39,15 @@ fn binary() -> PathBuf {
 impl Broker {
     /// Starts a broker on a free loopback port.
     pub fn start() -> Broker {
+        Self::start_with(None)
+    }
+
+    /// Starts a broker whose listener is TLS, with `cert` and `key` (PEM).
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Broker {
+        Self::start_with(Some((cert.to_path_buf(), key.to_path_buf())))
+    }
+
+    fn start_with(tls: Option<(PathBuf, PathBuf)>) -> Broker {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -46,6 +57,7 @@ impl Broker {
             child: None,
             port,
             dir: tempfile::tempdir().unwrap(),
+            tls,
         };
         b.spawn();
         b.index_headers();
@@ -80,9 +92,13 @@ impl Broker {
 
     fn spawn(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
-        let mut child = Command::new(binary())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"])
+        let mut cmd = Command::new(binary());
+        cmd.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db"]);
+        if let Some((cert, key)) = &self.tls {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        let mut child = cmd
             .current_dir(self.dir.path())
             .stdout(Stdio::piped())
             .stderr(match std::env::var_os("TEST_LOG_DIR") {

@@ -124,6 +124,13 @@ pub struct Context {
 
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        // `properties` go to the producer and the consumer alike: each says it ignores the
+        // other's, which is expected.
+        let level = if fac == "CONFWARN" && message.contains(" property and will be ignored by this ") {
+            RDKafkaLogLevel::Debug
+        } else {
+            level
+        };
         match level {
             RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
                 tracing::error!(target: "librdkafka", facility = fac, "{message}")
