@@ -10,10 +10,63 @@ use std::time::Duration;
 /// A running broker; killed when dropped.
 pub struct Broker {
     child: Option<Child>,
+    /// The port clients connect to (and the broker advertises).
     port: u16,
+    /// The port the broker listens on: `port`, or behind a TLS front, the front's backend.
+    listen: u16,
     dir: tempfile::TempDir,
-    /// The certificate and key of its TLS listener, when it has one.
-    tls: Option<(PathBuf, PathBuf)>,
+    /// Stops the TLS front, when there is one.
+    _front: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A TLS listener on `listener` (with `cert` and `key`) forwarding each connection to the
+/// broker's plaintext port `backend`, on a thread of its own until `stop`. (tansu 0.6.0's own
+/// TLS cannot be turned on: its command line refuses `--cert` and `--key` together.)
+fn tls_front(
+    listener: std::net::TcpListener,
+    backend: u16,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> tokio::sync::oneshot::Sender<()> {
+    let config = cic_conduit::sim::tls::server_config(cert, key).expect("the test certificate");
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            loop {
+                let tcp = tokio::select! {
+                    r = listener.accept() => match r { Ok((tcp, _)) => tcp, Err(_) => continue },
+                    _ = &mut stopped => return,
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // A client that does not trust the certificate ends here.
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut back) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut back).await;
+                });
+            }
+        })
+    });
+    stop
 }
 
 fn binary() -> PathBuf {
@@ -42,22 +95,30 @@ impl Broker {
         Self::start_with(None)
     }
 
-    /// Starts a broker whose listener is TLS, with `cert` and `key` (PEM).
+    /// Starts a broker reached over TLS, with `cert` and `key` (PEM).
     pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Broker {
         Self::start_with(Some((cert.to_path_buf(), key.to_path_buf())))
     }
 
     fn start_with(tls: Option<(PathBuf, PathBuf)>) -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let (port, listen, front) = match tls {
+            None => {
+                let port = free_port();
+                (port, port, None)
+            }
+            Some((cert, key)) => {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let port = listener.local_addr().unwrap().port();
+                let backend = free_port();
+                (port, backend, Some(tls_front(listener, backend, &cert, &key)))
+            }
+        };
         let mut b = Broker {
             child: None,
             port,
+            listen,
             dir: tempfile::tempdir().unwrap(),
-            tls,
+            _front: front,
         };
         b.spawn();
         b.index_headers();
@@ -91,14 +152,17 @@ impl Broker {
     }
 
     fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let mut cmd = Command::new(binary());
-        cmd.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"]);
-        if let Some((cert, key)) = &self.tls {
-            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
-        }
-        let mut child = cmd
+        let url = format!("tcp://127.0.0.1:{}", self.listen);
+        let advertised = format!("tcp://127.0.0.1:{}", self.port);
+        let mut child = Command::new(binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &advertised,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
             .current_dir(self.dir.path())
             .stdout(Stdio::piped())
             .stderr(match std::env::var_os("TEST_LOG_DIR") {
@@ -152,7 +216,7 @@ impl Broker {
     pub fn create_topic(&self, topic: &str, partitions: u32) {
         let out = Command::new(binary())
             .args(["topic", "create", topic, "--broker"])
-            .arg(format!("tcp://127.0.0.1:{}", self.port))
+            .arg(format!("tcp://127.0.0.1:{}", self.listen))
             .args(["--partitions", &partitions.to_string()])
             .output()
             .unwrap();

@@ -104,8 +104,11 @@ impl KafkaSettings {
 /// statistics the figures come from.
 #[derive(Default)]
 pub struct Reported {
-    /// The last error librdkafka reported (cleared by the next success of the client's user).
+    /// The last error (cleared by the next success of the client's user).
     pub error: Mutex<Option<String>>,
+    /// The last error librdkafka itself reported other than "all brokers down" (a refused TLS
+    /// handshake, say), which explains the ones its user sees (a record not acknowledged in time).
+    pub client_error: Mutex<Option<String>>,
     /// Every broker connection was down since the client's user last succeeded.
     pub all_down: std::sync::atomic::AtomicBool,
     /// Per partition of the topic: (high watermark, committed offset), from the statistics.
@@ -145,13 +148,24 @@ impl ClientContext for Context {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(target: "librdkafka", error = %error, "{reason}");
-        if matches!(
+        let why = format!("{error}: {reason}");
+        let mut cause = crate::locks::lock(&self.reported.client_error);
+        let shown = if matches!(
             error,
             KafkaError::Global(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)
         ) {
             self.reported.all_down.store(true, std::sync::atomic::Ordering::Release);
-        }
-        *crate::locks::lock(&self.reported.error) = Some(format!("{error}: {reason}"));
+            // A consequence: what brought the connections down says more.
+            match cause.as_deref() {
+                Some(c) => format!("{why}; before that: {c}"),
+                None => why,
+            }
+        } else {
+            *cause = Some(why.clone());
+            why
+        };
+        drop(cause);
+        *crate::locks::lock(&self.reported.error) = Some(shown);
     }
 
     fn stats_raw(&self, statistics: &[u8]) {

@@ -222,6 +222,7 @@ impl KafkaBuffer {
             return Err(e);
         }
         *crate::locks::lock(&inner.produced.error) = None;
+        *crate::locks::lock(&inner.produced.client_error) = None;
         inner.produced.all_down.store(false, Ordering::Release);
         inner.buffer_metrics.appended.inc_by(entries.len() as u64);
         Ok(Appended::Stored { count: entries.len() })
@@ -229,7 +230,10 @@ impl KafkaBuffer {
 
     fn failed(&self, reason: &str, e: KafkaError) -> BufferError {
         self.inner.metrics.produce_errors.with_label_values(&[reason]).inc();
-        let why = format!("kafka did not acknowledge the record: {e}");
+        let why = match crate::locks::lock(&self.inner.produced.client_error).as_deref() {
+            Some(cause) => format!("kafka did not acknowledge the record: {e} (the client's last error: {cause})"),
+            None => format!("kafka did not acknowledge the record: {e}"),
+        };
         *crate::locks::lock(&self.inner.produced.error) = Some(why.clone());
         if reason == "refused" || self.inner.produced.all_down.load(Ordering::Acquire) {
             self.renew();
