@@ -212,6 +212,31 @@ impl Health {
     pub fn is_up(&self) -> bool {
         self.status != Overall::Failing
     }
+
+    /// Whether the conduit takes work now (`/readyz`): it is not stopping, and its buffer takes
+    /// appends (not at its size cap, not failing or recovering from a write). When not, why.
+    pub fn readiness(&self) -> Result<(), String> {
+        if self.status == Overall::Failing {
+            return Err(format!(
+                "stopping: {}",
+                self.failure
+                    .as_deref()
+                    .or(self.buffer.reason.as_deref())
+                    .unwrap_or("failing")
+            ));
+        }
+        match self.buffer.state {
+            BufferState::Ok | BufferState::Damaged => Ok(()),
+            state => {
+                let name = serde_json::to_value(state).ok();
+                let name = name.as_ref().and_then(|v| v.as_str()).unwrap_or("not ok");
+                Err(match &self.buffer.reason {
+                    Some(why) => format!("buffer {name}: {why}"),
+                    None => format!("buffer {name}"),
+                })
+            }
+        }
+    }
 }
 
 /// The buffer's state and why, most serious first.
@@ -240,7 +265,7 @@ fn buffer_state(b: &BufferStats, used_percent: f64) -> (BufferState, Option<Stri
             )),
         );
     }
-    if used_percent >= 99.0 {
+    if used_percent >= 99.0 || b.at_cap {
         return (
             BufferState::Full,
             Some("at buffer.max_bytes: senders are held back".into()),
@@ -284,7 +309,7 @@ mod tests {
             (disk_full.status, disk_full.buffer.state),
             (Overall::Degraded, BufferState::WriteError)
         );
-        assert!(disk_full.buffer.reason.unwrap().contains("No space left"));
+        assert!(disk_full.buffer.reason.as_deref().unwrap().contains("No space left"));
         let damaged = build(BufferStats {
             max_bytes: 100,
             damaged_records: 3,
@@ -309,6 +334,14 @@ mod tests {
             ..Default::default()
         });
         assert_eq!((full.status, full.buffer.state), (Overall::Degraded, BufferState::Full));
+        // Room left, but not for the appends that came: full until one is taken.
+        let refused = build(BufferStats {
+            max_bytes: 100,
+            bytes: 60,
+            at_cap: true,
+            ..Default::default()
+        });
+        assert_eq!(refused.buffer.state, BufferState::Full);
         let recovering = build(BufferStats {
             max_bytes: 100,
             failed: true,
@@ -330,6 +363,18 @@ mod tests {
             (Overall::Failing, BufferState::Failed)
         );
         assert!(!fatal.is_up());
+        // Ready while appends are taken (damage already done does not stop them).
+        assert_eq!(ok.readiness(), Ok(()));
+        assert_eq!(damaged.readiness(), Ok(()));
+        assert!(full.readiness().unwrap_err().starts_with("buffer full"));
+        assert!(
+            disk_full
+                .readiness()
+                .unwrap_err()
+                .starts_with("buffer write_error: the last write failed: No space left")
+        );
+        assert!(recovering.readiness().unwrap_err().starts_with("buffer recovering"));
+        assert_eq!(fatal.readiness(), Err("stopping: gave up".to_string()));
     }
 
     #[test]

@@ -516,10 +516,11 @@ impl Metrics {
                 &["result"],
             ),
         };
+        // An info metric: a gauge that is always 1, its labels the information.
         let build =
-            IntCounterVec::new(Opts::new("conduit_build_info", "Build information."), &["version"]).expect("valid");
+            IntGaugeVec::new(Opts::new("conduit_build_info", "Build information."), &["version"]).expect("valid");
         r.register(Box::new(build.clone())).expect("unique metric");
-        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).inc();
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         Metrics {
             registry: r,
             enabled,

@@ -199,6 +199,15 @@ async fn full_buffer_answers_503_with_retry_after_and_the_retry_gets_the_same_ev
     };
     assert_eq!(status, 503);
     assert_eq!(headers["retry-after"], "2");
+    // Alive, but not ready for more while full (a probe takes it out of rotation, not restarts it).
+    let ready = client().get(url(&r, "/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    let why = ready.text().await.unwrap();
+    assert!(why.starts_with("not ready: buffer full"), "{why}");
+    assert_eq!(
+        client().get(url(&r, "/livez")).send().await.unwrap().status().as_u16(),
+        200
+    );
     // Make room as a sink would: read and acknowledge everything. Each retry waits server-side
     // (up to block_timeout_ms) for the acknowledged segments to be deleted.
     let mut reader = r.buffer.reader("test").unwrap();
@@ -222,6 +231,10 @@ async fn full_buffer_answers_503_with_retry_after_and_the_retry_gets_the_same_ev
     };
     // Had the refused attempt left its state behind, the retry would yield no STARTED events.
     assert_eq!(resp["events"], 100);
+    assert_eq!(
+        client().get(url(&r, "/readyz")).send().await.unwrap().status().as_u16(),
+        200
+    );
     let metrics = get_text(&r, "/metrics").await;
     assert!(metrics.contains("conduit_source_events_rejected_total{reason=\"buffer_full\",source=\"http\"}"));
     r.stop().await.unwrap();

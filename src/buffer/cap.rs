@@ -11,10 +11,14 @@ use crate::config::WhenFull;
 /// Reserves room for `bytes` if there is room now, without registering for a wake-up.
 pub(crate) fn try_reserve(s: &Shared, bytes: u64) -> bool {
     let used = s.used_bytes.load(Ordering::Acquire);
-    used + bytes <= s.cfg.max_bytes
+    let taken = used + bytes <= s.cfg.max_bytes
         && s.used_bytes
             .compare_exchange(used, used + bytes, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .is_ok();
+    if taken {
+        s.at_cap.store(false, Ordering::Release);
+    }
+    taken
 }
 
 /// Reserves room for `bytes`, waiting or refusing per `when_full`.
@@ -32,6 +36,7 @@ pub(crate) async fn reserve(s: &Shared, bytes: u64, count: usize) -> Result<bool
                 .compare_exchange(used, used + bytes, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
+                s.at_cap.store(false, Ordering::Release);
                 return Ok(true);
             }
             continue;
@@ -41,11 +46,13 @@ pub(crate) async fn reserve(s: &Shared, bytes: u64, count: usize) -> Result<bool
         }
         match s.cfg.when_full {
             WhenFull::DropNewest => {
+                s.at_cap.store(true, Ordering::Release);
                 s.metrics.dropped.inc_by(count as u64);
                 return Ok(false);
             }
             WhenFull::Block => {
                 if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    s.at_cap.store(true, Ordering::Release);
                     return Err(BufferError::Full { used, cap });
                 }
             }

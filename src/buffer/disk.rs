@@ -94,6 +94,7 @@ impl DiskBuffer {
             segments: Mutex::new(metas),
             next_seq: AtomicU64::new(next_seq),
             used_bytes: AtomicU64::new(used),
+            at_cap: Default::default(),
             acks: Mutex::new(AckTracker::new(cursor_at)),
             reader: Mutex::new(Default::default()),
             durable_cursor: AtomicU64::new(cursor_at),

@@ -217,6 +217,8 @@ pub struct BufferStats {
     pub bytes: u64,
     /// The size cap.
     pub max_bytes: u64,
+    /// An append was refused (or dropped) at the size cap, and none has been taken since.
+    pub at_cap: bool,
     /// Segment files.
     pub segments: usize,
     /// Whether the writer failed and appends are refused (it recovers by itself).

@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     /// Every record below this is written and readable.
     pub next_seq: AtomicU64,
     pub used_bytes: AtomicU64,
+    /// An append was refused (or dropped) at the size cap, and none has been taken since.
+    pub at_cap: std::sync::atomic::AtomicBool,
     pub acks: Mutex<AckTracker>,
     /// Who owns the reader, and how many owners it has had.
     pub reader: Mutex<ReaderClaim>,
@@ -188,6 +190,7 @@ pub(crate) fn stats(s: &Shared) -> BufferStats {
         backlog_records: next_seq.saturating_sub(cursor),
         bytes: s.used_bytes.load(Ordering::Acquire),
         max_bytes: s.cfg.max_bytes,
+        at_cap: s.at_cap.load(Ordering::Acquire),
         segments: crate::locks::lock(&s.segments).len(),
         failed: s.failed.load(Ordering::Acquire),
         write_error: crate::locks::lock(&s.write_error).clone(),

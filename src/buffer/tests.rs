@@ -386,6 +386,7 @@ fn full_buffer_blocks_then_refuses_or_drops_and_counts() {
     };
     assert!(matches!(err, BufferError::Full { .. }), "{err}");
     assert!(err.is_retryable());
+    assert!(b.stats().at_cap, "shown as full while appends are refused");
     drop(b);
 
     let dir = tempfile::tempdir().unwrap();

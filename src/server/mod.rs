@@ -52,7 +52,18 @@ pub struct Status {
 }
 
 async fn health(State(s): State<Arc<Status>>) -> Response {
-    let h = Health::build(crate::health::Inputs {
+    let h = current(&s);
+    let code = if h.is_up() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(h)).into_response()
+}
+
+/// The health document now.
+fn current(s: &Status) -> Health {
+    Health::build(crate::health::Inputs {
         enabled: s.enabled,
         role: s.role,
         cic_server: &s.cic_server,
@@ -63,13 +74,28 @@ async fn health(State(s): State<Arc<Status>>) -> Response {
         cic: s.icws.as_ref().map(|i| i.health()),
         failure: s.supervisor.failure(),
         users: s.users.as_ref().map(|u| u.summary()),
-    });
-    let code = if h.is_up() {
-        StatusCode::OK
+    })
+}
+
+/// Liveness (`/livez`): 200 while the process works, 503 once it is stopping after a failure
+/// (its service manager restarts it).
+async fn livez(State(s): State<Arc<Status>>) -> Response {
+    let h = current(&s);
+    if h.is_up() {
+        (StatusCode::OK, "live\n").into_response()
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, axum::Json(h)).into_response()
+        let why = h.failure.unwrap_or_else(|| "failing".into());
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not live: {why}\n")).into_response()
+    }
+}
+
+/// Readiness (`/readyz`): 200 while the conduit takes work, 503 with why while it does not (its
+/// buffer full or failing writes, or the process stopping).
+async fn readyz(State(s): State<Arc<Status>>) -> Response {
+    match current(&s).readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
+    }
 }
 
 async fn metrics(State(s): State<Arc<Status>>) -> Response {
@@ -87,6 +113,8 @@ async fn metrics(State(s): State<Arc<Status>>) -> Response {
 pub fn router(status: Arc<Status>, push: Option<Arc<HttpSource>>) -> Router {
     let mut r = Router::new()
         .route("/health", get(health))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(status);
     if let Some(push) = push {
