@@ -271,6 +271,10 @@ impl Metrics {
     /// A fresh registry with every metric.
     pub fn new() -> Self {
         let r = Registry::new();
+        // The standard process_* metrics (CPU, memory, open files, threads, start time).
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("unique metric");
         let source = SourceMetrics {
             received: counter_vec(
                 &r,

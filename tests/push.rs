@@ -335,3 +335,43 @@ async fn stopping_answers_every_request_in_flight_and_keeps_what_it_accepted() {
     let lost = accepted.iter().filter(|id| !stored.contains(*id)).count();
     assert_eq!(lost, 0, "{lost} accepted interactions missing after a clean stop");
 }
+
+/// `/metrics` is what Prometheus expects: `promtool check metrics` (Debian's `prometheus`
+/// package; `.ci/run` installs it) finds nothing to say, and the standard process metrics are
+/// there.
+#[tokio::test]
+async fn metrics_pass_promtool_and_include_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path(), "", "").await;
+    push(&r, json!([item("1", "O"), item("2", "C")]).to_string()).await;
+    let text = get_text(&r, "/metrics").await;
+    for name in [
+        "# TYPE conduit_build_info gauge",
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "process_open_fds ",
+        "process_start_time_seconds ",
+    ] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package: apt-get install prometheus)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}"
+    );
+    r.stop().await.unwrap();
+}
