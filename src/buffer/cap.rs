@@ -16,9 +16,17 @@ pub(crate) fn try_reserve(s: &Shared, bytes: u64) -> bool {
             .compare_exchange(used, used + bytes, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
     if taken {
-        s.at_cap.store(false, Ordering::Release);
+        clear_at_cap(s);
     }
     taken
+}
+
+/// An append was taken: the buffer is no longer at its cap (read first: the hot path does not
+/// write the shared flag every time).
+fn clear_at_cap(s: &Shared) {
+    if s.at_cap.load(Ordering::Relaxed) {
+        s.at_cap.store(false, Ordering::Release);
+    }
 }
 
 /// Reserves room for `bytes`, waiting or refusing per `when_full`.
@@ -36,7 +44,7 @@ pub(crate) async fn reserve(s: &Shared, bytes: u64, count: usize) -> Result<bool
                 .compare_exchange(used, used + bytes, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                s.at_cap.store(false, Ordering::Release);
+                clear_at_cap(s);
                 return Ok(true);
             }
             continue;
