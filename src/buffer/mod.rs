@@ -299,7 +299,8 @@ pub trait Acknowledge: Send + Sync {
     /// still this reader's to deliver. A partitioned buffer takes partitions away (a Kafka group
     /// rebalancing): their records not yet in a request are then another reader's (sending them
     /// here too would only send them twice), while those claimed get a bounded time to be
-    /// confirmed before the partition goes.
+    /// confirmed before the partition goes. A record is claimed once: a second copy of it (read
+    /// again after its partition came back) is not this reader's to send.
     fn claim(&self, positions: &[Position]) -> Vec<bool> {
         vec![true; positions.len()]
     }

@@ -139,7 +139,9 @@ impl Shared {
                 continue;
             };
             let offset = rec.position.offset() as i64;
-            part.handed.insert(offset, false);
+            // Already there when an earlier assignment's copy of it is still on its way: which
+            // ever copy a request claims first is the one sent (see `claim`).
+            part.handed.entry(offset).or_insert(false);
             part.next = Some(part.next.map_or(offset + 1, |n| n.max(offset + 1)));
             out.push(rec);
         }
@@ -441,6 +443,9 @@ impl Acknowledge for KafkaAcker {
                     .get_mut(&(pos.partition() as i32))
                     .filter(|p| !p.revoking)
                     .and_then(|p| p.handed.get_mut(&(pos.offset() as i64)))
+                    // Claimed already: this is a second copy of the record (read again after
+                    // its partition came back, while the first was still on its way).
+                    .filter(|claimed| !**claimed)
                     .map(|claimed| *claimed = true)
                     .is_some()
             })
@@ -531,6 +536,10 @@ mod tests {
         // A request carries 6; the partition is then being revoked: only 6 is waited for, and
         // 7, not yet in a request, is the new owner's.
         assert_eq!(acker.claim(&[at(6)]), [true]);
+        // A second copy of 6 (read again after the partition came back while the first was on
+        // its way) is not sent too, and handing it again does not undo the claim.
+        s.hand(vec![(g, rec(1, 6))]);
+        assert_eq!(acker.claim(&[at(6)]), [false], "claimed already");
         s.lock().parts.get_mut(&1).unwrap().revoking = true;
         assert_eq!(s.lock().parts[&1].in_flight(), 1, "only the record in a request");
         assert_eq!(acker.claim(&[at(7), at(6)]), [false, false]);
