@@ -262,10 +262,16 @@ impl ConsumerContext for DispatchContext {
         tracing::info!(partitions = ?revoked, abandoned, "partitions revoked");
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Assign(tpl) = rebalance else {
             return;
         };
+        // librdkafka keeps a partition paused across losing and regaining it: one paused while
+        // far behind and taken away before the resume would never be fetched again. Fetch what
+        // is assigned (the consumer loop pauses it all again while it is still far behind).
+        if let Err(e) = consumer.resume(tpl) {
+            tracing::warn!(error = %e, "resuming assigned partitions");
+        }
         let s = &self.shared;
         let assigned: Vec<i32> = tpl.elements_for_topic(&s.topic).iter().map(|e| e.partition()).collect();
         let mut t = s.lock();
