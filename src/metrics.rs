@@ -156,6 +156,9 @@ pub struct KafkaMetrics {
     /// `conduit_kafka_produce_errors_total{reason}`: records the brokers did not acknowledge
     /// (`queue_full`, `timeout`, `refused`).
     pub produce_errors: IntCounterVec,
+    /// `conduit_kafka_fetch_paused`: 1 while this dispatcher has stopped fetching because it is
+    /// far behind (records read and waiting for the sink), 0 otherwise.
+    pub fetch_paused: IntGauge,
 }
 
 impl KafkaMetrics {
@@ -201,6 +204,11 @@ impl KafkaMetrics {
                 "conduit_kafka_produce_errors_total",
                 "Records the brokers did not acknowledge, by reason.",
                 &["reason"],
+            ),
+            fetch_paused: gauge(
+                r,
+                "conduit_kafka_fetch_paused",
+                "1 while this dispatcher has stopped fetching because records read wait for the sink.",
             ),
         }
     }

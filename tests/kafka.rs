@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cic_conduit::shutdown::Shutdown;
-use cic_conduit::sim::cloud::{CloudSim, Received, SimConfig};
+use cic_conduit::sim::cloud::{CloudSim, FaultUpdate, Received, SimConfig};
 use common::kafka::{Broker, kafka_buffer};
 use common::{
     KillOnDrop, by_interaction, config_text, get_text, item, metric, push_lifecycles, spawn_conduit_env, terminate,
@@ -282,6 +282,102 @@ async fn a_killed_dispatcher_loses_nothing_and_resends_only_what_it_had_in_fligh
         terminate(child);
     }
     for mut child in [i1, d1, d2] {
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+/// The sum over `addr`'s partitions of `conduit_kafka_committed_offset`, and its commits.
+async fn committed(addr: &str) -> (f64, f64) {
+    let m = metrics(addr).await;
+    let sum = m
+        .lines()
+        .filter(|l| l.starts_with("conduit_kafka_committed_offset{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    (sum, metric(&m, "conduit_kafka_commits_total{result=\"ok\"}"))
+}
+
+/// A dispatcher far behind a slow cloud: its commits follow the confirmations while it drains
+/// (never past them), it stops fetching, and partitions it lost while not fetching are fetched
+/// again when it regains them (librdkafka keeps a partition's pause across losing and regaining
+/// it: without the resume on assignment they would stay stuck with their backlog).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatcher_far_behind_commits_what_is_confirmed_and_regains_partitions_whole() {
+    let c = Cluster::start().await;
+    let sim = c.sim.clone();
+    // Slow answers, but no per-minute ceiling in the way.
+    sim.set_requests_per_minute(100_000);
+    sim.set_faults(&FaultUpdate {
+        latency_ms: Some(1000),
+        ..Default::default()
+    });
+    let (i1, i1_addr) = c.spawn("i1", "ingest");
+    // More than the dispatcher holds before it stops fetching (16,384 waiting records, past
+    // its hand-off channel and lanes).
+    let mut accepted = 0;
+    for chunk in 0..4 {
+        accepted += push_lifecycles(&i1_addr, &format!("f{chunk}-"), 2000).await;
+    }
+    let (d1, d1_addr) = c.spawn("d1", "dispatch");
+    wait_until(
+        Duration::from_secs(60),
+        "d1 committing what the cloud confirmed",
+        || async { committed(&d1_addr).await.1 >= 2.0 },
+    )
+    .await;
+    // Read in this order, both only grow: what was committed was confirmed before.
+    let (offsets, commits) = committed(&d1_addr).await;
+    let delivered = sim.report().unique_ids;
+    eprintln!("far behind: {commits} commits, {offsets} records committed, {delivered} delivered of {accepted}");
+    assert!(
+        offsets > 0.0 && offsets <= delivered as f64,
+        "{offsets} committed, {delivered} delivered"
+    );
+    assert!(delivered < accepted, "committed while draining, not at the end");
+    wait_until(Duration::from_secs(60), "d1 stopped fetching", || async {
+        metric(&metrics(&d1_addr).await, "conduit_kafka_fetch_paused") == 1.0
+    })
+    .await;
+    // A second dispatcher takes half the partitions from d1 while d1 is not fetching.
+    let (d2, d2_addr) = c.spawn("d2", "dispatch");
+    wait_until(Duration::from_secs(60), "both dispatchers assigned", || async {
+        let (a, b) = (assigned(&d1_addr).await, assigned(&d2_addr).await);
+        a >= 1.0 && b >= 1.0 && a + b == f64::from(PARTITIONS)
+    })
+    .await;
+    sim.set_faults(&FaultUpdate {
+        latency_ms: Some(0),
+        ..Default::default()
+    });
+    wait_for(Duration::from_secs(90), "the backlog delivered", || {
+        sim.report().unique_ids == accepted
+    })
+    .await;
+    wait_until(Duration::from_secs(30), "d1 fetching again", || async {
+        metric(&metrics(&d1_addr).await, "conduit_kafka_fetch_paused") == 0.0
+    })
+    .await;
+    // d2 goes: d1 regains the partitions it lost while it was not fetching.
+    terminate(&d2);
+    let mut d2 = d2;
+    assert!(d2.wait().unwrap().success());
+    wait_until(Duration::from_secs(60), "d1 holds every partition", || async {
+        assigned(&d1_addr).await == f64::from(PARTITIONS)
+    })
+    .await;
+    accepted += push_lifecycles(&i1_addr, "after-", 1000).await;
+    wait_for(
+        Duration::from_secs(60),
+        "what came after delivered, from every partition",
+        || sim.report().unique_ids == accepted,
+    )
+    .await;
+    let report = sim.report();
+    assert_eq!(report.conflicting_duplicates, 0, "{report:?}");
+    for child in [&i1, &d1] {
+        terminate(child);
+    }
+    for mut child in [i1, d1] {
         assert!(child.wait().unwrap().success());
     }
 }

@@ -6,7 +6,8 @@
 //!   is its lowest record handed to the dispatcher and not yet acknowledged, or, when all are,
 //!   the one after the last handed. Records polled but not yet handed are never committed past.
 //!   Commits go out as acknowledgements move it, at most every 200 ms (each is a write at the
-//!   broker), synchronously when partitions are revoked and when the reader stops.
+//!   broker), and when partitions are revoked and when the reader stops; always synchronously,
+//!   so every result is counted and a failed commit is made again.
 //! - **A rebalance loses nothing, and is quick.** When partitions are revoked, the records
 //!   handed from them but not yet in a request are let go at once (the dispatcher drops them
 //!   before their batch goes out: [`Acknowledge::claim`]), and the consumer waits up to
@@ -17,7 +18,8 @@
 //!   generation, and only the current one's records go on.
 //! - **Bounded.** The hand-off channel is bounded; when it is full, records wait in the consumer
 //!   thread up to a bound, past which it pauses its partitions (and keeps polling, so it stays in
-//!   the group) until most have gone on.
+//!   the group) until most have gone on. Partitions are resumed when assigned: librdkafka keeps
+//!   a partition paused across losing and regaining it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
@@ -164,7 +166,12 @@ impl Shared {
             .collect()
     }
 
-    fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, offsets: &[(i32, i64)], sync: bool) {
+    /// Commits `offsets` synchronously and counts the result. (librdkafka reports an
+    /// asynchronous manual commit's result only to an `offset_commit_cb`, which rdkafka's
+    /// consumer does not set: a failed one would go unseen. One round trip every
+    /// [`COMMIT_EVERY`] on the consumer thread costs nothing the lanes notice: the hand-off
+    /// channel keeps them fed meanwhile.)
+    fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, offsets: &[(i32, i64)]) {
         if offsets.is_empty() {
             return;
         }
@@ -173,15 +180,13 @@ impl Shared {
             // Always valid: an offset the broker gave.
             let _ = tpl.add_partition_offset(&self.topic, *p, Offset::Offset(*o));
         }
-        let mode = if sync { CommitMode::Sync } else { CommitMode::Async };
-        match consumer.commit(&tpl, mode) {
-            Ok(()) if sync => {
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
                 self.metrics.commits.with_label_values(&["ok"]).inc();
                 for (p, o) in offsets {
                     self.metrics.committed.with_label_values(&[&p.to_string()]).set(*o);
                 }
             }
-            Ok(()) => {}
             Err(e) => {
                 self.metrics.commits.with_label_values(&["failed"]).inc();
                 self.lock().recommit = true;
@@ -245,7 +250,7 @@ impl ConsumerContext for DispatchContext {
             .filter_map(|p| t.parts.get(p).and_then(|x| x.committable()).map(|c| (*p, c)))
             .collect();
         drop(t);
-        s.commit(consumer, &offsets, true);
+        s.commit(consumer, &offsets);
         let mut t = s.lock();
         for p in &revoked {
             t.parts.remove(p);
@@ -285,30 +290,6 @@ impl ConsumerContext for DispatchContext {
             .with_label_values(&["assign"])
             .inc_by(assigned.len() as u64);
         tracing::info!(partitions = ?assigned, "partitions assigned");
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        let s = &self.shared;
-        match result {
-            Ok(()) => {
-                s.metrics.commits.with_label_values(&["ok"]).inc();
-                for e in offsets.elements_for_topic(&s.topic) {
-                    if let Some(o) = e.offset().to_raw() {
-                        s.metrics
-                            .committed
-                            .with_label_values(&[&e.partition().to_string()])
-                            .set(o);
-                    }
-                }
-            }
-            // Nothing to commit is not a failure.
-            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => {
-                s.metrics.commits.with_label_values(&["failed"]).inc();
-                s.lock().recommit = true;
-                tracing::warn!(error = %e, "offset commit failed; trying again");
-            }
-        }
     }
 }
 
@@ -358,6 +339,7 @@ pub(super) fn run(
                 tracing::debug!(error = %e, "pausing or resuming partitions");
             }
             paused = pause;
+            shared.metrics.fetch_paused.set(i64::from(pause));
         }
         let full = !pending.is_empty();
         match consumer.poll(if full { POLL / 5 } else { POLL }) {
@@ -374,12 +356,12 @@ pub(super) fn run(
         if committed_at.elapsed() >= COMMIT_EVERY {
             committed_at = Instant::now();
             let due = shared.due();
-            shared.commit(&consumer, &due, false);
+            shared.commit(&consumer, &due);
         }
     }
     shared.lock().closing = true;
     let due = shared.due();
-    shared.commit(&consumer, &due, true);
+    shared.commit(&consumer, &due);
     // Dropping the consumer leaves the group (its partitions go to the others at once).
     drop(consumer);
 }
