@@ -76,16 +76,21 @@ pub enum AppError {
     Failed(String),
 }
 
-/// The HTTP client every sink shares: rustls with the platform's roots, certificates verified,
-/// no redirects followed.
-pub fn http_client(request_timeout: std::time::Duration) -> Result<reqwest::Client, AppError> {
-    reqwest::Client::builder()
+/// The HTTP client every sink shares: rustls with the platform's roots (and
+/// `organization.ca_file`'s), certificates verified, no redirects followed, through
+/// `organization.proxy` (or the environment's proxy).
+pub fn http_client(
+    org: &crate::config::OrganizationConfig,
+    request_timeout: std::time::Duration,
+) -> Result<reqwest::Client, AppError> {
+    let b = reqwest::Client::builder()
         .timeout(request_timeout)
         .connect_timeout(std::time::Duration::from_secs(10))
         .redirect(crate::outbound::no_redirects())
-        .user_agent(concat!("cic-conduit/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| AppError::Http(e.to_string()))
+        .user_agent(concat!("cic-conduit/", env!("CARGO_PKG_VERSION")));
+    let b = crate::outbound::with_roots(b, org.ca_file.as_deref(), "organization.ca_file")?;
+    let b = crate::outbound::with_proxy(b, org.proxy.as_ref(), "organization.proxy")?;
+    b.build().map_err(|e| AppError::Http(e.to_string()))
 }
 
 /// The token source of the organization's OAuth client, shared by every sink that uses it.
@@ -119,7 +124,7 @@ impl Cloud {
         let journey = config.sinks.journey.as_ref();
         let timeout = journey.map_or(30_000, |j| j.request_timeout_ms);
         let share = journey.map_or(0.98, |j| j.rate_limit_share);
-        let http = http_client(Duration::from_millis(timeout))?;
+        let http = http_client(&config.organization, Duration::from_millis(timeout))?;
         Ok(Cloud {
             tokens: token_source(client, http.clone(), metrics),
             http,
@@ -155,7 +160,7 @@ pub async fn setup_topic(cfg: &Config) -> Result<Option<(String, crate::buffer::
 /// Runs `setup` (see [`crate::sink::setup`]) against the configured organization.
 pub async fn setup(cfg: &Config, name: &str, source: &str) -> Result<crate::sink::setup::SetupResult, AppError> {
     use crate::sink::setup::Setup;
-    let http = http_client(std::time::Duration::from_secs(30))?;
+    let http = http_client(&cfg.organization, std::time::Duration::from_secs(30))?;
     let tokens = token_source(&crate::settings::client(cfg)?, http.clone(), &Metrics::new());
     let setup = Setup::for_config(cfg, http, tokens);
     let presence = cfg.users.enabled && cfg.users.statuses;
@@ -293,7 +298,7 @@ async fn open_buffer(
         tracing::info!(brokers = %k.config.brokers, topic = %k.config.topic, "the buffer is a Kafka topic");
         return Ok(Arc::new(KafkaBuffer::open(
             k.clone(),
-            &metrics.registry,
+            &metrics.registrar,
             metrics.buffer.clone(),
         )?));
     }
@@ -343,6 +348,8 @@ pub struct Running {
     pub metrics: Arc<Metrics>,
     /// The buffer.
     pub buffer: Arc<dyn Buffer>,
+    /// What a reload changes.
+    pub reloader: Arc<reload::Reloader>,
     shutdown: Shutdown,
     task: tokio::task::JoinHandle<Result<(), AppError>>,
 }
@@ -369,8 +376,11 @@ impl Running {
 pub async fn start(config: Config) -> Result<Running, AppError> {
     let settings = Settings::from_config(config)?;
     let config = &settings.config;
-    let metrics = Arc::new(Metrics::new());
+    // The ICWS source's metrics only where it runs.
+    let icws = settings.role().ingests() && settings.icws_password.is_some();
+    let metrics = Arc::new(Metrics::with_icws(icws));
     metrics.enabled.set(i64::from(config.enabled));
+    let enabled = crate::switch::Switch::new(config.enabled);
     let shutdown = Shutdown::new();
     let supervisor = Supervisor::new(shutdown.clone(), metrics.task_failures.clone());
     // The sources' carried state first: the buffer keeps the records written after it.
@@ -404,13 +414,29 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         let people = users
             .as_ref()
             .map(|u| People::new(u.feed.clone(), config.users.directory_page, config.users.statuses));
-        start_sources(&settings, &buffer, carried, people, &metrics, &shutdown, &supervisor).await?
+        let around = sources::Around {
+            metrics: &metrics,
+            enabled: &enabled,
+            shutdown: &shutdown,
+            supervisor: &supervisor,
+        };
+        start_sources(&settings, &buffer, carried, people, around).await?
     } else {
         tracing::info!("role = \"dispatch\": no source runs; delivering what the buffer holds");
         Sources::default()
     };
+    // The page's charts; sampling never stops the process, whatever becomes of it.
+    let history = crate::history::History::new(metrics.clone());
+    tokio::spawn(history.clone().run(shutdown.clone()));
+    let reloader = Arc::new(reload::Reloader::new(
+        config,
+        enabled.clone(),
+        cloud.as_ref().map(|c| c.gate.clone()),
+        metrics.clone(),
+        sources.icws.is_some(),
+    ));
     let status = Arc::new(Status {
-        enabled: config.enabled,
+        enabled: enabled.clone(),
         role: settings.role(),
         cic_server: config.cic_server.clone(),
         started: Instant::now(),
@@ -421,6 +447,8 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         icws: sources.icws_status.clone(),
         supervisor: supervisor.clone(),
         users: statuses.clone(),
+        history: history.clone(),
+        data_dir: config.data_dir.display().to_string(),
     });
     let fd_limit = server::fdlimit::raise();
     let limits = server::Limits {
@@ -503,23 +531,60 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         addr: bound,
         metrics,
         buffer,
+        reloader,
         shutdown,
         task,
     })
 }
 
-/// Runs until SIGTERM/SIGINT, then stops cleanly.
-pub async fn run(config: Config) -> Result<(), AppError> {
+/// Runs until SIGTERM/SIGINT, then stops cleanly. On Unix, SIGHUP reloads what can be
+/// reloaded from `path` (see [`reload`]).
+pub async fn run(config: Config, path: &std::path::Path) -> Result<(), AppError> {
     let mut signals = OsSignals::install().map_err(AppError::Signals)?;
+    #[cfg(unix)]
+    let mut hangups =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(AppError::Signals)?;
     let running = start(config).await?;
     let sd = running.shutdown().clone();
     tokio::spawn(async move {
         signals.recv().await;
         sd.trigger();
     });
+    #[cfg(unix)]
+    {
+        let (reloader, path) = (running.reloader.clone(), path.to_path_buf());
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                reload_from(&reloader, &path).await;
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = path;
     running.wait().await
 }
 
+/// Reloads from the file at `path`: what can change does, the rest waits for a restart; a file
+/// that does not load changes nothing.
+async fn reload_from(reloader: &reload::Reloader, path: &std::path::Path) {
+    let p = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || crate::config::load_file(&p)).await {
+        Ok(Ok(config)) => {
+            let changed = reloader.apply(&config);
+            if changed.is_empty() {
+                tracing::info!(config = %path.display(), "SIGHUP: reloaded; nothing that a reload changes is different (log.level, enabled, sinks.journey.rate_limit_share; other keys need a restart)");
+            } else {
+                tracing::info!(config = %path.display(), changed = %changed.join(", "), "SIGHUP: reloaded (other keys need a restart)");
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::error!(config = %path.display(), error = %e, "SIGHUP: the config does not load; nothing changed")
+        }
+        Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed; nothing changed"),
+    }
+}
+
+mod reload;
 mod sources;
 #[cfg(test)]
 mod tests;

@@ -140,6 +140,9 @@ pub struct BufferHealth {
     pub persist: PersistPolicy,
     /// Records waiting for delivery.
     pub backlog_records: u64,
+    /// Seconds since the oldest record waiting was accepted, once the dispatcher has read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_age_secs: Option<u64>,
     /// Bytes used on disk.
     pub bytes: u64,
     /// The size cap.
@@ -196,6 +199,7 @@ impl Health {
                 damaged_records: b.damaged_records,
                 persist: i.persist,
                 backlog_records: b.backlog_records,
+                oldest_age_secs: b.oldest_accepted_ms.map(|_| b.oldest_age_secs().round() as u64),
                 bytes: b.bytes,
                 max_bytes: b.max_bytes,
                 used_percent,

@@ -23,13 +23,15 @@
 //! | [`retry`] | the backoff every retry loop shares |
 //! | [`locks`] | the one mutex-poison policy: a poisoned lock is taken over |
 //! | [`private_fs`] | customer data on disk is owner-only: 0700 directories, 0600 files |
-//! | [`server`] | the HTTP listener: push source, `/health`, `/metrics` |
+//! | [`server`] | the HTTP listener: push source, the Integration Health page (`/`), `/health`, `/livez`, `/readyz`, `/metrics` |
 //! | [`metrics`] | every Prometheus metric name, in one place |
-//! | [`health`] | the integration-health document served at `/health` |
+//! | [`health`] | the integration-health document served at `/health` (and shown by the page) |
+//! | [`history`] | the last hour of delivery, sampled from the metrics, for the page's charts |
 //! | [`app`] | the composition root: start what the role runs from the settings, under the supervisor; stop it in order on a signal |
 //! | [`cli`] | the `cic-conduit` command line |
 //! | [`timefmt`] | ISO-8601 parsing and formatting without a calendar dependency |
 //! | [`shutdown`] | the signal every long-running task selects on |
+//! | [`switch`] | the Interaction Administrator switch (`enabled`), flipped at run time by a reload |
 //! | [`supervisor`] | runs every long-running task; one that panics or stops on its own stops the process |
 //! | [`telemetry`] | tracing set-up (human or JSON logs) |
 
@@ -42,6 +44,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod event;
 pub mod health;
+pub mod history;
 pub mod locks;
 pub mod metrics;
 pub mod normalize;
@@ -55,6 +58,7 @@ pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod supervisor;
+pub mod switch;
 pub mod telemetry;
 pub mod timefmt;
 pub mod users;

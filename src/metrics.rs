@@ -5,15 +5,74 @@
 //! interaction id, a user name or anything else that grows without bound. Each subsystem gets
 //! a cheap-to-clone handle struct; nothing here is global, so tests build their own.
 
+use std::sync::{Arc, Mutex};
+
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+
+/// One registered metric: its name, type and label names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    /// The metric's name.
+    pub name: String,
+    /// `counter`, `gauge` or `histogram`.
+    pub kind: &'static str,
+    /// Its label names, in order.
+    pub labels: Vec<String>,
+}
+
+/// Where metrics are registered: the registry `/metrics` renders, and a description of each
+/// metric registered (what the README's metric table is checked against).
+#[derive(Clone, Default)]
+pub struct Registrar {
+    /// The registry.
+    pub registry: Registry,
+    described: Arc<Mutex<Vec<Described>>>,
+}
+
+impl Registrar {
+    /// Registers `c`, a collector of metrics of `kind`, and returns it.
+    fn add<C: Collector + Clone + 'static>(&self, c: C, kind: &'static str) -> C {
+        self.register(c.clone(), kind);
+        c
+    }
+
+    /// Registers `c`, a collector of metrics of `kind` (`process`: the process collector's).
+    fn register<C: Collector + 'static>(&self, c: C, kind: &'static str) {
+        let mut described = crate::locks::lock(&self.described);
+        for d in c.desc() {
+            // The process collector's counter among its gauges.
+            let kind = if kind == "process" {
+                if d.fq_name.ends_with("_total") {
+                    "counter"
+                } else {
+                    "gauge"
+                }
+            } else {
+                kind
+            };
+            described.push(Described {
+                name: d.fq_name.clone(),
+                kind,
+                labels: d.variable_labels.clone(),
+            });
+        }
+        self.registry.register(Box::new(c)).expect("unique metric");
+    }
+
+    /// Every metric registered so far.
+    pub fn described(&self) -> Vec<Described> {
+        crate::locks::lock(&self.described).clone()
+    }
+}
 
 /// All metrics, registered in one registry.
 pub struct Metrics {
-    /// The registry `/metrics` renders.
-    pub registry: Registry,
+    /// The registry `/metrics` renders, and what is in it.
+    pub registrar: Registrar,
     /// 1 while ingesting is enabled, 0 while switched off.
     pub enabled: IntGauge,
     /// Sources.
@@ -104,11 +163,52 @@ pub struct SinkMetrics {
     pub retries: IntCounterVec,
     /// `conduit_sink_ratelimit_remaining{sink}`: requests left in the rate-limit window.
     pub ratelimit_remaining: IntGaugeVec,
+    /// `conduit_sink_state{sink,state}`: 1 for the destination's state now (`ok`, `retrying`,
+    /// `paused`, `auth_failing`), 0 for the others; set when `/metrics` is read.
+    pub state: IntGaugeVec,
     /// `conduit_sink_batch_events{sink}`: events per request.
     pub batch_events: HistogramVec,
     /// `conduit_pipeline_accept_to_confirm_seconds`: from stored in the buffer to confirmed by
     /// the cloud (events accepted by this process only).
     pub accept_to_confirm: Histogram,
+}
+
+/// The dispatcher's own dead-letter reasons (a sink adds its own: `Sink::refusal_reasons`).
+const DISPATCH_REFUSALS: [&str; 6] = [
+    "rejected",
+    "retries_exhausted",
+    "client_error",
+    "not_implemented",
+    "unexpected_status",
+    "too_large",
+];
+
+/// A destination's states, as `conduit_sink_state` labels them.
+pub const SINK_STATES: [&str; 4] = ["ok", "retrying", "paused", "auth_failing"];
+
+/// The request statuses alerts look for.
+const ALERTED_STATUSES: [&str; 4] = ["401", "403", "429", "oauth"];
+
+impl SinkMetrics {
+    /// Shows `state` as sink `sink`'s state now (one of [`SINK_STATES`]).
+    pub fn show_state(&self, sink: &str, state: &str) {
+        for s in SINK_STATES {
+            self.state.with_label_values(&[sink, s]).set(i64::from(s == state));
+        }
+    }
+
+    /// Creates, at zero, the counters of sink `sink` that alerts read: a counter that does not
+    /// exist yet cannot show an increase (after a restart during an outage, say).
+    pub fn prepare(&self, sink: &str, refusals: &[&str]) {
+        self.delivered.with_label_values(&[sink]);
+        self.show_state(sink, "ok");
+        for status in ALERTED_STATUSES {
+            self.requests.with_label_values(&[sink, status]);
+        }
+        for reason in DISPATCH_REFUSALS.iter().chain(refusals) {
+            self.dead_lettered.with_label_values(&[sink, reason]);
+        }
+    }
 }
 
 /// Source metrics.
@@ -163,7 +263,7 @@ pub struct KafkaMetrics {
 
 impl KafkaMetrics {
     /// Registers them in `r`.
-    pub fn register(r: &Registry) -> Self {
+    pub fn register(r: &Registrar) -> Self {
         KafkaMetrics {
             assigned: gauge(
                 r,
@@ -221,6 +321,11 @@ pub struct BufferMetrics {
     pub records: IntGauge,
     /// `conduit_buffer_bytes`: bytes on disk.
     pub bytes: IntGauge,
+    /// `conduit_buffer_capacity_bytes`: the size cap (`buffer.max_bytes`); 0 for a Kafka topic.
+    pub capacity: IntGauge,
+    /// `conduit_buffer_oldest_record_age_seconds`: since the oldest record waiting was
+    /// accepted; 0 when nothing waits or no reader in this process has read it.
+    pub oldest_age: Gauge,
     /// `conduit_buffer_segments`: segment files on disk.
     pub segments: IntGauge,
     /// `conduit_buffer_fsync_seconds`: duration of each group-commit sync.
@@ -239,50 +344,51 @@ pub struct BufferMetrics {
     pub dropped: IntCounter,
 }
 
-fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(c.clone())).expect("unique metric");
-    c
+fn counter_vec(r: &Registrar, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    r.add(
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+        "counter",
+    )
 }
 
-fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("valid metric");
-    r.register(Box::new(c.clone())).expect("unique metric");
-    c
+fn counter(r: &Registrar, name: &str, help: &str) -> IntCounter {
+    r.add(IntCounter::new(name, help).expect("valid metric"), "counter")
 }
 
-fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("valid metric");
-    r.register(Box::new(g.clone())).expect("unique metric");
-    g
+fn gauge(r: &Registrar, name: &str, help: &str) -> IntGauge {
+    r.add(IntGauge::new(name, help).expect("valid metric"), "gauge")
 }
 
-fn histogram_vec(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+fn histogram_vec(r: &Registrar, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
     let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid metric");
-    r.register(Box::new(h.clone())).expect("unique metric");
-    h
+    r.add(h, "histogram")
 }
 
-fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(g.clone())).expect("unique metric");
-    g
+fn gauge_vec(r: &Registrar, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    r.add(
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+        "gauge",
+    )
 }
 
-fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+fn histogram(r: &Registrar, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
     let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric");
-    r.register(Box::new(h.clone())).expect("unique metric");
-    h
+    r.add(h, "histogram")
 }
 
 impl Metrics {
     /// A fresh registry with every metric.
     pub fn new() -> Self {
-        let r = Registry::new();
+        Self::with_icws(true)
+    }
+
+    /// A fresh registry; the ICWS source's metrics in it only with `icws` (they exist either
+    /// way, but are shown only when the source runs).
+    pub fn with_icws(icws: bool) -> Self {
+        let r = Registrar::default();
         // The standard process_* metrics (CPU, memory, open files, threads, start time).
         #[cfg(target_os = "linux")]
-        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
-            .expect("unique metric");
+        r.register(prometheus::process_collector::ProcessCollector::for_self(), "process");
         let source = SourceMetrics {
             received: counter_vec(
                 &r,
@@ -335,6 +441,19 @@ impl Metrics {
                 "Records in the buffer not yet acknowledged.",
             ),
             bytes: gauge(&r, "conduit_buffer_bytes", "Bytes of buffer segments on disk."),
+            capacity: gauge(
+                &r,
+                "conduit_buffer_capacity_bytes",
+                "The buffer's size cap (buffer.max_bytes); 0 for a Kafka topic.",
+            ),
+            oldest_age: r.add(
+                Gauge::new(
+                    "conduit_buffer_oldest_record_age_seconds",
+                    "Seconds since the oldest record waiting in the buffer was accepted (0 when none waits).",
+                )
+                .expect("valid metric"),
+                "gauge",
+            ),
             segments: gauge(&r, "conduit_buffer_segments", "Buffer segment files on disk."),
             fsync_seconds: histogram(
                 &r,
@@ -430,6 +549,12 @@ impl Metrics {
                 "Requests left in the current rate-limit window (from inin-ratelimit-*).",
                 &["sink"],
             ),
+            state: gauge_vec(
+                &r,
+                "conduit_sink_state",
+                "1 for the destination's state now (ok, retrying, paused, auth_failing), 0 for the others.",
+                &["sink", "state"],
+            ),
             batch_events: histogram_vec(
                 &r,
                 "conduit_sink_batch_events",
@@ -446,6 +571,8 @@ impl Metrics {
                 ],
             ),
         };
+        let shown = r.clone();
+        let r = if icws { shown.clone() } else { Registrar::default() };
         let icws = IcwsMetrics {
             connected: gauge(&r, "conduit_icws_connected", "1 while an ICWS session is up."),
             reconnects: counter_vec(
@@ -476,6 +603,7 @@ impl Metrics {
                 "1 while this conduit reads CIC (active), 0 while it stands by for its pair.",
             ),
         };
+        let r = shown;
         let server = ServerMetrics {
             connections: gauge(&r, "conduit_server_connections", "HTTP connections open now."),
             closed: counter_vec(
@@ -529,12 +657,10 @@ impl Metrics {
             ),
         };
         // An info metric: a gauge that is always 1, its labels the information.
-        let build =
-            IntGaugeVec::new(Opts::new("conduit_build_info", "Build information."), &["version"]).expect("valid");
-        r.register(Box::new(build.clone())).expect("unique metric");
+        let build = gauge_vec(&r, "conduit_build_info", "Build information.", &["version"]);
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         Metrics {
-            registry: r,
+            registrar: r,
             enabled,
             source,
             normalize,
@@ -551,7 +677,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        let _ = TextEncoder::new().encode(&self.registrar.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
 }
@@ -604,5 +730,111 @@ mod tests {
         let tail = [(0.5, 1.0), (f64::INFINITY, 2.0)];
         assert_eq!(bucket_quantile(&tail, 2.0, 0.99), Some(0.5));
         assert_eq!(bucket_quantile(&b, 0.0, 0.5), None);
+    }
+
+    /// The README's metric table, as (name, type, label names) per metric.
+    fn readme_table() -> Vec<Described> {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("| metric | type | meaning |")
+            .expect("the README's metric table");
+        let mut out = Vec::new();
+        for row in readme[start..].lines().skip(2).take_while(|l| l.starts_with('|')) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let names: Vec<&str> = cells[1].split('`').skip(1).step_by(2).collect();
+            let kinds: Vec<&str> = cells[2].split(", ").collect();
+            assert!(kinds.len() == 1 || kinds.len() == names.len(), "types of {row}");
+            for (i, n) in names.iter().enumerate() {
+                let (name, labels) = match n.split_once('{') {
+                    Some((name, rest)) => (
+                        name,
+                        rest.trim_end_matches('}').split(',').map(str::to_string).collect(),
+                    ),
+                    None => (*n, Vec::new()),
+                };
+                let kind = match kinds[if kinds.len() == 1 { 0 } else { i }] {
+                    "counter" => "counter",
+                    "gauge" => "gauge",
+                    "histogram" => "histogram",
+                    other => panic!("type {other} in {row}"),
+                };
+                out.push(Described {
+                    name: name.to_string(),
+                    kind,
+                    labels,
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_readme_lists_every_metric_as_registered() {
+        let m = Metrics::new();
+        KafkaMetrics::register(&m.registrar);
+        let mut registered = m.registrar.described();
+        let mut table = readme_table();
+        registered.sort_by(|a, b| a.name.cmp(&b.name));
+        table.sort_by(|a, b| a.name.cmp(&b.name));
+        let names = |v: &[Described]| v.iter().map(|d| d.name.clone()).collect::<Vec<_>>();
+        let (r, t) = (names(&registered), names(&table));
+        let missing: Vec<_> = r.iter().filter(|n| !t.contains(n)).collect();
+        let extra: Vec<_> = t.iter().filter(|n| !r.contains(n)).collect();
+        assert!(
+            missing.is_empty(),
+            "registered but not in the README's table: {missing:?}"
+        );
+        assert!(extra.is_empty(), "in the README's table but not registered: {extra:?}");
+        assert_eq!(
+            registered, table,
+            "the README's table and the code differ (type or labels)"
+        );
+    }
+
+    #[test]
+    fn sink_state_labels_are_the_health_documents() {
+        use crate::dispatch::gate::DestState;
+        let labels: Vec<String> = [
+            DestState::Ok,
+            DestState::Retrying,
+            DestState::Paused,
+            DestState::AuthFailing,
+        ]
+        .iter()
+        .map(|s| serde_json::to_value(s).unwrap().as_str().unwrap().to_string())
+        .collect();
+        assert_eq!(labels, SINK_STATES);
+    }
+
+    #[test]
+    fn icws_metrics_are_shown_only_with_the_icws_source() {
+        let shown = |m: &Metrics| {
+            m.registrar
+                .described()
+                .iter()
+                .any(|d| d.name == "conduit_icws_connected")
+        };
+        assert!(shown(&Metrics::with_icws(true)));
+        let without = Metrics::with_icws(false);
+        assert!(!shown(&without));
+        without.icws.connected.set(1);
+        assert!(!without.render().contains("conduit_icws"), "{}", without.render());
+        assert!(!without.render().contains("conduit_ha_role"));
+    }
+
+    #[test]
+    fn the_counters_alerts_read_exist_from_the_start() {
+        let m = Metrics::new();
+        m.sink.prepare("journey", &["undecodable"]);
+        let text = m.render();
+        for line in [
+            "conduit_sink_events_delivered_total{sink=\"journey\"} 0",
+            "conduit_sink_requests_total{sink=\"journey\",status=\"oauth\"} 0",
+            "conduit_sink_requests_total{sink=\"journey\",status=\"429\"} 0",
+            "conduit_sink_events_dead_lettered_total{reason=\"undecodable\",sink=\"journey\"} 0",
+            "conduit_sink_events_dead_lettered_total{reason=\"rejected\",sink=\"journey\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
     }
 }

@@ -10,8 +10,139 @@
 //!   endless answer costs at most the limit in memory.
 //! - **A password goes only where it is safe** ([`may_send_password`]): over HTTPS, or plain HTTP
 //!   to a loopback host unless plain HTTP is explicitly allowed.
+//! - **Proxies as the company runs them** ([`with_proxy`], [`with_roots`]): a destination's
+//!   configured proxy (with basic authentication, its password a secret, and hosts reached
+//!   directly), else the environment's `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`; extra
+//!   CA certificates for a proxy that inspects TLS. Certificates are always verified; a proxy
+//!   that refuses the tunnel is an outage (retried), said as such ([`describe_error`]).
 
 use bytes::{Bytes, BytesMut};
+
+use crate::config::{ConfigError, ProxyConfig};
+
+/// Routes `b`'s calls through `proxy` (the config at `key`, e.g. `organization.proxy`); with
+/// none, through the environment's proxy variables, as reqwest reads them.
+pub fn with_proxy(
+    b: reqwest::ClientBuilder,
+    proxy: Option<&ProxyConfig>,
+    key: &str,
+) -> Result<reqwest::ClientBuilder, ConfigError> {
+    let Some(p) = proxy else { return Ok(b) };
+    if p.url == "none" {
+        return Ok(b.no_proxy());
+    }
+    let url = reqwest::Url::parse(&p.url)
+        .map_err(|e| ConfigError::invalid(&format!("{key}.url"), format!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::invalid(
+            &format!("{key}.url"),
+            "must be http://host:port or https://host:port (or \"none\")",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::invalid(
+            &format!("{key}.url"),
+            "holds credentials: put the user in username and the password in password (a secret)",
+        ));
+    }
+    let mut px =
+        reqwest::Proxy::all(url.as_str()).map_err(|e| ConfigError::invalid(&format!("{key}.url"), e.to_string()))?;
+    match (&p.username, &p.password) {
+        (Some(user), password) => {
+            let password = password
+                .as_ref()
+                .map(|s| s.resolve(&format!("{key}.password")))
+                .transpose()?;
+            px = px.basic_auth(user, password.as_ref().map_or("", |s| s.expose()));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::invalid(
+                &format!("{key}.password"),
+                "given without username",
+            ));
+        }
+        (None, None) => {}
+    }
+    if !p.no_proxy.is_empty() {
+        px = px.no_proxy(reqwest::NoProxy::from_string(&p.no_proxy.join(",")));
+    }
+    Ok(b.proxy(px))
+}
+
+/// Trusts the PEM certificates in `ca_file` (the config at `key`) besides the platform's roots.
+pub fn with_roots(
+    mut b: reqwest::ClientBuilder,
+    ca_file: Option<&std::path::Path>,
+    key: &str,
+) -> Result<reqwest::ClientBuilder, ConfigError> {
+    let Some(path) = ca_file else { return Ok(b) };
+    let pem =
+        std::fs::read(path).map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| ConfigError::invalid(key, format!("{} is not PEM certificates: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(ConfigError::invalid(
+            key,
+            format!("{} holds no certificate", path.display()),
+        ));
+    }
+    for c in certs {
+        b = b.add_root_certificate(c);
+    }
+    Ok(b)
+}
+
+/// Where calls to `destination` (an `https://` or `http://` URL) go, for `check-config`: the
+/// proxy and where it was set, or `direct`. Never shows credentials.
+pub fn describe_proxy(proxy: Option<&ProxyConfig>, key: &str, destination: &str) -> String {
+    let host = reqwest::Url::parse(destination)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let bypassed = |list: &str| {
+        list.split(',').map(str::trim).filter(|e| !e.is_empty()).any(|e| {
+            e == "*" || host == e.trim_start_matches('.') || host.ends_with(&format!(".{}", e.trim_start_matches('.')))
+        })
+    };
+    match proxy {
+        Some(p) if p.url == "none" => format!("direct ({key}.url = \"none\")"),
+        Some(p) if bypassed(&p.no_proxy.join(",")) => format!("direct ({host} is in {key}.no_proxy)"),
+        Some(p) => format!(
+            "{}{} ({key})",
+            p.url,
+            p.username.as_deref().map(|u| format!(" as {u}")).unwrap_or_default()
+        ),
+        None => {
+            let env = |names: &[&'static str]| -> Option<(&'static str, String)> {
+                names
+                    .iter()
+                    .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()).map(|v| (*n, v)))
+            };
+            let https = destination.starts_with("https:");
+            let vars: &[&str] = if https {
+                &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+            } else {
+                &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+            };
+            match (env(vars), env(&["NO_PROXY", "no_proxy"])) {
+                (Some((n, _)), Some((np, list))) if bypassed(&list) => {
+                    format!("direct ({host} is in {np}; {n} is set)")
+                }
+                (Some((n, v)), _) => {
+                    let shown = reqwest::Url::parse(&v)
+                        .map(|mut u| {
+                            let _ = u.set_username("");
+                            let _ = u.set_password(None);
+                            u.to_string().trim_end_matches('/').to_string()
+                        })
+                        .unwrap_or_else(|_| "(not a URL)".into());
+                    format!("{shown} (from {n})")
+                }
+                (None, _) => "direct".into(),
+            }
+        }
+    }
+}
 
 /// Largest Genesys Cloud API answer read (an events answer echoes at most one request's events).
 pub const MAX_API_BODY: usize = 8 * 1024 * 1024;
@@ -34,6 +165,12 @@ pub fn describe_error(e: reqwest::Error) -> String {
             out.push_str(&text);
         }
         cause = c.source();
+    }
+    // What the client says when a proxy answers CONNECT with anything but 200.
+    if out.contains("tunnel error") {
+        out = format!(
+            "the proxy refused to open a tunnel to the destination (CONNECT not allowed, or the proxy's credentials refused): {out}"
+        );
     }
     out
 }

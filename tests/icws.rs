@@ -290,6 +290,53 @@ async fn a_restart_still_ends_the_calls_that_ended_meanwhile() {
     r.stop.trigger();
 }
 
+/// Switched off by a reload (SIGHUP), the ICWS source logs out and reads nothing; switched on
+/// again, it logs in and the queues' snapshot brings what changed meanwhile, exactly once.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_switching_ingest_off_and_on_logs_out_and_back_in() {
+    let r = rig(true, Duration::ZERO).await;
+    let (cic, cloud) = (r.cic.clone(), r.cloud.clone());
+    ten_connected_calls(&r).await;
+    let text = std::fs::read_to_string(&r.config).unwrap();
+    let hup = || {
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-HUP", &r.child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    std::fs::write(&r.config, format!("enabled = false\n{text}")).unwrap();
+    hup();
+    let addr = r.addr.clone();
+    wait_until(Duration::from_secs(20), "switched off, logged out", || async {
+        let h: serde_json::Value = serde_json::from_str(&get_text(&format!("http://{addr}/health")).await).unwrap();
+        h["status"] == "disabled" && h["cic"]["connected"] == false
+    })
+    .await;
+    // Calls 5..10 end while it reads nothing.
+    cic.apply(&changes_of("20000000", 5..10, &[("Eic_State", "E")]));
+    assert_eq!(cic.report().logins, 1);
+    std::fs::write(&r.config, &text).unwrap();
+    hup();
+    wait_for(Duration::from_secs(20), "the ends, after logging in again", || {
+        kinds(&cloud, "ended") == 5
+    })
+    .await;
+    let report = cic.report();
+    assert_eq!(report.logins, 2, "{report:?}");
+    assert_eq!(report.queue_subscriptions, 2, "{report:?}");
+    let report = cloud.report();
+    assert_eq!(report.unique_ids, 35, "{report:?}");
+    assert_eq!(report.duplicates, 0, "{report:?}");
+    terminate(&r.child);
+    let mut child = r.child;
+    assert!(child.wait().unwrap().success());
+    r.stop.trigger();
+}
+
 /// ICWS over HTTPS with a certificate from a private CA (tests/fixtures/tls: a test CA whose key
 /// was discarded, and a certificate for 127.0.0.1 and localhost): the conduit logs in when
 /// `ca_file` names that CA, and refuses the server, saying why, when it does not.
@@ -354,10 +401,10 @@ fn a_bad_ca_file_is_refused_by_name() {
     let junk = dir.path().join("ca.pem");
     std::fs::write(&junk, "not a certificate").unwrap();
     for path in [junk, dir.path().join("missing.pem")] {
-        let err = cic_conduit::source::icws::client::http_client(Some(&path))
+        let err = cic_conduit::source::icws::client::http_client(Some(&path), None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("sources.icws.ca_file"), "{err}");
     }
-    assert!(cic_conduit::source::icws::client::http_client(None).is_ok());
+    assert!(cic_conduit::source::icws::client::http_client(None, None).is_ok());
 }

@@ -27,16 +27,29 @@ pub(super) struct Sources {
     pub(super) carrier: Option<(Arc<Carrier>, tokio::task::JoinHandle<()>)>,
 }
 
+/// What every source runs with.
+pub(super) struct Around<'a> {
+    pub(super) metrics: &'a Metrics,
+    /// The `enabled` switch.
+    pub(super) enabled: &'a crate::switch::Switch,
+    pub(super) shutdown: &'a Shutdown,
+    pub(super) supervisor: &'a Supervisor,
+}
+
 /// Starts the sources on `buffer`, after taking back their carried state.
 pub(super) async fn start_sources(
     settings: &Settings,
     buffer: &Arc<dyn Buffer>,
     carried: Option<carry::Carried>,
     people: Option<People>,
-    metrics: &Metrics,
-    shutdown: &Shutdown,
-    supervisor: &Supervisor,
+    around: Around<'_>,
 ) -> Result<Sources, AppError> {
+    let Around {
+        metrics,
+        enabled,
+        shutdown,
+        supervisor,
+    } = around;
     let config = &settings.config;
     // One normalizer for every source: they describe the same CIC server's interactions.
     let normalizer = Normalizer::new(&config.cic_server, &config.normalize, metrics.normalize.clone());
@@ -68,7 +81,7 @@ pub(super) async fn start_sources(
             token,
             ingest.clone(),
             metrics.source.clone(),
-            config.enabled,
+            enabled.clone(),
             shutdown.clone(),
             Duration::from_millis(config.server.body_timeout_ms),
         ))
@@ -91,7 +104,8 @@ pub(super) async fn start_sources(
         let source = match people {
             Some(p) => source.with_people(p),
             None => source,
-        };
+        }
+        .with_switch(enabled.clone());
         sources.icws_status = Some(source.status());
         sources.icws = Some(supervisor.spawn("icws", source.run()));
     }

@@ -111,6 +111,7 @@ impl DiskBuffer {
             damage: Mutex::new(Damage::default()),
             fatal: Mutex::new(None),
             fatal_notify: Notify::new(),
+            reads: Mutex::new(Default::default()),
             #[cfg(test)]
             faults: Faults::default(),
         });

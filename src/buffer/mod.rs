@@ -231,8 +231,21 @@ pub struct BufferStats {
     pub damage_secs_ago: Option<u64>,
     /// Why the buffer failed for good, once it has.
     pub fatal: Option<String>,
+    /// When the oldest record not yet acknowledged was accepted (ms since the epoch), once a
+    /// reader has read it; `None` when nothing waits, or for a Kafka topic.
+    pub oldest_accepted_ms: Option<i64>,
     /// A Kafka buffer's topic, partitions and lag.
     pub kafka: Option<kafka::KafkaStats>,
+}
+
+impl BufferStats {
+    /// Seconds since the oldest record waiting was accepted; 0 when unknown or nothing waits.
+    pub fn oldest_age_secs(&self) -> f64 {
+        self.oldest_accepted_ms.map_or(0.0, |ms| {
+            let now = crate::timefmt::now_ms();
+            (now.saturating_sub(ms)).max(0) as f64 / 1000.0
+        })
+    }
 }
 
 /// The durable buffer between sources and sinks.

@@ -213,7 +213,10 @@ impl BufferReader for DiskReader {
                 notified.as_mut().enable();
                 let mut out = Vec::new();
                 self.read_available(max, &mut out)?;
-                if !out.is_empty() {
+                if let Some(last) = out.last() {
+                    if let Some(earliest) = out.iter().filter_map(|r| r.accepted_ms).min() {
+                        shared.note_read(last.position.offset() + 1, earliest);
+                    }
                     return Ok(out);
                 }
                 if shared.closed.load(Ordering::Acquire) {

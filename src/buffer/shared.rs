@@ -75,6 +75,9 @@ pub(crate) struct Shared {
     /// Why the buffer failed for good, once it has.
     pub fatal: Mutex<Option<String>>,
     pub fatal_notify: Notify,
+    /// Per read, in order: the sequence number after its last record, and the earliest accept
+    /// time among its records (see [`Shared::oldest_accepted_ms`]).
+    pub reads: Mutex<std::collections::VecDeque<(u64, i64)>>,
     /// Injected I/O errors (tests).
     #[cfg(test)]
     pub faults: Faults,
@@ -177,9 +180,40 @@ pub(crate) fn replay_from(s: &Shared, from: u64, each: &mut dyn FnMut(&Record)) 
     })
 }
 
+/// At most this many reads are remembered for the oldest record's age (each a few hundred
+/// records): beyond them, the oldest are forgotten (the age then reads low, never high).
+const READS_KEPT: usize = 4096;
+
+impl Shared {
+    /// Notes a read of the records up to `end` (exclusive), the earliest accepted at
+    /// `earliest_ms`.
+    pub(crate) fn note_read(&self, end: u64, earliest_ms: i64) {
+        let mut reads = crate::locks::lock(&self.reads);
+        if reads.len() == READS_KEPT {
+            reads.pop_front();
+        }
+        reads.push_back((end, earliest_ms));
+    }
+
+    /// When the oldest record not yet acknowledged (at `cursor`) was accepted, to within one
+    /// read (the earliest accept time of the read that holds it); `None` when nothing waits or
+    /// no reader has read it yet (no dispatcher in this process).
+    pub(crate) fn oldest_accepted_ms(&self, cursor: u64, next_seq: u64) -> Option<i64> {
+        let mut reads = crate::locks::lock(&self.reads);
+        while reads.front().is_some_and(|(end, _)| *end <= cursor) {
+            reads.pop_front();
+        }
+        if cursor >= next_seq {
+            return None;
+        }
+        reads.front().map(|(_, ms)| *ms)
+    }
+}
+
 pub(crate) fn stats(s: &Shared) -> BufferStats {
     let next_seq = s.next_seq.load(Ordering::Acquire);
     let cursor = crate::locks::lock(&s.acks).cursor();
+    let oldest_accepted_ms = s.oldest_accepted_ms(cursor, next_seq);
     let (damaged_records, damage_last_at) = {
         let d = crate::locks::lock(&s.damage);
         (d.records, d.last_at)
@@ -197,6 +231,7 @@ pub(crate) fn stats(s: &Shared) -> BufferStats {
         damaged_records,
         damage_secs_ago: damage_last_at.map(|t| t.elapsed().as_secs()),
         fatal: crate::locks::lock(&s.fatal).clone(),
+        oldest_accepted_ms,
         kafka: None,
     }
 }
@@ -205,5 +240,7 @@ pub(crate) fn refresh_gauges(s: &Shared) {
     let st = stats(s);
     s.metrics.records.set(st.backlog_records as i64);
     s.metrics.bytes.set(st.bytes as i64);
+    s.metrics.capacity.set(st.max_bytes as i64);
+    s.metrics.oldest_age.set(st.oldest_age_secs());
     s.metrics.segments.set(st.segments as i64);
 }

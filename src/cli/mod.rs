@@ -96,7 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .thread_name("conduit")
                 .build()?;
-            rt.block_on(crate::app::run(cfg))?;
+            rt.block_on(crate::app::run(cfg, &config))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => {
@@ -117,6 +117,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cfg.organization.region,
                 cfg.organization.api_base()
             );
+            // The clients as `run` builds them: the proxies and CA files are checked too.
+            crate::app::http_client(&cfg.organization, std::time::Duration::from_secs(30))?;
+            println!(
+                "  cloud via      {}{}",
+                crate::outbound::describe_proxy(
+                    cfg.organization.proxy.as_ref(),
+                    "organization.proxy",
+                    &cfg.organization.api_base()
+                ),
+                cfg.organization
+                    .ca_file
+                    .as_ref()
+                    .map(|f| format!(", also trusting {}", f.display()))
+                    .unwrap_or_default()
+            );
+            let icws = &cfg.sources.icws;
+            if icws.enabled {
+                crate::source::icws::client::http_client(icws.ca_file.as_deref(), icws.proxy.as_ref())?;
+                println!(
+                    "  ICWS via       {}",
+                    crate::outbound::describe_proxy(
+                        icws.proxy.as_ref(),
+                        "sources.icws.proxy",
+                        icws.hosts.first().map_or("", String::as_str)
+                    )
+                );
+            }
             match &cfg.buffer.kafka {
                 Some(k) => println!(
                     "  buffer         kafka topic {} on {} (group {}, {} properties passed through, {} secret)",

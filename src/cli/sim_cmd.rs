@@ -72,7 +72,7 @@ pub struct CicArgs {
 #[derive(Debug, Args)]
 pub struct CloudArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:9090")]
+    #[arg(long, default_value = "127.0.0.1:8089")]
     listen: SocketAddr,
     /// The OAuth client id it accepts.
     #[arg(long, default_value = "sim-client")]

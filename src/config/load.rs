@@ -36,7 +36,10 @@ pub fn load_str(text: &str, env: impl IntoIterator<Item = (String, String)>) -> 
     let base: Table = text
         .parse()
         .map_err(|e: toml::de::Error| ConfigError::Syntax(syntax_error(text, &e)))?;
-    let mut overrides: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    let mut overrides: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !is_service_link(k))
+        .collect();
     overrides.sort();
     let mut warnings = Vec::new();
     // Each round either deserializes or sets aside one variable that names no key: bounded.
@@ -140,6 +143,25 @@ fn ignored(var: &str, why: &str) -> String {
     format!("environment variable {var} ignored: {why}")
 }
 
+/// Whether `var` is one of the variables Kubernetes gives every container for a service named
+/// `conduit` (`CONDUIT_SERVICE_HOST`, `CONDUIT_SERVICE_PORT[_<name>]`, `CONDUIT_PORT`,
+/// `CONDUIT_PORT_<port>_<proto>[_PROTO|_PORT|_ADDR]`): never an override, and not worth a
+/// warning at every start.
+pub fn is_service_link(var: &str) -> bool {
+    let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+        return false;
+    };
+    rest == "SERVICE_HOST"
+        || rest == "SERVICE_PORT"
+        || rest.starts_with("SERVICE_PORT_")
+        || rest == "PORT"
+        || rest.strip_prefix("PORT_").is_some_and(|p| {
+            p.split('_')
+                .next()
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
 /// For an error at the top level, the field serde named, if any.
 fn unknown_key(message: &str) -> Option<String> {
     let start = message.find('`')? + 1;
@@ -220,6 +242,36 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn kubernetes_service_links_for_a_service_named_conduit_are_no_overrides() {
+        // What Kubernetes sets in every container of a namespace with a service `conduit`.
+        let links = env(&[
+            ("CONDUIT_SERVICE_HOST", "10.96.0.12"),
+            ("CONDUIT_SERVICE_PORT", "8087"),
+            ("CONDUIT_SERVICE_PORT_HTTP", "8087"),
+            ("CONDUIT_PORT", "tcp://10.96.0.12:8087"),
+            ("CONDUIT_PORT_8087_TCP", "tcp://10.96.0.12:8087"),
+            ("CONDUIT_PORT_8087_TCP_PROTO", "tcp"),
+            ("CONDUIT_PORT_8087_TCP_PORT", "8087"),
+            ("CONDUIT_PORT_8087_TCP_ADDR", "10.96.0.12"),
+        ]);
+        let c = load_str(MINIMAL, links).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // A real override beside them still applies, and a misspelt one is still reported.
+        let c = load_str(
+            MINIMAL,
+            env(&[
+                ("CONDUIT_PORT", "tcp://x:1"),
+                ("CONDUIT_ENABLED", "false"),
+                ("CONDUIT_PORTS", "1"),
+            ]),
+        )
+        .unwrap();
+        assert!(!c.enabled);
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(!is_service_link("CONDUIT_PORT_HTTP") && !is_service_link("CONDUIT_SERVER__LISTEN"));
     }
 
     #[test]

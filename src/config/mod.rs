@@ -318,6 +318,33 @@ pub struct OrganizationConfig {
     /// organization's home division.
     #[serde(default)]
     pub division_id: Option<String>,
+    /// Certificates (PEM) trusted for Genesys Cloud and its login host besides the platform's
+    /// roots: the company's CA of a proxy that inspects TLS.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The proxy to Genesys Cloud; absent: `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
+    /// `NO_PROXY` from the environment.
+    #[serde(default)]
+    pub proxy: Option<ProxyConfig>,
+}
+
+/// An outbound HTTP(S) proxy for one destination (`[organization.proxy]`,
+/// `[sources.icws.proxy]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// `http://host:port` (or `https://`); `"none"`: straight to the destination, whatever the
+    /// environment says.
+    pub url: String,
+    /// The proxy user, when the proxy asks for one (basic authentication).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Its password: a string, `{ env = "VAR" }` or `{ file = "PATH" }`.
+    #[serde(default)]
+    pub password: Option<SecretSource>,
+    /// Hosts reached directly (`NO_PROXY` syntax: names, `.domain` suffixes, IPs, CIDR ranges).
+    #[serde(default)]
+    pub no_proxy: Vec<String>,
 }
 
 impl OrganizationConfig {

@@ -61,6 +61,9 @@ pub struct IcwsSourceConfig {
     /// clear. Off by default; HTTPS (port 8019) is what to use.
     #[serde(default)]
     pub allow_plain_http: bool,
+    /// The proxy to the CIC servers; absent: the environment's (`HTTPS_PROXY`, `NO_PROXY`, ...).
+    #[serde(default)]
+    pub proxy: Option<super::ProxyConfig>,
 }
 
 impl Default for IcwsSourceConfig {
@@ -78,6 +81,7 @@ impl Default for IcwsSourceConfig {
             application_name: default_application_name(),
             ca_file: None,
             allow_plain_http: false,
+            proxy: None,
         }
     }
 }

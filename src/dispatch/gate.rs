@@ -135,6 +135,11 @@ impl Gate {
         }
     }
 
+    /// Paces to `share` of the rate limit from now on (a reload).
+    pub fn set_share(&self, share: f64) {
+        self.lock().pacer.set_share(share);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         crate::locks::lock(&self.inner)
     }

@@ -243,7 +243,9 @@ async fn request(ctx: &Context, part: &[Item]) -> Option<Result<Answer, SendErro
 async fn no_answer(ctx: &Context, e: SendError, delay: Duration, records: usize) -> bool {
     let (sink, m) = (ctx.sink.name(), &ctx.common.metrics);
     if let SendError::Auth(e) = &e {
-        m.requests.with_label_values(&[sink, "oauth"]).inc();
+        // Refused (the client, its secret or its grants) apart from unavailable (an outage of
+        // the login host): alerts tell the two apart.
+        m.requests.with_label_values(&[sink, e.label()]).inc();
         m.retries.with_label_values(&[sink, "oauth"]).inc();
         let state = if e.is_retryable() {
             DestState::Retrying

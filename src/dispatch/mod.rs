@@ -239,6 +239,9 @@ impl Dispatcher {
             metrics,
             stop: stop.clone(),
         });
+        for r in &routes {
+            common.metrics.prepare(r.sink.name(), r.sink.refusal_reasons());
+        }
         let destinations = routes.iter().map(|r| (r.sink.name(), r.gate.clone())).collect();
         let mut handles = Vec::new();
         let mut sinks = Vec::with_capacity(routes.len());

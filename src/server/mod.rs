@@ -1,4 +1,5 @@
-//! The HTTP listener: the push source, `GET /health` and `GET /metrics`.
+//! The HTTP listener: the push source, the Integration Health page (`GET /`, [`page`]),
+//! `GET /health`, the probes `GET /livez` and `GET /readyz`, and `GET /metrics`.
 //!
 //! Connections are capped and timed out ([`listener`]), so idle or slow clients cannot take the
 //! process's file descriptors. Stops on the shared [`crate::shutdown::Shutdown`]: no new connections or requests,
@@ -6,16 +7,18 @@
 
 pub mod fdlimit;
 pub mod listener;
+pub mod page;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use prometheus::core::Collector;
 use tokio::net::TcpListener;
 
 use crate::buffer::Buffer;
@@ -28,7 +31,7 @@ use crate::source::http::{HttpSource, push_handler};
 /// What `/health` and `/metrics` read.
 pub struct Status {
     /// The switch.
-    pub enabled: bool,
+    pub enabled: crate::switch::Switch,
     /// What this process does.
     pub role: crate::config::Role,
     /// The CIC server's name.
@@ -49,6 +52,62 @@ pub struct Status {
     pub supervisor: crate::supervisor::Supervisor,
     /// User sync's statuses, when it runs.
     pub users: Option<Arc<crate::users::status::Statuses>>,
+    /// The last hour of delivery, for the page's charts.
+    pub history: Arc<crate::history::History>,
+    /// The data directory, for the commands the page suggests.
+    pub data_dir: String,
+}
+
+/// The Integration Health page.
+async fn page(State(s): State<Arc<Status>>, Query(filter): Query<page::UserFilter>) -> Response {
+    let h = current(&s);
+    let dead_letters = s
+        .metrics
+        .sink
+        .dead_lettered
+        .collect()
+        .iter()
+        .flat_map(|f| f.get_metric())
+        .filter(|m| m.get_counter().value() > 0.0)
+        .map(|m| {
+            let label = |name: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default()
+            };
+            (label("sink"), label("reason"), m.get_counter().value() as u64)
+        })
+        .collect();
+    let users = s.users.as_ref().map(|u| {
+        let (shown, matching) = u.select(|id, st| filter.passes(id, st), page::USERS_SHOWN);
+        page::Users {
+            filter: filter.clone(),
+            shown,
+            matching,
+        }
+    });
+    let extras = page::Extras {
+        points: s.history.points(),
+        dead_letters,
+        users,
+        data_dir: s.data_dir.clone(),
+    };
+    let code = if h.is_up() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        page::render(&h, &extras),
+    )
+        .into_response()
 }
 
 async fn health(State(s): State<Arc<Status>>) -> Response {
@@ -64,7 +123,7 @@ async fn health(State(s): State<Arc<Status>>) -> Response {
 /// The health document now.
 fn current(s: &Status) -> Health {
     Health::build(crate::health::Inputs {
-        enabled: s.enabled,
+        enabled: s.enabled.is_on(),
         role: s.role,
         cic_server: &s.cic_server,
         started: s.started,
@@ -102,6 +161,14 @@ async fn metrics(State(s): State<Arc<Status>>) -> Response {
     let st = s.buffer.stats();
     s.metrics.buffer.records.set(st.backlog_records as i64);
     s.metrics.buffer.bytes.set(st.bytes as i64);
+    s.metrics.buffer.capacity.set(st.max_bytes as i64);
+    s.metrics.buffer.oldest_age.set(st.oldest_age_secs());
+    for (name, gate) in &s.destinations {
+        let state = serde_json::to_value(gate.health(name).state).ok();
+        if let Some(state) = state.as_ref().and_then(|v| v.as_str()) {
+            s.metrics.sink.show_state(name, state);
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),
@@ -112,6 +179,7 @@ async fn metrics(State(s): State<Arc<Status>>) -> Response {
 /// The routes.
 pub fn router(status: Arc<Status>, push: Option<Arc<HttpSource>>) -> Router {
     let mut r = Router::new()
+        .route("/", get(page))
         .route("/health", get(health))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))

@@ -45,6 +45,12 @@ pub trait Sink: Send + Sync + 'static {
     /// Sends one body and reads the answer: status, `Retry-After`, correlation id, rate-limit
     /// headers, and which records were not processed (by index in the body).
     fn send(&self, body: Bytes) -> BoxFuture<'_, Result<Answer, SendError>>;
+
+    /// The dead-letter reasons of its own ([`Unsendable::reason`], [`Unprocessed`] reasons),
+    /// beside the dispatcher's: their counters exist from start-up at zero.
+    fn refusal_reasons(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// A record ready for a request.

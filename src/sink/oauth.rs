@@ -58,6 +58,16 @@ pub enum OAuthError {
 }
 
 impl OAuthError {
+    /// The request-status label it is counted under: `oauth` when the login host refused the
+    /// client or answered something that is not a token (a configuration to fix), and
+    /// `oauth_unavailable` when it failed or did not answer (an outage to wait out).
+    pub fn label(&self) -> &'static str {
+        match self {
+            OAuthError::Refused { .. } | OAuthError::BadAnswer(_) => "oauth",
+            OAuthError::Unavailable { .. } | OAuthError::Transport(_) => "oauth_unavailable",
+        }
+    }
+
     /// Whether trying again later may succeed without a config change.
     pub fn is_retryable(&self) -> bool {
         !matches!(self, OAuthError::Refused { .. })

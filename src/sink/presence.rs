@@ -317,6 +317,15 @@ impl Sink for PresenceSink {
         NAME
     }
 
+    fn refusal_reasons(&self) -> &'static [&'static str] {
+        &[
+            "undecodable",
+            "unmapped_status",
+            "user_not_synced",
+            "no_presence_definition",
+        ]
+    }
+
     fn takes(&self, kind: Kind) -> bool {
         kind == Kind::UserStatus
     }

@@ -57,6 +57,11 @@ impl Pacer {
         }
     }
 
+    /// Uses `share` from now on (a reload).
+    pub fn set_share(&mut self, share: f64) {
+        self.share = share.clamp(0.01, 1.0);
+    }
+
     /// Records the headers of a response received at `at`.
     pub fn observe(&mut self, rl: RateLimit, at: Instant) {
         self.last = Some((rl, at));

@@ -27,6 +27,21 @@ use crate::shutdown::Shutdown;
 
 const SOURCE: &str = "http";
 
+/// Why a push is refused (`conduit_source_events_rejected_total{reason}`).
+const REFUSALS: [&str; 11] = [
+    "invalid",
+    "unauthorized",
+    "too_large",
+    "bad_encoding",
+    "timeout",
+    "buffer_full",
+    "buffer_unavailable",
+    "buffer_error",
+    "encode_error",
+    "stopping",
+    "disabled",
+];
+
 /// Everything the push handler needs.
 pub struct HttpSource {
     /// Limits and `Retry-After`.
@@ -37,8 +52,8 @@ pub struct HttpSource {
     ingest: Arc<Ingest>,
     /// Metrics.
     metrics: SourceMetrics,
-    /// Whether ingesting is switched on.
-    enabled: bool,
+    /// Whether ingesting is switched on (a reload may flip it).
+    enabled: crate::switch::Switch,
     /// Set while stopping: new requests are refused.
     shutdown: Shutdown,
     /// Time allowed for the whole body to arrive.
@@ -52,10 +67,14 @@ impl HttpSource {
         token: Secret,
         ingest: Arc<Ingest>,
         metrics: SourceMetrics,
-        enabled: bool,
+        enabled: crate::switch::Switch,
         shutdown: Shutdown,
         body_timeout: std::time::Duration,
     ) -> Self {
+        // Alerts read these: they exist from start-up at zero.
+        for reason in REFUSALS {
+            metrics.rejected.with_label_values(&[SOURCE, reason]);
+        }
         HttpSource {
             cfg,
             token,
@@ -85,6 +104,7 @@ impl HttpSource {
     }
 
     fn reject(&self, reason: &str, n: u64) {
+        debug_assert!(REFUSALS.contains(&reason), "{reason} is not in REFUSALS");
         self.metrics
             .rejected
             .with_label_values(&[SOURCE, reason])
@@ -112,7 +132,7 @@ pub async fn push_handler(State(src): State<Arc<HttpSource>>, headers: HeaderMap
             false,
         );
     }
-    if !src.enabled {
+    if !src.enabled.is_on() {
         src.reject("disabled", 1);
         return src.reply(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -303,6 +303,20 @@ impl Statuses {
         self.lock().last_reconcile = Some(now());
     }
 
+    /// The users `keep` passes, by id: at most `limit` of them, and how many passed.
+    pub fn select(&self, keep: impl Fn(&str, &UserStatus) -> bool, limit: usize) -> (Vec<(String, UserStatus)>, usize) {
+        let g = self.lock();
+        let mut shown = Vec::new();
+        let mut matching = 0;
+        for (id, u) in g.users.iter().filter(|(id, u)| keep(id, u)) {
+            matching += 1;
+            if shown.len() < limit {
+                shown.push((id.clone(), u.clone()));
+            }
+        }
+        (shown, matching)
+    }
+
     /// Counts by state, and the first users in error.
     pub fn summary(&self) -> Summary {
         let g = self.lock();

@@ -85,6 +85,10 @@ impl UserSync {
         metrics: UsersMetrics,
         shutdown: Shutdown,
     ) -> Self {
+        // Alerts read these: they exist from start-up at zero.
+        for result in ["done", "failed"] {
+            metrics.reconciles.with_label_values(&[result]);
+        }
         UserSync {
             scim,
             statuses,

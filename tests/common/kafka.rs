@@ -30,7 +30,7 @@ fn free_port() -> u16 {
 /// A TLS listener on `listener` (with `cert` and `key`) forwarding each connection to the
 /// broker's plaintext port `backend`, on a thread of its own until `stop`. (tansu 0.6.0's own
 /// TLS cannot be turned on: its command line refuses `--cert` and `--key` together.)
-fn tls_front(
+pub fn tls_front(
     listener: std::net::TcpListener,
     backend: u16,
     cert: &std::path::Path,

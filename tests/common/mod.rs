@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod prometheus;
 pub mod story;
 
 use std::io::{BufRead, BufReader};

@@ -472,7 +472,7 @@ mod tests {
     use bytes::Bytes;
 
     fn shared_for_test() -> Arc<Shared> {
-        let r = prometheus::Registry::new();
+        let r = crate::metrics::Registrar::default();
         let m = crate::metrics::Metrics::new();
         shared("t", Duration::ZERO, KafkaMetrics::register(&r), m.buffer.clone())
     }

@@ -132,7 +132,7 @@ impl KafkaBuffer {
     /// lazily: brokers that are down make appends fail (retryably), not this.
     pub fn open(
         settings: KafkaSettings,
-        registry: &prometheus::Registry,
+        registry: &crate::metrics::Registrar,
         buffer_metrics: BufferMetrics,
     ) -> Result<Self, BufferError> {
         let produced = Arc::new(Reported::default());

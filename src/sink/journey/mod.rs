@@ -128,6 +128,10 @@ impl Sink for JourneySink {
         NAME
     }
 
+    fn refusal_reasons(&self) -> &'static [&'static str] {
+        &["undecodable"]
+    }
+
     fn takes(&self, kind: Kind) -> bool {
         kind == Kind::Interaction
     }

@@ -382,30 +382,20 @@ impl Session {
     }
 }
 
-/// The ICWS client: TLS verified (with `ca_file`'s certificates trusted too), connect timeout;
-/// per-call timeouts are set on each call, since the event stream stays open.
-pub fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, crate::config::ConfigError> {
+/// The ICWS client: TLS verified (with `ca_file`'s certificates trusted too), through `proxy`
+/// (or the environment's), connect timeout; per-call timeouts are set on each call, since the
+/// event stream stays open.
+pub fn http_client(
+    ca_file: Option<&std::path::Path>,
+    proxy: Option<&crate::config::ProxyConfig>,
+) -> Result<reqwest::Client, crate::config::ConfigError> {
     use crate::config::ConfigError;
-    const KEY: &str = "sources.icws.ca_file";
-    let mut b = reqwest::Client::builder()
+    let b = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
         .redirect(crate::outbound::no_redirects())
         .user_agent(concat!("cic-conduit/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| ConfigError::invalid(KEY, format!("cannot read {}: {e}", path.display())))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| ConfigError::invalid(KEY, format!("{} is not PEM certificates: {e}", path.display())))?;
-        if certs.is_empty() {
-            return Err(ConfigError::invalid(
-                KEY,
-                format!("{} holds no certificate", path.display()),
-            ));
-        }
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
+    let b = crate::outbound::with_roots(b, ca_file, "sources.icws.ca_file")?;
+    let b = crate::outbound::with_proxy(b, proxy, "sources.icws.proxy")?;
     b.build()
         .map_err(|e| ConfigError::invalid("sources.icws", format!("cannot build its HTTP client: {e}")))
 }

@@ -83,7 +83,12 @@ pub struct IcwsSource {
     people: Option<people::People>,
     /// User-sync metrics (statuses read).
     users_metrics: crate::metrics::UsersMetrics,
+    /// Ingesting switched on: while off, no session (logged out, waiting).
+    enabled: crate::switch::Switch,
 }
+
+/// Why a session ends when ingest is switched off (not a lost session: not counted).
+const SWITCHED_OFF: &str = "switched_off";
 
 impl IcwsSource {
     /// The ICWS source: reads `cfg`'s servers with `password` into `ingest`, following `ha`;
@@ -97,8 +102,13 @@ impl IcwsSource {
         shutdown: Shutdown,
         members: Arc<members::Members>,
     ) -> Result<Self, crate::config::ConfigError> {
+        // Alerts read these: they exist from start-up at zero.
+        for reason in ["transport", "unauthorized", "refused", "bad_answer", "stream_idle"] {
+            metrics.icws.reconnects.with_label_values(&[reason]);
+        }
+        metrics.source.rejected.with_label_values(&["icws", "too_large"]);
         Ok(IcwsSource {
-            http: client::http_client(cfg.ca_file.as_deref())?,
+            http: client::http_client(cfg.ca_file.as_deref(), cfg.proxy.as_ref())?,
             cfg,
             password,
             ingest,
@@ -110,7 +120,14 @@ impl IcwsSource {
             members,
             people: None,
             users_metrics: metrics.users.clone(),
+            enabled: crate::switch::Switch::new(true),
         })
+    }
+
+    /// Follows `enabled`: while it is off, logged out and waiting.
+    pub fn with_switch(mut self, enabled: crate::switch::Switch) -> Self {
+        self.enabled = enabled;
+        self
     }
 
     /// Also reads CIC's users (and their statuses) for user sync.
@@ -129,6 +146,18 @@ impl IcwsSource {
         let mut hosts: Vec<String> = self.cfg.hosts.clone();
         let mut backoff = self.backoff();
         while !self.shutdown.is_triggered() {
+            if !self.enabled.is_on() {
+                tracing::info!("ingest is switched off: no ICWS session until it is on again");
+                self.status
+                    .update(|st| st.last_error = Some("ingest is switched off (enabled = false)".into()));
+                tokio::select! {
+                    _ = self.enabled.until(true) => {
+                        tracing::info!("ingest is switched on: logging in to ICWS");
+                        continue;
+                    }
+                    _ = self.shutdown.wait() => return,
+                }
+            }
             match self.connect(&mut hosts).await {
                 Ok(session) => {
                     let started = std::time::Instant::now();
@@ -145,6 +174,7 @@ impl IcwsSource {
                     let reason = tokio::select! {
                         r = self.serve(&session) => r,
                         never = self.refresh_while_up(&session) => match never {},
+                        _ = self.enabled.until(false) => Some(SWITCHED_OFF),
                     };
                     self.metrics.connected.set(0);
                     self.status.update(|st| {
@@ -155,6 +185,11 @@ impl IcwsSource {
                         None => {
                             session.logout(&self.http).await;
                             return;
+                        }
+                        Some(SWITCHED_OFF) => {
+                            // What changes meanwhile comes back as the queues' snapshot at the
+                            // next login, as after any gap.
+                            session.logout(&self.http).await;
                         }
                         Some(reason) => {
                             self.metrics.reconnects.with_label_values(&[reason]).inc();
