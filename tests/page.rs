@@ -106,26 +106,6 @@ fn text_of(html: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Runs `setup` with `config`; returns its stdout.
-fn setup(config: &Path) -> String {
-    let out = Command::new(BIN)
-        .args(["setup", "--config"])
-        .arg(config)
-        .envs(ENV.iter().copied())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    text
-}
-
-fn line_value<'a>(text: &'a str, prefix: &str) -> &'a str {
-    text.lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("{prefix} in {text}"))
-        .trim()
-}
-
 /// A healthy integration: the CIC simulator with three users (one without an email, so not
 /// synced), Genesys Cloud's, and a conduit (the binary) reading CIC with user sync, taking pushes
 /// and delivering them; returned once it has delivered events and synced its users.
@@ -166,11 +146,7 @@ async fn healthy() -> Healthy {
             "[sources.icws]\nenabled = true\nhosts = [\"http://{cic_addr}\"]\npassword = {{ env = \"TEST_CIC_PASSWORD\" }}\nworkgroups = [\"Support\"]\npoll_interval_ms = 100\nreconnect_max_ms = 1000\n[ha]\nmode = \"follow-primary\"\n[users]\nenabled = true\nstatuses = false\n"
         );
     std::fs::write(&config, &base).unwrap();
-    let id = line_value(&setup(&config), "configuration")
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let id = setup_configuration(BIN, &config, ENV);
     std::fs::write(
         &config,
         format!(

@@ -11,6 +11,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use cic_conduit::shutdown::Shutdown;
+use cic_conduit::sim::cic::{CicSim, CicSimConfig};
 use cic_conduit::sim::cloud::{CloudSim, SimConfig};
 use common::kafka::tls_front;
 use common::prometheus::free_port;
@@ -200,6 +201,57 @@ async fn cloud_traffic_goes_through_the_proxy_and_a_refused_tunnel_loses_nothing
     )
     .await;
     assert!(open.connects_to(tls_port) > before, "through the proxy");
+    terminate(&child);
+    let mut child = child;
+    assert!(child.wait().unwrap().success());
+    stop.trigger();
+}
+
+/// The CIC side through its own proxy (`[sources.icws.proxy]`), ICWS over HTTPS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icws_goes_through_its_proxy() {
+    let stop = Shutdown::new();
+    let cic = CicSim::new(CicSimConfig::default());
+    let tls = cic_conduit::sim::tls::server_config(&fixture("cic.pem"), &fixture("cic.key")).unwrap();
+    let cic_addr = cic
+        .spawn_tls("127.0.0.1:0".parse().unwrap(), tls, stop.clone())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Tinyproxy::start(dir.path(), "icws", cic_addr.port()).await;
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        config_text(&dir.path().join("data"), "", "").replace("[sources.http]", "[sources.http]\nenabled = false")
+            + &format!(
+                "[sources.icws]\nenabled = true\nhosts = [\"https://{cic_addr}\"]\npassword = {{ env = \"TEST_CIC_PASSWORD\" }}\nworkgroups = [\"Support\"]\nreconnect_max_ms = 1000\nca_file = {:?}\n[sources.icws.proxy]\nurl = \"http://127.0.0.1:{}\"\nusername = \"{PROXY_USER}\"\npassword = {{ env = \"TEST_PROXY_PASSWORD\" }}\n[ha]\nmode = \"follow-primary\"\n",
+                fixture("ca.pem"),
+                proxy.port
+            ),
+    )
+    .unwrap();
+    let env = [
+        ("TEST_CIC_PASSWORD", "sim-password"),
+        ("TEST_PROXY_PASSWORD", PROXY_PASSWORD),
+    ];
+    let text = check_config(&config, &env);
+    assert!(
+        text.contains(&format!(
+            "ICWS via       http://127.0.0.1:{} as {PROXY_USER} (sources.icws.proxy)",
+            proxy.port
+        )),
+        "{text}"
+    );
+    let (child, _addr) = spawn_conduit_env(BIN, &config, &env);
+    let _guard = KillOnDrop(child.id());
+    let c2 = cic.clone();
+    wait_for(
+        Duration::from_secs(30),
+        "a queue subscription through the proxy",
+        || c2.report().queue_subscriptions == 1,
+    )
+    .await;
+    assert!(proxy.connects_to(cic_addr.port()) >= 1, "through the proxy");
     terminate(&child);
     let mut child = child;
     assert!(child.wait().unwrap().success());
