@@ -45,6 +45,13 @@ impl Rig {
 
     /// With the organization allowing `rpm` requests a minute.
     async fn with(directory: Vec<Value>, rpm: u64) -> Rig {
+        let mut rig = Rig::prepared(directory, rpm).await;
+        rig.start();
+        rig
+    }
+
+    /// Everything but the conduit, which is not started yet (its `setup` has run).
+    async fn prepared(directory: Vec<Value>, rpm: u64) -> Rig {
         let stop = Shutdown::new();
         let cic = CicSim::new(CicSimConfig {
             pair: vec!["127.0.0.1".into()],
@@ -86,7 +93,7 @@ impl Rig {
             base.replace("[users]\n", &format!("[users]\npresence_source_id = \"{source}\"\n")),
         )
         .unwrap();
-        let mut rig = Rig {
+        Rig {
             cic,
             cloud,
             cloud_base: format!("http://{cloud_addr}"),
@@ -95,9 +102,7 @@ impl Rig {
             addr: String::new(),
             _stop: stop,
             _dir: dir,
-        };
-        rig.start();
-        rig
+        }
     }
 
     fn start(&mut self) {
@@ -206,8 +211,7 @@ async fn cic_users_are_kept_equal_to_the_organizations() {
     ];
     // Before the conduit: the organization has a user with `taken`'s email (another CIC
     // user's), and one with `adopt`'s email that nobody provisioned.
-    let mut rig = Rig::new(directory).await;
-    rig.stop();
+    let mut rig = Rig::prepared(directory, 100_000).await;
     rig.admin_create(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         "userName": "owner@example.com", "displayName": "Owner", "externalId": "someone-else"}))
         .await;
