@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "kafka")]
 use crate::buffer::kafka::KafkaBuffer;
 use crate::buffer::{Buffer, BufferError, DiskBuffer};
 use crate::config::{Config, ConfigError, JourneySinkConfig};
@@ -147,6 +148,7 @@ impl Cloud {
 }
 
 /// With a Kafka buffer, creates its topic unless it exists (`setup`'s first step).
+#[cfg(feature = "kafka")]
 pub async fn setup_topic(cfg: &Config) -> Result<Option<(String, crate::buffer::kafka::setup::TopicSetup)>, AppError> {
     let Some(k) = crate::settings::kafka(cfg)? else {
         return Ok(None);
@@ -291,6 +293,7 @@ async fn open_buffer(
     metrics: &Arc<Metrics>,
     keep_from: Option<crate::buffer::Position>,
 ) -> Result<Arc<dyn Buffer>, AppError> {
+    #[cfg(feature = "kafka")]
     if let Some(k) = &settings.kafka {
         // No buffer directory makes the data directory here: the sources' state and the dead
         // letters still go there.
@@ -537,30 +540,63 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     })
 }
 
-/// Runs until SIGTERM/SIGINT, then stops cleanly. On Unix, SIGHUP reloads what can be
-/// reloaded from `path` (see [`reload`]).
+/// What stops or reloads a running conduit from outside: the process's signals, or the Windows
+/// Service Control Manager's controls.
+#[derive(Debug, Clone, Default)]
+pub struct Controls {
+    /// Notified to stop cleanly.
+    pub stop: Arc<tokio::sync::Notify>,
+    /// Notified to reload what can be reloaded from the config file (see [`reload`]).
+    pub reload: Arc<tokio::sync::Notify>,
+}
+
+/// Runs until SIGTERM/SIGINT (Ctrl-C, Ctrl-Break on Windows), then stops cleanly. On Unix,
+/// SIGHUP reloads what can be reloaded from `path` (see [`reload`]).
 pub async fn run(config: Config, path: &std::path::Path) -> Result<(), AppError> {
+    let controls = Controls::default();
     let mut signals = OsSignals::install().map_err(AppError::Signals)?;
-    #[cfg(unix)]
-    let mut hangups =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(AppError::Signals)?;
-    let running = start(config).await?;
-    let sd = running.shutdown().clone();
+    let stop = controls.stop.clone();
     tokio::spawn(async move {
         signals.recv().await;
-        sd.trigger();
+        stop.notify_one();
     });
     #[cfg(unix)]
     {
-        let (reloader, path) = (running.reloader.clone(), path.to_path_buf());
+        let mut hangups =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(AppError::Signals)?;
+        let reload = controls.reload.clone();
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
-                reload_from(&reloader, &path).await;
+                tracing::info!("SIGHUP received");
+                reload.notify_one();
             }
         });
     }
-    #[cfg(not(unix))]
-    let _ = path;
+    serve(config, path, controls, |_| {}).await
+}
+
+/// Starts the conduit, calls `started` once it runs, and runs until `controls.stop` is
+/// notified, reloading from `path` at each `controls.reload`; then stops cleanly.
+pub async fn serve(
+    config: Config,
+    path: &std::path::Path,
+    controls: Controls,
+    started: impl FnOnce(&Running),
+) -> Result<(), AppError> {
+    let running = start(config).await?;
+    started(&running);
+    let sd = running.shutdown().clone();
+    tokio::spawn(async move {
+        controls.stop.notified().await;
+        sd.trigger();
+    });
+    let (reloader, path) = (running.reloader.clone(), path.to_path_buf());
+    tokio::spawn(async move {
+        loop {
+            controls.reload.notified().await;
+            reload_from(&reloader, &path).await;
+        }
+    });
     running.wait().await
 }
 
@@ -572,15 +608,15 @@ async fn reload_from(reloader: &reload::Reloader, path: &std::path::Path) {
         Ok(Ok(config)) => {
             let changed = reloader.apply(&config);
             if changed.is_empty() {
-                tracing::info!(config = %path.display(), "SIGHUP: reloaded; nothing that a reload changes is different (log.level, enabled, sinks.journey.rate_limit_share; other keys need a restart)");
+                tracing::info!(config = %path.display(), "reloaded; nothing that a reload changes is different (log.level, enabled, sinks.journey.rate_limit_share; other keys need a restart)");
             } else {
-                tracing::info!(config = %path.display(), changed = %changed.join(", "), "SIGHUP: reloaded (other keys need a restart)");
+                tracing::info!(config = %path.display(), changed = %changed.join(", "), "reloaded (other keys need a restart)");
             }
         }
         Ok(Err(e)) => {
-            tracing::error!(config = %path.display(), error = %e, "SIGHUP: the config does not load; nothing changed")
+            tracing::error!(config = %path.display(), error = %e, "reload: the config does not load; nothing changed")
         }
-        Err(e) => tracing::error!(error = %e, "SIGHUP: reload failed; nothing changed"),
+        Err(e) => tracing::error!(error = %e, "reload failed; nothing changed"),
     }
 }
 

@@ -153,7 +153,7 @@ pub struct BufferHealth {
     pub segments: usize,
     /// A Kafka buffer's topic, assigned partitions, lag and commit positions.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub kafka: Option<crate::buffer::kafka::KafkaStats>,
+    pub kafka: Option<crate::buffer::KafkaStats>,
 }
 
 impl Health {

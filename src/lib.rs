@@ -33,7 +33,8 @@
 //! | [`shutdown`] | the signal every long-running task selects on |
 //! | [`switch`] | the Interaction Administrator switch (`enabled`), flipped at run time by a reload |
 //! | [`supervisor`] | runs every long-running task; one that panics or stops on its own stops the process |
-//! | [`telemetry`] | tracing set-up (human or JSON logs) |
+//! | `service` | Windows only: `cic-conduit service install / uninstall / run`, the Service Control Manager's stop as a graceful shutdown, the log to a file under `%ProgramData%` |
+//! | [`telemetry`] | tracing set-up (human or JSON logs, to standard error or a rolled file) |
 
 pub mod app;
 pub mod buffer;
@@ -52,6 +53,8 @@ pub mod outbound;
 pub mod private_fs;
 pub mod retry;
 pub mod server;
+#[cfg(windows)]
+pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod sim;

@@ -147,3 +147,50 @@ fn inspect_and_verify_report_damage() {
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["missing_records"], 1);
 }
+
+/// `log.file`: the log goes to the file (a service's, say), not to standard error.
+#[tokio::test]
+async fn the_log_goes_to_the_file_the_config_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("logs").join("conduit.log");
+    let text = common::config_text(&dir.path().join("data"), "", "").replace(
+        "level = \"info\"\n",
+        &format!("level = \"info\"\nfile = \"{}\"\n", log.display()),
+    );
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, text).unwrap();
+    let stderr = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stderr(stderr.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let mut addr = None;
+    common::wait_for(
+        std::time::Duration::from_secs(30),
+        "the listening line in the log file",
+        || {
+            addr = std::fs::read_to_string(&log).unwrap_or_default().lines().find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                (v["message"] == "listening").then(|| v["addr"].as_str().unwrap().to_string())
+            });
+            addr.is_some()
+        },
+    )
+    .await;
+    let addr = addr.unwrap();
+    assert_eq!(common::get_text(&format!("http://{addr}/livez")).await.trim(), "live");
+    common::terminate(&child);
+    assert!(child.wait().unwrap().success());
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        written.lines().any(|l| l.contains(r#""message":"stopped""#)),
+        "{written}"
+    );
+    let on_stderr = std::fs::read_to_string(stderr.path()).unwrap();
+    assert!(
+        !on_stderr.contains("listening"),
+        "the log went to standard error too: {on_stderr}"
+    );
+}

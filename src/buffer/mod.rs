@@ -108,7 +108,9 @@ pub mod disk;
 pub mod frame;
 mod housekeeping;
 pub mod inspect;
+#[cfg(feature = "kafka")]
 pub mod kafka;
+mod kafka_stats;
 mod queue;
 pub mod reader;
 pub mod record;
@@ -124,6 +126,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use disk::DiskBuffer;
+pub use kafka_stats::{KafkaStats, PartitionStats};
 pub use record::{Entry, Kind, Position, Record};
 
 /// A boxed future, so that [`Buffer`] can be used as a trait object.
@@ -235,7 +238,7 @@ pub struct BufferStats {
     /// reader has read it; `None` when nothing waits, or for a Kafka topic.
     pub oldest_accepted_ms: Option<i64>,
     /// A Kafka buffer's topic, partitions and lag.
-    pub kafka: Option<kafka::KafkaStats>,
+    pub kafka: Option<KafkaStats>,
 }
 
 impl BufferStats {

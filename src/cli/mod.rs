@@ -2,6 +2,8 @@
 
 mod buffer_cmd;
 mod dead_letter_cmd;
+#[cfg(windows)]
+mod service_cmd;
 mod sim_cmd;
 mod users_cmd;
 
@@ -70,6 +72,12 @@ enum Command {
     Sim {
         #[command(subcommand)]
         command: sim_cmd::SimCommand,
+    },
+    /// Install, remove or run the conduit as a Windows service.
+    #[cfg(windows)]
+    Service {
+        #[command(subcommand)]
+        command: service_cmd::ServiceCommand,
     },
 }
 
@@ -201,6 +209,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DeadLetter { command } => dead_letter_cmd::run(command),
         Command::Users { command } => users_cmd::run(command),
         Command::Sim { command } => sim_cmd::run(command),
+        #[cfg(windows)]
+        Command::Service { command } => service_cmd::run(command),
         Command::Demo(args) => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(crate::demo::run(args))
@@ -210,6 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::telemetry::init(&cfg.log);
             log_warnings(&cfg);
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            #[cfg(feature = "kafka")]
             if let Some((topic, done)) = rt.block_on(crate::app::setup_topic(&cfg))? {
                 let what = match done {
                     crate::buffer::kafka::setup::TopicSetup::Created(n) => format!("created with {n} partitions"),

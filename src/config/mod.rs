@@ -276,6 +276,17 @@ pub struct LogConfig {
     /// A tracing filter such as `info` or `cic_conduit=debug,info`.
     #[serde(default = "default_log_level")]
     pub level: String,
+    /// A file to write the log to instead of standard error, rolled at `file_max_bytes` (the
+    /// Windows service writes to `logs\cic-conduit.log` beside its config file unless this is
+    /// set).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// The size at which the log file is rolled: it becomes `<file>.1` (the older ones move up).
+    #[serde(default = "default_log_file_max_bytes")]
+    pub file_max_bytes: u64,
+    /// How many rolled files are kept besides the current one.
+    #[serde(default = "default_log_file_keep")]
+    pub file_keep: u32,
 }
 
 impl Default for LogConfig {
@@ -283,8 +294,18 @@ impl Default for LogConfig {
         LogConfig {
             format: default_log_format(),
             level: default_log_level(),
+            file: None,
+            file_max_bytes: default_log_file_max_bytes(),
+            file_keep: default_log_file_keep(),
         }
     }
+}
+
+fn default_log_file_max_bytes() -> u64 {
+    16 << 20
+}
+fn default_log_file_keep() -> u32 {
+    5
 }
 
 fn default_log_format() -> LogFormat {

@@ -38,6 +38,15 @@ impl Config {
                 ),
             ));
         }
+        if self.log.file_max_bytes < 64 * 1024 {
+            return Err(ConfigError::invalid("log.file_max_bytes", "must be at least 65536"));
+        }
+        if !(1..=100).contains(&self.log.file_keep) {
+            return Err(ConfigError::invalid("log.file_keep", "must be between 1 and 100"));
+        }
+        if self.log.file.as_ref().is_some_and(|f| f.file_name().is_none()) {
+            return Err(ConfigError::invalid("log.file", "must name a file, not a directory"));
+        }
         let org = &self.organization;
         if org.short_name.is_empty() || !org.short_name.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(ConfigError::invalid(
@@ -352,6 +361,12 @@ fn validate_kafka(b: &super::BufferConfig) -> Result<(), ConfigError> {
         }
         (BufferType::Kafka, Some(k)) => k,
     };
+    if !cfg!(feature = "kafka") {
+        return Err(ConfigError::invalid(
+            "buffer.type",
+            "this build of cic-conduit has no Kafka buffer (it was built without the `kafka` feature, as the Windows build is): use type = \"disk\", or run a build with Kafka (Linux, the container)",
+        ));
+    }
     if k.brokers.split(',').any(|b| {
         let b = b.trim();
         b.is_empty()

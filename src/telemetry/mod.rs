@@ -1,9 +1,14 @@
-//! Logging set-up: human-readable lines or one JSON object per line, filtered by level.
-//! Secrets never reach a log: they are held as [`crate::config::Secret`], which prints
-//! `<redacted>`.
+//! Logging set-up: human-readable lines or one JSON object per line, filtered by level, to
+//! standard error or to a size-rolled file ([`rolling`]). Secrets never reach a log: they are
+//! held as [`crate::config::Secret`], which prints `<redacted>`.
+
+pub mod rolling;
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::OnceLock;
+
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -15,24 +20,41 @@ use crate::config::{LogConfig, LogFormat};
 static FILTER: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 
 /// Installs the global subscriber (once; later calls are ignored). `RUST_LOG` overrides the
-/// configured level. Human lines are coloured only on a terminal (a journal or a file gets plain
-/// text).
+/// configured level. Lines go to `log.file` when it is set, else to standard error; human lines
+/// are coloured only on a terminal (a journal or a file gets plain text).
 pub fn init(cfg: &LogConfig) {
+    init_with(cfg, None);
+}
+
+/// As [`init`], the log going to `default_file` when `log.file` is not set (a Windows service has
+/// no standard error anyone reads).
+pub fn init_with(cfg: &LogConfig, default_file: Option<&Path>) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
+    let mut unopened = None;
+    let (writer, terminal) = match cfg.file.as_deref().or(default_file) {
+        Some(path) => match rolling::RollingFile::open(path, cfg.file_max_bytes, cfg.file_keep) {
+            Ok(file) => (BoxMakeWriter::new(file), false),
+            Err(e) => {
+                unopened = Some(format!("{}: {e}", path.display()));
+                (BoxMakeWriter::new(std::io::stderr), std::io::stderr().is_terminal())
+            }
+        },
+        None => (BoxMakeWriter::new(std::io::stderr), std::io::stderr().is_terminal()),
+    };
     let output = match cfg.format {
         LogFormat::Json => fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed(),
         LogFormat::Human => fmt::layer()
             .with_target(false)
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
+            .with_ansi(terminal)
+            .with_writer(writer)
             .boxed(),
     };
     if tracing_subscriber::registry()
@@ -42,6 +64,9 @@ pub fn init(cfg: &LogConfig) {
         .is_ok()
     {
         let _ = FILTER.set(handle);
+    }
+    if let Some(why) = unopened {
+        tracing::error!(file = %why, "the log file cannot be opened; logging to standard error");
     }
 }
 
