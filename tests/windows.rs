@@ -218,6 +218,26 @@ async fn the_windows_build_runs_as_a_service_under_wine_and_stops_gracefully() {
         "{said}"
     );
 
+    // The Windows build has no Kafka buffer, and says so naming the key.
+    std::fs::write(
+        home.join("kafka.toml"),
+        format!(
+            "{}[buffer]\ntype = \"kafka\"\n[buffer.kafka]\nbrokers = \"127.0.0.1:9092\"\n",
+            config("info")
+        ),
+    )
+    .unwrap();
+    let out = wine.run(
+        "cic-conduit.exe",
+        &["check-config", "--config", r"C:\ProgramData\cic-conduit\kafka.toml"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("buffer.type") && text(&out).contains("no Kafka buffer"),
+        "{}",
+        text(&out)
+    );
+
     // A config a service cannot use is refused before anything is registered.
     std::fs::write(
         home.join("relative.toml"),
