@@ -8,7 +8,7 @@
 //! - `steady`: `--rate` (1,000) events a second for `--secs` (30) against a healthy cloud (rate
 //!   limit raised to 6,000 a minute). Targets: p99 accept-to-confirm under 1.5 s, the conduit
 //!   under 5% of one core.
-//! - `idle`: resident memory of a started conduit with nothing to do. Target: under 30 MiB.
+//! - `idle`: resident memory of a started conduit with nothing to do. Target: under 16 MiB.
 //!
 //! Without `--bench` (under `cargo test`) each scenario runs briefly as a smoke test.
 
@@ -256,8 +256,8 @@ async fn idle(full: bool) {
     let rss = rss_mib(child.id());
     stop(&mut child);
     println!(
-        "idle: resident memory {rss:.1} MiB = {:.2} of the 30 MiB limit",
-        rss / 30.0
+        "idle: resident memory {rss:.1} MiB = {:.2} of the 16 MiB goal",
+        rss / 16.0
     );
 }
 
