@@ -139,7 +139,8 @@ fn load(path: &Path) -> Result<Config, ServiceError> {
     Ok(cfg)
 }
 
-/// What `install` did beyond registering, that Windows refused (the service runs without it).
+/// What `install` registered: the config on the service's command line, and the settings
+/// Windows refused (the service runs without them).
 pub struct Installed {
     /// The config file, absolute, on the service's command line.
     pub config: PathBuf,
@@ -159,7 +160,11 @@ pub fn install(name: &str, config: &Path) -> Result<Installed, ServiceError> {
     .map_err(scm("connecting to the Service Control Manager"))?;
     let info = ServiceInfo {
         name: OsString::from(name),
-        display_name: OsString::from(format!("cic-conduit ({name})")),
+        display_name: OsString::from(if name == DEFAULT_NAME {
+            DEFAULT_NAME.to_string()
+        } else {
+            format!("cic-conduit ({name})")
+        }),
         service_type: ServiceType::OWN_PROCESS,
         start_type: ServiceStartType::AutoStart,
         error_control: ServiceErrorControl::Normal,
@@ -241,8 +246,8 @@ pub fn uninstall(name: &str) -> Result<(), ServiceError> {
         if status.current_state != ServiceState::StopPending {
             service.stop().map_err(scm(format!("stopping {name}")))?;
         }
-        // The service says how long its stop may take (its hint); a stop that goes on longer is
-        // reported, and the removal happens when it ends.
+        // The service's stop is bounded by its drain_timeout_ms (seconds); one still stopping
+        // after 5 minutes is left installed, and said so.
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             let s = service.query_status().map_err(scm("asking the service's state"))?;
