@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[cfg(feature = "kafka")]
+#[cfg(all(feature = "kafka", not(windows)))]
 use crate::buffer::kafka::KafkaBuffer;
 use crate::buffer::{Buffer, BufferError, DiskBuffer};
 use crate::config::{Config, ConfigError, JourneySinkConfig};
@@ -148,7 +148,7 @@ impl Cloud {
 }
 
 /// With a Kafka buffer, creates its topic unless it exists (`setup`'s first step).
-#[cfg(feature = "kafka")]
+#[cfg(all(feature = "kafka", not(windows)))]
 pub async fn setup_topic(cfg: &Config) -> Result<Option<(String, crate::buffer::kafka::setup::TopicSetup)>, AppError> {
     let Some(k) = crate::settings::kafka(cfg)? else {
         return Ok(None);
@@ -293,7 +293,7 @@ async fn open_buffer(
     metrics: &Arc<Metrics>,
     keep_from: Option<crate::buffer::Position>,
 ) -> Result<Arc<dyn Buffer>, AppError> {
-    #[cfg(feature = "kafka")]
+    #[cfg(all(feature = "kafka", not(windows)))]
     if let Some(k) = &settings.kafka {
         // No buffer directory makes the data directory here: the sources' state and the dead
         // letters still go there.

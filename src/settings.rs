@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-#[cfg(feature = "kafka")]
+#[cfg(all(feature = "kafka", not(windows)))]
 use crate::buffer::kafka::client::KafkaSettings;
 use crate::config::{Config, ConfigError, Role, Secret};
 use crate::sink::oauth::Credentials;
@@ -36,7 +36,7 @@ pub struct Settings {
     /// The OAuth client, when a sink runs.
     pub client: Option<ClientSettings>,
     /// The Kafka buffer's settings, when the buffer is a Kafka topic.
-    #[cfg(feature = "kafka")]
+    #[cfg(all(feature = "kafka", not(windows)))]
     pub kafka: Option<KafkaSettings>,
 }
 
@@ -86,14 +86,14 @@ impl Settings {
         let client = ((role.dispatches() && sink_on) || users_on)
             .then(|| client(&config))
             .transpose()?;
-        #[cfg(feature = "kafka")]
+        #[cfg(all(feature = "kafka", not(windows)))]
         let kafka = kafka(&config)?;
         Ok(Settings {
             listen: config.listen_addr()?,
             push_token,
             icws_password,
             client,
-            #[cfg(feature = "kafka")]
+            #[cfg(all(feature = "kafka", not(windows)))]
             kafka,
             config,
         })
@@ -103,7 +103,7 @@ impl Settings {
 /// The Kafka buffer's settings, its secret properties resolved; none for the disk log. The
 /// properties are checked by librdkafka itself here, so that a misspelt one stops the start with
 /// its name.
-#[cfg(feature = "kafka")]
+#[cfg(all(feature = "kafka", not(windows)))]
 pub fn kafka(config: &Config) -> Result<Option<KafkaSettings>, ConfigError> {
     let b = &config.buffer;
     let (crate::config::BufferType::Kafka, Some(k)) = (b.kind, b.kafka.as_ref()) else {
@@ -226,7 +226,7 @@ mod tests {
         );
     }
 
-    #[cfg(feature = "kafka")]
+    #[cfg(all(feature = "kafka", not(windows)))]
     #[test]
     fn librdkafka_checks_the_pass_through_properties_and_secrets_stay_hidden() {
         let text = |props: &str| {

@@ -1,6 +1,6 @@
 //! The Windows build as a Windows admin uses it, run under wine (Debian's `wine`): the
-//! `x86_64-pc-windows-gnu` binary built without the Kafka feature (`.ci/run` builds it first:
-//! `cargo build --target x86_64-pc-windows-gnu --no-default-features --bin cic-conduit`),
+//! `x86_64-pc-windows-gnu` binary (which has no Kafka buffer) (`.ci/run` builds it first:
+//! `cargo build --target x86_64-pc-windows-gnu --bin cic-conduit`),
 //! beside the `bcryptprimitives.dll` that wine 8 lacks (built here from `tests/wine/` with
 //! mingw-w64's gcc). In a fresh wine prefix: `check-config` on the default config under
 //! `%ProgramData%`, `service install`, `net start`, pushes into the service, `service reload`
@@ -30,7 +30,7 @@ fn windows_exe() -> PathBuf {
         .join("cic-conduit.exe");
     assert!(
         exe.exists(),
-        "{} is missing: build it with `cargo build --target x86_64-pc-windows-gnu --no-default-features --bin cic-conduit` (`rustup target add x86_64-pc-windows-gnu`, Debian's gcc-mingw-w64-x86-64; .ci/run does both)",
+        "{} is missing: build it with `cargo build --target x86_64-pc-windows-gnu --bin cic-conduit` (`rustup target add x86_64-pc-windows-gnu`, Debian's gcc-mingw-w64-x86-64; .ci/run does both)",
         exe.display()
     );
     exe
@@ -48,16 +48,17 @@ fn output_within(mut cmd: Command, limit: Duration) -> Output {
         .stderr(err.try_clone().unwrap())
         .spawn()
         .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let end = std::time::Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > end {
-            let _ = child.kill();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(limit) {
+        Ok(status) => status.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
             panic!("{what} did not end within {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(20));
     };
     let read = |mut f: std::fs::File| {
         use std::io::{Read, Seek};

@@ -108,7 +108,7 @@ pub mod disk;
 pub mod frame;
 mod housekeeping;
 pub mod inspect;
-#[cfg(feature = "kafka")]
+#[cfg(all(feature = "kafka", not(windows)))]
 pub mod kafka;
 mod kafka_stats;
 mod queue;

@@ -220,7 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::telemetry::init(&cfg.log);
             log_warnings(&cfg);
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            #[cfg(feature = "kafka")]
+            #[cfg(all(feature = "kafka", not(windows)))]
             if let Some((topic, done)) = rt.block_on(crate::app::setup_topic(&cfg))? {
                 let what = match done {
                     crate::buffer::kafka::setup::TopicSetup::Created(n) => format!("created with {n} partitions"),

@@ -361,10 +361,10 @@ fn validate_kafka(b: &super::BufferConfig) -> Result<(), ConfigError> {
         }
         (BufferType::Kafka, Some(k)) => k,
     };
-    if !cfg!(feature = "kafka") {
+    if !cfg!(all(feature = "kafka", not(windows))) {
         return Err(ConfigError::invalid(
             "buffer.type",
-            "this build of cic-conduit has no Kafka buffer (it was built without the `kafka` feature, as the Windows build is): use type = \"disk\", or run a build with Kafka (Linux, the container)",
+            "this build of cic-conduit has no Kafka buffer (the Windows build has none, nor a build without the `kafka` feature): use type = \"disk\", or run a build with Kafka (Linux, the container)",
         ));
     }
     if k.brokers.split(',').any(|b| {
