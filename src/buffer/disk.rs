@@ -20,7 +20,7 @@ use super::segment;
 #[cfg(test)]
 use super::shared::Faults;
 use super::shared::{Damage, Shared, refresh_gauges, replay_from, stats};
-use super::writer::{Batch, Cmd, Replies, Writer, complete};
+use super::writer::{Cmd, Replies, Writer, complete};
 use super::{
     Appended, BoxFuture, Buffer, BufferError, BufferReader, BufferStats, Entry, Position, Record, Replayed, frame,
 };
@@ -251,10 +251,6 @@ impl DiskBuffer {
             s.space_freed.notify_waiters();
         };
         let (reply, rx) = oneshot::channel();
-        let records = Batch {
-            entries: records,
-            accepted_ms: crate::timefmt::now_ms(),
-        };
         let pushed = match self.queue.try_push(Cmd::Append { records, bytes, reply }) {
             Ok(()) => true,
             Err(Full::Closed(_)) => false,

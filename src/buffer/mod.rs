@@ -34,7 +34,10 @@
 //! answers every appender. So concurrent appends share one sync, and no caller hears "stored"
 //! before its bytes are on disk. When fewer appenders have arrived than usually share a sync, the
 //! writer waits for the rest for up to one sync's duration (at most 500 µs: the commit delay),
-//! so that closely following appenders do not each pay for a sync of their own. With
+//! so that closely following appenders do not each pay for a sync of their own; after answering
+//! a group it waits the same way for the next before it sleeps, so that the next group's
+//! appenders do not pay for waking it. The writer stamps each group's records with one accept
+//! time as it writes them. With
 //! `persist = flush` the answer comes after the `write`: the data is in the OS page cache and
 //! survives a crash of the process, not of the machine.
 //!
@@ -254,8 +257,8 @@ impl BufferStats {
 /// The durable buffer between sources and sinks.
 pub trait Buffer: Send + Sync {
     /// Stores a batch, all or nothing, and answers once it is stored at the persist level. Each
-    /// record carries the time of this call as its accept time; records with one key stay in
-    /// their order.
+    /// record carries its accept time (the time of this call, or of its group's write, within
+    /// the commit delay of it); records with one key stay in their order.
     fn append(&self, entries: Vec<Entry>) -> BoxFuture<'_, Result<Appended, BufferError>>;
 
     /// The reader `name`, from the oldest unacknowledged record: the one owner of what it reads

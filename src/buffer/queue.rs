@@ -223,10 +223,7 @@ mod tests {
         for _ in 0..100 {
             let (reply, _) = tokio::sync::oneshot::channel();
             rt.block_on(q.push(Cmd::Append {
-                records: crate::buffer::writer::Batch {
-                    entries: vec![],
-                    accepted_ms: 0,
-                },
+                records: vec![],
                 bytes: 0,
                 reply,
             }))
@@ -252,10 +249,7 @@ mod tests {
                 for _ in 0..5 {
                     let (reply, _) = tokio::sync::oneshot::channel();
                     q.push(Cmd::Append {
-                        records: crate::buffer::writer::Batch {
-                            entries: vec![],
-                            accepted_ms: 0,
-                        },
+                        records: vec![],
                         bytes: 0,
                         reply,
                     })
