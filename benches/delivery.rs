@@ -1,10 +1,16 @@
 //! Delivery to Genesys Cloud, end to end: the real `cic-conduit` binary delivering to the
 //! Genesys Cloud simulator over loopback.
 //!
-//! `cargo bench --bench delivery -- [drain] [steady] [idle]` (all three when none is named):
+//! `cargo bench --bench delivery -- [drain] [drain-shared] [drain-change] [steady] [idle]` (all
+//! when none is named):
 //! - `drain`: a backlog of `--events` (200,000) accepted while no sink was configured, then
-//!   delivered at `--rpm` (300) requests a minute in batches of 100. Target: at least 95% of the
-//!   ceiling (rpm × 100 events a minute) with under 1% of requests answered 429.
+//!   delivered at `--rpm` (300) requests a minute in batches of 100. Target: at least 99% of the
+//!   ceiling (the requests the limit allows from the first request to the last confirmation)
+//!   with under 1% of requests answered 429.
+//! - `drain-shared`: the same with 40,000 events while the user sync creates `--users` (300)
+//!   users through the same OAuth client; the ceiling counts both sinks' requests.
+//! - `drain-change`: 100,000 events while the cloud halves its limit in the middle of the second
+//!   minute and restores it in the middle of the third; the ceiling is the limit over time.
 //! - `steady`: `--rate` (1,000) events a second for `--secs` (30) against a healthy cloud (rate
 //!   limit raised to 6,000 a minute). Targets: p99 accept-to-confirm under 1.5 s, the conduit
 //!   under 5% of one core.
@@ -21,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cic_conduit::shutdown::Shutdown;
+use cic_conduit::sim::cic::{CicSim, CicSimConfig};
 use cic_conduit::sim::cloud::{CloudSim, SimConfig};
 use common::{TOKEN, arg, item, spawn_conduit_env};
 
@@ -130,53 +137,145 @@ async fn push_offers(addr: &str, prefix: u64, items: u64) -> u64 {
     events
 }
 
-async fn drain(full: bool) {
-    let events_wanted = arg("--events", if full { 200_000 } else { 2_000 });
+/// What shares the rate limit during a drain.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Drain {
+    /// The journey sink alone.
+    Alone,
+    /// The journey sink and the user sync (SCIM) on one OAuth client.
+    Shared,
+    /// The journey sink alone while the cloud halves its limit and restores it.
+    Change,
+}
+
+/// A CIC user for the shared drain's directory.
+fn cic_user(i: u64) -> serde_json::Value {
+    let id = format!("agent{i:05}");
+    serde_json::json!({"configurationId": {"id": id, "displayName": format!("Agent {i}")},
+        "personalInformationProperties": {"emailAddress": format!("{id}@example.com")}})
+}
+
+/// A backlog drained against the rate limit. The ceiling is the number of requests the limit
+/// allows from the first request to the last confirmation (the limit over time, when it
+/// changes); the figure is the requests the cloud accepted against it.
+async fn drain(full: bool, kind: Drain) {
+    let (events_default, users) = match kind {
+        Drain::Alone => (200_000, 0),
+        Drain::Shared => (40_000, arg("--users", if full { 300 } else { 50 })),
+        Drain::Change => (100_000, 0),
+    };
+    let events_wanted = arg("--events", if full { events_default } else { 2_000 });
     let rpm = arg("--rpm", if full { 300 } else { 3_000 });
     let b = Bench::new(rpm).await;
     // Fill the buffer with no sink configured.
     let (mut child, addr) = spawn_conduit_env(BIN, &b.config("fill.toml", false), &[]);
     let accepted = push_offers(&addr, 10, events_wanted / 2).await;
     stop(&mut child);
+    let mut config = b.config("drain.toml", true);
+    let stop_cic = Shutdown::new();
+    if kind == Drain::Shared {
+        let cic = CicSim::new(CicSimConfig {
+            pair: vec!["127.0.0.1".into()],
+            directory_users: 0,
+            ..CicSimConfig::default()
+        });
+        for i in 0..users {
+            cic.set_user(cic_user(i));
+        }
+        let cic_addr = cic
+            .spawn("127.0.0.1:0".parse().unwrap(), stop_cic.clone())
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(&config).unwrap()
+            + &format!(
+                "[sources.icws]\nenabled = true\nhosts = [\"http://{cic_addr}\"]\npassword = {{ env = \"BENCH_CIC_PASSWORD\" }}\nworkgroups = [\"Support\"]\n[ha]\nmode = \"follow-primary\"\n[users]\nenabled = true\nstatuses = false\n"
+            );
+        config = b.dir.path().join("drain-shared.toml");
+        std::fs::write(&config, text).unwrap();
+    }
+    let before = b.sim.report();
     let start = Instant::now();
-    let (mut child, addr) = spawn_conduit_env(BIN, &b.config("drain.toml", true), &[]);
+    let (mut child, addr) = spawn_conduit_env(BIN, &config, &[("BENCH_CIC_PASSWORD", "sim-password")]);
     let cpu0 = cpu_secs(child.id());
+    // The rate limit applies from the first request.
+    while b.sim.report().api_requests == before.api_requests {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no request reached the cloud"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let first = Instant::now();
+    // The limit over time: (from, requests a minute).
+    let mut limits = vec![(Duration::ZERO, rpm)];
+    let window = Duration::from_secs(60);
+    // Changes in the middle of the sim's windows (which start at the first request): the half
+    // limit cuts the second window short (its count is already at the new limit) and the
+    // restored one lets the third catch up by as much, so the ceiling is the limit over time.
+    let mut changes = vec![(window * 3 / 2, rpm / 2), (window * 5 / 2, rpm)];
     loop {
         let r = b.sim.report();
-        if r.unique_ids >= accepted {
+        let users_done = users == 0 || {
+            let h: serde_json::Value =
+                serde_json::from_str(&common::get_text(&format!("http://{addr}/health")).await).unwrap_or_default();
+            h["users"]["synced"] == users
+        };
+        if r.unique_ids >= accepted && users_done {
             break;
         }
+        if kind == Drain::Change && changes.first().is_some_and(|(at, _)| first.elapsed() >= *at) {
+            let (at, n) = changes.remove(0);
+            b.sim.set_requests_per_minute(n);
+            limits.push((at, n));
+        }
         assert!(start.elapsed() < Duration::from_secs(3600), "drain stalled: {r:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let secs = start.elapsed().as_secs_f64();
+    let secs = first.elapsed().as_secs_f64();
+    let total = start.elapsed().as_secs_f64();
     let cpu = cpu_secs(child.id()) - cpu0;
     let m = common::get_text(&format!("http://{addr}/metrics")).await;
-    if std::env::var_os("DRAIN_DEBUG").is_some() {
-        for l in m.lines().filter(|l| l.starts_with("conduit_sink_batch_events_bucket")) {
-            println!("{l}");
-        }
-    }
     stop(&mut child);
+    stop_cic.trigger();
     let sum = common::metric(&m, "conduit_sink_batch_events_sum{sink=\"journey\"}");
     let count = common::metric(&m, "conduit_sink_batch_events_count{sink=\"journey\"}");
     let r = b.sim.report();
-    let ceiling = rpm as f64 * 100.0 / 60.0;
-    let rate = accepted as f64 / secs;
-    let rl = r.rate_limited as f64 / r.api_requests.max(1) as f64;
+    let requests = r.api_requests - before.api_requests;
+    let limited = r.rate_limited - before.rate_limited;
+    // Requests the limit allowed from the first request on.
+    let ceiling: f64 = limits
+        .iter()
+        .enumerate()
+        .map(|(i, (from, n))| {
+            let to = limits.get(i + 1).map_or(secs, |l| l.0.as_secs_f64()).min(secs);
+            (to - from.as_secs_f64()).max(0.0) * *n as f64 / 60.0
+        })
+        .sum();
+    let limit_text = limits
+        .iter()
+        .map(|(at, n)| format!("{n}/min from {:.0} s", at.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(", ");
     println!(
-        "drain: {accepted} events in {secs:.1} s = {rate:.1} events/s; ceiling {ceiling:.1}/s ({rpm} requests/min x 100): {:.3} of the ceiling (target >= 0.95)",
-        rate / ceiling
+        "drain ({kind:?}): {accepted} events{} in {secs:.1} s from the first request ({total:.1} s from start); limit {limit_text}",
+        if users > 0 {
+            format!(" and {users} users")
+        } else {
+            String::new()
+        }
     );
     println!(
-        "drain: {} requests of {:.1} events on average, {} answered 429 = {:.4} (target < 0.01); duplicates {}; conduit CPU {:.2} s = {:.3} of one core",
-        r.api_requests,
+        "drain ({kind:?}): {} requests accepted against a ceiling of {ceiling:.1}: {:.3} of the ceiling (target >= 0.99); \
+         {limited} answered 429 = {:.4} of {requests} (target < 0.01)",
+        requests - limited,
+        (requests - limited) as f64 / ceiling,
+        limited as f64 / requests.max(1) as f64
+    );
+    println!(
+        "drain ({kind:?}): {:.1} events a journey request on average; duplicates {}; conduit CPU {cpu:.2} s = {:.3} of one core",
         sum / count.max(1.0),
-        r.rate_limited,
-        rl,
         r.duplicates,
-        cpu,
-        cpu / secs
+        cpu / total
     );
     assert_eq!(r.duplicates, 0);
 }
@@ -264,7 +363,7 @@ async fn idle(full: bool) {
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let named: Vec<String> = std::env::args()
-        .filter(|a| ["drain", "steady", "idle"].contains(&a.as_str()))
+        .filter(|a| ["drain", "drain-shared", "drain-change", "steady", "idle"].contains(&a.as_str()))
         .collect();
     let all = named.is_empty();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -279,8 +378,14 @@ fn main() {
         if all || named.iter().any(|a| a == "steady") {
             steady(full).await;
         }
-        if all || named.iter().any(|a| a == "drain") {
-            drain(full).await;
+        for (name, kind) in [
+            ("drain", Drain::Alone),
+            ("drain-shared", Drain::Shared),
+            ("drain-change", Drain::Change),
+        ] {
+            if all || named.iter().any(|a| a == name) {
+                drain(full, kind).await;
+            }
         }
     });
 }

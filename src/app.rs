@@ -124,7 +124,7 @@ impl Cloud {
     fn new(config: &Config, client: &ClientSettings, metrics: &Metrics) -> Result<Self, AppError> {
         let journey = config.sinks.journey.as_ref();
         let timeout = journey.map_or(30_000, |j| j.request_timeout_ms);
-        let share = journey.map_or(0.98, |j| j.rate_limit_share);
+        let share = journey.map_or(1.0, |j| j.rate_limit_share);
         let http = http_client(&config.organization, Duration::from_millis(timeout))?;
         Ok(Cloud {
             tokens: token_source(client, http.clone(), metrics),

@@ -50,7 +50,9 @@ pub struct JourneySinkConfig {
     /// Attempts for an entity the cloud keeps returning as retryable before it is dead-lettered.
     #[serde(default = "default_max_entity_attempts")]
     pub max_entity_attempts: u32,
-    /// Share of the OAuth client's rate limit this conduit may use (0 < share <= 1).
+    /// Share of the OAuth client's rate limit this conduit may use (0 < share <= 1). Other
+    /// programs' requests on the same client are in the count the pacing reads, so the whole
+    /// limit (1.0) leaves them what they use; a lower share keeps room for their bursts.
     #[serde(default = "default_rate_limit_share")]
     pub rate_limit_share: f64,
 }
@@ -87,5 +89,5 @@ fn default_max_entity_attempts() -> u32 {
     10
 }
 fn default_rate_limit_share() -> f64 {
-    0.98
+    1.0
 }
