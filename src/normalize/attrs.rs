@@ -78,9 +78,30 @@ const ALL: [Attr; KNOWN] = [
 ];
 
 impl Attr {
-    /// The known attribute with this name, in any case.
+    /// The known attribute with this name, in any case. Names as ICWS spells them are matched
+    /// exactly first (one comparison, where the case-blind search tries every name in turn).
     pub fn lookup(name: &str) -> Option<Attr> {
-        NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)).map(|i| ALL[i])
+        if name.len() < 8 || !name.as_bytes()[..4].eq_ignore_ascii_case(b"Eic_") {
+            return None;
+        }
+        let exact = match name {
+            "Eic_CallId" => Some(Attr::CallId),
+            "Eic_CallIdKey" => Some(Attr::CallIdKey),
+            "Eic_State" => Some(Attr::State),
+            "Eic_CallDirection" => Some(Attr::Direction),
+            "Eic_ObjectType" => Some(Attr::ObjectType),
+            "Eic_RemoteAddress" => Some(Attr::RemoteAddress),
+            "Eic_RemoteName" => Some(Attr::RemoteName),
+            "Eic_RemoteTnRaw" => Some(Attr::RemoteTnRaw),
+            "Eic_LocalAddress" => Some(Attr::LocalAddress),
+            "Eic_WorkgroupName" => Some(Attr::Workgroup),
+            "Eic_UserName" => Some(Attr::UserName),
+            "Eic_InitiationTime" => Some(Attr::InitiationTime),
+            "Eic_TerminationTime" => Some(Attr::TerminationTime),
+            "Eic_ConnectDurationTime" => Some(Attr::ConnectDuration),
+            _ => None,
+        };
+        exact.or_else(|| NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)).map(|i| ALL[i]))
     }
 }
 
@@ -98,6 +119,14 @@ pub fn direction(v: &str) -> Option<Direction> {
 /// Maps `Eic_ObjectType` (exact strings are undocumented, so matching is loose); an unknown but
 /// non-empty type is [`MediaType::Other`].
 pub fn media_type(v: &str) -> Option<MediaType> {
+    // The common spellings without the normalizing copy.
+    match v {
+        "Call" => return Some(MediaType::Call),
+        "Chat" => return Some(MediaType::Chat),
+        "Email" => return Some(MediaType::Email),
+        "Callback" => return Some(MediaType::Callback),
+        _ => {}
+    }
     let norm: String = v
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
@@ -127,8 +156,19 @@ mod tests {
         assert_eq!(Attr::lookup("eic_state"), Some(Attr::State));
         assert_eq!(Attr::lookup("EIC_CALLIDKEY"), Some(Attr::CallIdKey));
         assert_eq!(Attr::lookup("Eic_Nonsense"), None);
+        assert_eq!(Attr::lookup("Eic_"), None);
+        assert_eq!(Attr::lookup("Custom_State"), None);
         for (i, a) in ALL.iter().enumerate() {
             assert_eq!(*a as usize, i);
+            assert_eq!(Attr::lookup(NAMES[i]), Some(*a), "{}", NAMES[i]);
+            assert_eq!(Attr::lookup(&NAMES[i].to_lowercase()), Some(*a));
+        }
+    }
+
+    #[test]
+    fn event_types_index_their_list() {
+        for (i, t) in crate::event::EventType::ALL.iter().enumerate() {
+            assert_eq!(*t as usize, i, "{t:?}");
         }
     }
 

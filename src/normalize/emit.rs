@@ -112,7 +112,7 @@ impl Normalizer {
         let t = self.table.get(id).expect("present");
         let base = self.build(id, t, state, initiated_at, terminated_at, observed_at);
         for (event_id, ty, occurred_at) in staged {
-            self.metrics.events.with_label_values(&[ty.as_str()]).inc();
+            self.events_by_type[ty as usize].inc();
             let mut ev = base.clone();
             ev.event_id = event_id;
             ev.event_type = ty;

@@ -90,6 +90,9 @@ pub struct Normalizer {
     table: Table,
     generation: u64,
     metrics: NormalizeMetrics,
+    /// `conduit_normalize_events_total` of each type, in [`EventType::ALL`]'s order (looked up
+    /// once, not at every event).
+    events_by_type: Vec<prometheus::IntCounter>,
 }
 
 impl Normalizer {
@@ -106,6 +109,10 @@ impl Normalizer {
                 (cfg.idle_timeout_secs * 1000) as i64,
             ),
             generation: 0,
+            events_by_type: EventType::ALL
+                .iter()
+                .map(|t| metrics.events.with_label_values(&[t.as_str()]))
+                .collect(),
             metrics,
         }
     }
@@ -137,7 +144,8 @@ impl Normalizer {
         if obs.left && self.table.get(id).is_none_or(|t| t.ended) {
             return;
         }
-        if undo.touched.insert(id.to_string()) {
+        if !undo.touched.contains(id) {
+            undo.touched.insert(id.to_string());
             let prev = self.table.get(id).cloned();
             undo.entries.push((id.to_string(), prev, 0));
         }
@@ -192,6 +200,9 @@ impl Normalizer {
                 } else {
                     continue;
                 };
+                if slot.as_deref() == Some(value.as_str()) {
+                    continue;
+                }
                 let v = if value.len() > max {
                     cut = true;
                     let mut end = max;

@@ -8,10 +8,11 @@
 use std::io::Read;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::normalize::Observation;
 use crate::timefmt;
+
+mod item;
 
 /// Longest accepted `interactionId`.
 pub const MAX_ID_LEN: usize = 64;
@@ -81,32 +82,32 @@ pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
 /// Parses and validates every item; all or nothing.
 pub fn parse(body: &[u8], max_items: usize) -> Result<Vec<Observation>, BodyError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    let values: Vec<Result<Value, String>> = match first {
+    let items: Vec<Result<item::Parsed, String>> = match first {
         None => return Err(BodyError::Empty),
-        Some(b'[') => match serde_json::from_slice::<Vec<Value>>(body) {
+        Some(b'[') => match serde_json::from_slice::<Vec<item::Parsed>>(body) {
             Ok(v) => v.into_iter().map(Ok).collect(),
             Err(e) => return Err(BodyError::BadJson(e.to_string())),
         },
         Some(_) => body
             .split(|b| *b == b'\n')
             .filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
-            .map(|l| serde_json::from_slice::<Value>(l).map_err(|e| format!("invalid JSON: {e}")))
+            .map(|l| serde_json::from_slice::<item::Parsed>(l).map_err(|e| format!("invalid JSON: {e}")))
             .collect(),
     };
-    if values.is_empty() {
+    if items.is_empty() {
         return Err(BodyError::Empty);
     }
-    if values.len() > max_items {
+    if items.len() > max_items {
         return Err(BodyError::TooManyItems {
-            count: values.len(),
+            count: items.len(),
             max: max_items,
         });
     }
-    let mut out = Vec::with_capacity(values.len());
+    let mut out = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     let now_ms = timefmt::now_ms();
-    for (index, v) in values.into_iter().enumerate() {
-        let item = v
+    for (index, parsed) in items.into_iter().enumerate() {
+        let item = parsed
             .map_err(|reason| {
                 vec![ItemError {
                     index,
@@ -114,7 +115,7 @@ pub fn parse(body: &[u8], max_items: usize) -> Result<Vec<Observation>, BodyErro
                     reason,
                 }]
             })
-            .and_then(|v| item(index, v, now_ms));
+            .and_then(|p| p.finish(index, now_ms));
         match item {
             Ok(o) => out.push(o),
             Err(mut e) => {
@@ -129,113 +130,6 @@ pub fn parse(body: &[u8], max_items: usize) -> Result<Vec<Observation>, BodyErro
     } else {
         Err(BodyError::Items(errors))
     }
-}
-
-fn item(index: usize, v: Value, now_ms: i64) -> Result<Observation, Vec<ItemError>> {
-    let err = |field: &str, reason: &str| ItemError {
-        index,
-        field: field.into(),
-        reason: reason.into(),
-    };
-    let Value::Object(map) = v else {
-        return Err(vec![err("", "expected an object with interactionId and attributes")]);
-    };
-    let mut errors = Vec::new();
-    let mut interaction_id = None;
-    let mut attributes = None;
-    let mut observed_at_ms = None;
-    for (k, v) in map {
-        match k.as_str() {
-            "interactionId" => match v {
-                Value::String(s) if !s.trim().is_empty() && s.len() <= MAX_ID_LEN => interaction_id = Some(s),
-                Value::String(s) if s.len() > MAX_ID_LEN => {
-                    errors.push(err("interactionId", &format!("longer than {MAX_ID_LEN} characters")))
-                }
-                _ => errors.push(err("interactionId", "must be a non-empty string")),
-            },
-            "attributes" => match v {
-                Value::Object(attrs) => {
-                    if attrs.len() > MAX_ATTRIBUTES {
-                        errors.push(err("attributes", &format!("more than {MAX_ATTRIBUTES} attributes")));
-                        continue;
-                    }
-                    let mut list = Vec::with_capacity(attrs.len());
-                    for (name, value) in attrs {
-                        if name.is_empty() || name.len() > MAX_NAME_LEN {
-                            errors.push(err(
-                                "attributes",
-                                &format!("attribute names must be 1 to {MAX_NAME_LEN} characters"),
-                            ));
-                            continue;
-                        }
-                        match value {
-                            Value::String(s) => list.push((name, s)),
-                            _ => errors.push(err(
-                                &format!("attributes.{name}"),
-                                "must be a string (ICWS sends every value as a string)",
-                            )),
-                        }
-                    }
-                    attributes = Some(list);
-                }
-                _ => errors.push(err("attributes", "must be an object of attribute name to string value")),
-            },
-            "observedAt" => {
-                let ms = match v {
-                    Value::Null => None,
-                    Value::String(s) => match timefmt::parse_timestamp_ms(&s) {
-                        Some(ms) => Some(ms),
-                        None => {
-                            errors.push(err(
-                                "observedAt",
-                                "not an ISO-8601 timestamp such as 2024-04-09T14:03:11Z",
-                            ));
-                            None
-                        }
-                    },
-                    Value::Number(n) => match n.as_i64() {
-                        Some(ms) if ms >= 0 => Some(ms),
-                        _ => {
-                            errors.push(err("observedAt", "epoch milliseconds must be a non-negative integer"));
-                            None
-                        }
-                    },
-                    _ => {
-                        errors.push(err("observedAt", "must be an ISO-8601 string or epoch milliseconds"));
-                        None
-                    }
-                };
-                match ms {
-                    Some(ms) if !(EARLIEST_OBSERVED_MS..=now_ms + MAX_AHEAD_MS).contains(&ms) => errors.push(err(
-                        "observedAt",
-                        "out of range: must be from 2000-01-01T00:00:00Z to one day from now (is the sender's clock right?)",
-                    )),
-                    Some(ms) => observed_at_ms = Some(ms),
-                    None => {}
-                }
-            }
-            other => errors.push(err(
-                other,
-                "unknown field; allowed: interactionId, attributes, observedAt",
-            )),
-        }
-    }
-    if interaction_id.is_none() && !errors.iter().any(|e| e.field == "interactionId") {
-        errors.push(err("interactionId", "required"));
-    }
-    if attributes.is_none() && !errors.iter().any(|e| e.field.starts_with("attributes")) {
-        errors.push(err("attributes", "required"));
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(Observation {
-        interaction_id: interaction_id.expect("checked"),
-        attributes: attributes.expect("checked"),
-        observed_at_ms,
-        left: false,
-        found: false,
-    })
 }
 
 #[cfg(test)]
@@ -291,6 +185,72 @@ mod tests {
         let now = timefmt::now_ms();
         let ok = format!(r#"[{{"interactionId":"1","attributes":{{}},"observedAt":{now}}}]"#);
         assert!(parse(ok.as_bytes(), 10).is_ok());
+    }
+
+    #[test]
+    fn attributes_come_by_name_with_the_last_of_a_repeated_name() {
+        let body = br#"[{"attributes":{"b":"1","a":"2","b":"3"},"interaction\u0049d":"x","observedAt":null}]"#;
+        let o = parse(body, 10).unwrap().remove(0);
+        assert_eq!(o.interaction_id, "x", "an escaped key is the same key");
+        assert_eq!(o.observed_at_ms, None);
+        let attrs: Vec<(&str, &str)> = o.attributes.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        assert_eq!(attrs, [("a", "2"), ("b", "3")]);
+    }
+
+    #[test]
+    fn every_shape_of_a_wrong_item_is_named() {
+        let many: String = (0..=MAX_ATTRIBUTES).map(|i| format!(r#""n{i}":"v","#)).collect();
+        let long = "n".repeat(MAX_NAME_LEN + 1);
+        let body = format!(
+            r#"[[1,2], "item", 7, null,
+               {{"interactionId":"1","attributes":[]}},
+               {{"interactionId":"1","attributes":{{{}}}}},
+               {{"interactionId":"1","attributes":{{"{long}":"v","": "v"}}}},
+               {{"interactionId":{{"a":1}},"attributes":{{"x":{{"y":[1]}}}},"observedAt":1.5}},
+               {{"interactionId":"{}","attributes":{{}},"observedAt":true}},
+               {{"interactionId":"  ","interactionId":"ok","attributes":{{"a":1}},"attributes":{{}}}}]"#,
+            many.trim_end_matches(','),
+            "i".repeat(MAX_ID_LEN + 1)
+        );
+        let Err(BodyError::Items(errs)) = parse(body.as_bytes(), 20) else {
+            panic!()
+        };
+        let got: Vec<(usize, &str, &str)> = errs
+            .iter()
+            .map(|e| (e.index, e.field.as_str(), e.reason.as_str()))
+            .collect();
+        for i in 0..4 {
+            assert!(
+                got.contains(&(i, "", "expected an object with interactionId and attributes")),
+                "{got:?}"
+            );
+        }
+        assert!(
+            got.iter()
+                .any(|e| e.0 == 4 && e.1 == "attributes" && e.2.contains("must be an object"))
+        );
+        assert!(got.contains(&(5, "attributes", "more than 256 attributes")), "{got:?}");
+        assert_eq!(
+            got.iter()
+                .filter(|e| e.0 == 6 && e.2.contains("names must be 1 to"))
+                .count(),
+            2
+        );
+        assert!(got.iter().any(|e| e.0 == 7 && e.1 == "interactionId"));
+        assert!(got.iter().any(|e| e.0 == 7 && e.1 == "attributes.x"));
+        assert!(
+            got.iter()
+                .any(|e| e.0 == 7 && e.1 == "observedAt" && e.2.contains("integer"))
+        );
+        assert!(got.iter().any(|e| e.0 == 8 && e.2.contains("longer than 64")));
+        assert!(
+            got.iter()
+                .any(|e| e.0 == 8 && e.1 == "observedAt" && e.2.contains("ISO-8601 string or"))
+        );
+        assert!(
+            !got.iter().any(|e| e.0 == 9),
+            "the last of a repeated field counts: {got:?}"
+        );
     }
 
     #[test]
