@@ -110,10 +110,16 @@ impl Normalizer {
             staged.push((id::event_id(&t.key, ty, n, &detail), ty, occurred_at));
         }
         let t = self.table.get(id).expect("present");
-        let base = self.build(id, t, state, initiated_at, terminated_at, observed_at);
-        for (event_id, ty, occurred_at) in staged {
+        let mut base = Some(self.build(id, t, state, initiated_at, terminated_at, observed_at));
+        let last = staged.len() - 1;
+        for (i, (event_id, ty, occurred_at)) in staged.into_iter().enumerate() {
             self.events_by_type[ty as usize].inc();
-            let mut ev = base.clone();
+            // The last event takes the built one; only the others copy it.
+            let mut ev = if i == last {
+                base.take().expect("built")
+            } else {
+                base.clone().expect("built")
+            };
             ev.event_id = event_id;
             ev.event_type = ty;
             ev.occurred_at = occurred_at;
