@@ -49,15 +49,15 @@ fuzz_target!(|changes: Vec<Change>| {
             .iter()
             .take(16)
             .map(|(k, v, raw)| {
-                let name = NAMES[usize::from(*k) % NAMES.len()].to_string();
+                let name = NAMES[usize::from(*k) % NAMES.len()];
                 let value = raw
                     .clone()
                     .unwrap_or_else(|| VALUES[usize::from(*v) % VALUES.len()].to_string());
-                (name, value)
+                (name.into(), value.into())
             })
             .collect();
         let obs = Observation {
-            interaction_id: format!("10000000{:02}", c.id % 8),
+            interaction_id: format!("10000000{:02}", c.id % 8).into(),
             attributes,
             observed_at_ms: Some(1_700_000_000_000 + i as i64 * 1000 + i64::from(c.at)),
             left: c.left,

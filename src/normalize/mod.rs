@@ -41,6 +41,7 @@ mod carry;
 mod emit;
 pub mod table;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 use attrs::Attr;
@@ -54,13 +55,15 @@ use crate::timefmt;
 /// Marks the id of an event for a state found rather than seen changing (see the module notes).
 const FOUND: &str = "found\u{1f}";
 
-/// What a source saw: one interaction's attributes at one moment.
+/// What a source saw: one interaction's attributes at one moment. Its text may borrow from
+/// what the source received (a pushed body), so that reading it copies nothing the normalizer
+/// does not keep.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Observation {
+pub struct Observation<'a> {
     /// ICWS `interactionId` (the call id).
-    pub interaction_id: String,
+    pub interaction_id: Cow<'a, str>,
     /// Attribute name → value, as ICWS sends them.
-    pub attributes: Vec<(String, String)>,
+    pub attributes: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// When the sender saw it, Unix ms, if it said.
     pub observed_at_ms: Option<i64>,
     /// It left every queue the source watches (ICWS `interactionsRemoved`, or missing from the
@@ -129,7 +132,7 @@ impl Normalizer {
     /// Applies one observation, appending the events it yields to `out` and recording how to
     /// undo it in `undo`. `now_ms` is the wall clock (for expiry, and `observed_at` when the
     /// observation carries none).
-    pub fn observe(&mut self, obs: &Observation, now_ms: i64, out: &mut Vec<InteractionEvent>, undo: &mut Undo) {
+    pub fn observe(&mut self, obs: &Observation<'_>, now_ms: i64, out: &mut Vec<InteractionEvent>, undo: &mut Undo) {
         let metrics = self.metrics.forgotten.clone();
         let mut forgot = |f: Forgot| {
             let reason = match f {
@@ -140,7 +143,7 @@ impl Normalizer {
             metrics.with_label_values(&[reason]).inc();
         };
         self.table.maybe_sweep(now_ms, &mut forgot);
-        let id = obs.interaction_id.as_str();
+        let id = &*obs.interaction_id;
         if obs.left && self.table.get(id).is_none_or(|t| t.ended) {
             return;
         }
@@ -154,7 +157,7 @@ impl Normalizer {
             .iter()
             .rev()
             .find(|(k, _)| Attr::lookup(k) == Some(Attr::CallIdKey))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
             .filter(|v| !v.is_empty());
         // A recycled call id carries a new key: it is a new interaction.
         let recycled = match (self.table.get(id), incoming_key) {
@@ -200,7 +203,7 @@ impl Normalizer {
                 } else {
                     continue;
                 };
-                if slot.as_deref() == Some(value.as_str()) {
+                if slot.as_deref() == Some(&**value) {
                     continue;
                 }
                 let v = if value.len() > max {
@@ -211,7 +214,7 @@ impl Normalizer {
                     }
                     &value[..end]
                 } else {
-                    value.as_str()
+                    value
                 };
                 *slot = Some(v.into());
             }

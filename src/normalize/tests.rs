@@ -12,10 +12,13 @@ fn normalizer() -> Normalizer {
     Normalizer::new("cic01", &cfg, Metrics::new().normalize)
 }
 
-fn obs(id: &str, attrs: &[(&str, &str)]) -> Observation {
+fn obs(id: &str, attrs: &[(&str, &str)]) -> Observation<'static> {
     Observation {
-        interaction_id: id.into(),
-        attributes: attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        interaction_id: id.to_string().into(),
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| (k.to_string().into(), v.to_string().into()))
+            .collect(),
         observed_at_ms: Some(1_700_000_000_000),
         left: false,
         found: false,
@@ -261,7 +264,7 @@ fn long_values_are_cut() {
     assert!(evs[0].interaction.remote_name.as_ref().unwrap().len() <= 2048);
 }
 
-fn arb_obs() -> impl Strategy<Value = Observation> {
+fn arb_obs() -> impl Strategy<Value = Observation<'static>> {
     let name = prop_oneof![
         Just("Eic_State".to_string()),
         Just("eic_state".to_string()),
@@ -290,8 +293,11 @@ fn arb_obs() -> impl Strategy<Value = Observation> {
         prop::option::of(any::<i64>()),
     )
         .prop_map(|(id, attributes, observed_at_ms)| Observation {
-            interaction_id: id.to_string(),
-            attributes,
+            interaction_id: id.to_string().into(),
+            attributes: attributes
+                .into_iter()
+                .map(|(k, v): (String, String)| (k.into(), v.into()))
+                .collect(),
             observed_at_ms,
             left: false,
             found: false,
@@ -351,10 +357,10 @@ proptest! {
         let mut again = Vec::new();
         for id in ["1", "2", "3"] {
             if let Some(t) = n.table.get(id) {
-                let attributes: Vec<(String, String)> = attrs::NAMES
+                let attributes: Vec<(Cow<'_, str>, Cow<'_, str>)> = attrs::NAMES
                     .iter()
                     .zip(t.known.iter())
-                    .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.to_string())))
+                    .filter_map(|(k, v)| v.as_ref().map(|v| ((*k).into(), v.to_string().into())))
                     .collect();
                 let snap = Observation { interaction_id: id.into(), attributes, observed_at_ms: None, left: false, found: true };
                 n.observe(&snap, 1_700_000_000_000, &mut again, &mut Undo::default());
@@ -368,7 +374,7 @@ proptest! {
 /// dated it and described it as it was then. `STARTED`, dated by CIC, is the same from both.
 #[test]
 fn a_found_state_has_an_id_of_its_own_and_a_cic_dated_start_is_shared() {
-    let found = |o: Observation| Observation { found: true, ..o };
+    let found = |o: Observation<'static>| Observation { found: true, ..o };
     let key = ("Eic_CallIdKey", "100000000120240409");
     let born = ("Eic_InitiationTime", "20240409T140311Z");
     let mut witness = normalizer();

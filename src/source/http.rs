@@ -174,8 +174,8 @@ pub async fn push_handler(State(src): State<Arc<HttpSource>>, headers: HeaderMap
         .and_then(|v| v.to_str().ok())
         .unwrap_or("identity");
     let decoded = match encoding.trim().to_ascii_lowercase().as_str() {
-        "identity" | "" => Ok(raw.to_vec()),
-        "gzip" | "x-gzip" => push::gunzip(&raw, limit),
+        "identity" | "" => Ok(std::borrow::Cow::Borrowed(&raw[..])),
+        "gzip" | "x-gzip" => push::gunzip(&raw, limit).map(std::borrow::Cow::Owned),
         other => {
             src.reject("bad_encoding", 1);
             return src.reply(
@@ -185,8 +185,12 @@ pub async fn push_handler(State(src): State<Arc<HttpSource>>, headers: HeaderMap
             );
         }
     };
-    let items = decoded.and_then(|body| push::parse(&body, src.cfg.max_items));
-    let items = match items {
+    // The observations borrow their text from the body.
+    let body = match decoded {
+        Ok(body) => body,
+        Err(e) => return body_error(&src, e),
+    };
+    let items = match push::parse(&body, src.cfg.max_items) {
         Ok(items) => items,
         Err(e) => return body_error(&src, e),
     };

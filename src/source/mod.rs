@@ -202,17 +202,17 @@ impl Ingest {
     }
 
     /// Normalizes, encodes and stores a batch, all or nothing; returns once it is stored.
-    pub async fn ingest(&self, batch: &[Observation]) -> Result<Ingested, IngestError> {
+    pub async fn ingest(&self, batch: &[Observation<'_>]) -> Result<Ingested, IngestError> {
         self.ingest_with(batch, false).await
     }
 
     /// As [`Self::ingest`], but an observation that can never be stored is refused alone
     /// (listed in [`Ingested::refused`]) and the others are stored.
-    pub async fn ingest_each(&self, batch: &[Observation]) -> Result<Ingested, IngestError> {
+    pub async fn ingest_each(&self, batch: &[Observation<'_>]) -> Result<Ingested, IngestError> {
         self.ingest_with(batch, true).await
     }
 
-    async fn ingest_with(&self, batch: &[Observation], alone: bool) -> Result<Ingested, IngestError> {
+    async fn ingest_with(&self, batch: &[Observation<'_>], alone: bool) -> Result<Ingested, IngestError> {
         let _in_flight = self.gate.read().await;
         let now = timefmt::now_ms();
         let skip = std::collections::BTreeSet::new();
@@ -266,7 +266,7 @@ impl Ingest {
     /// and how to undo it.
     fn observe(
         &self,
-        batch: &[Observation],
+        batch: &[Observation<'_>],
         skip: &std::collections::BTreeSet<usize>,
         now: i64,
     ) -> (Vec<InteractionEvent>, Vec<usize>, Undo) {
@@ -323,7 +323,7 @@ mod tests {
         Ingest::new(Normalizer::new("cic", &n, metrics.normalize.clone()), buffer)
     }
 
-    fn obs(id: &str, big: bool) -> Observation {
+    fn obs(id: &str, big: bool) -> Observation<'static> {
         let mut attributes = vec![
             ("Eic_CallIdKey".to_string(), format!("{id}20240409")),
             ("Eic_State".to_string(), "C".to_string()),
@@ -333,8 +333,8 @@ mod tests {
             attributes.push(("Big2".into(), "y".repeat(1000)));
         }
         Observation {
-            interaction_id: id.into(),
-            attributes,
+            interaction_id: id.to_string().into(),
+            attributes: attributes.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
             observed_at_ms: Some(1_700_000_000_000),
             left: false,
             found: false,

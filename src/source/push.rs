@@ -80,18 +80,18 @@ pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
 }
 
 /// Parses and validates every item; all or nothing.
-pub fn parse(body: &[u8], max_items: usize) -> Result<Vec<Observation>, BodyError> {
+pub fn parse(body: &[u8], max_items: usize) -> Result<Vec<Observation<'_>>, BodyError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    let items: Vec<Result<item::Parsed, String>> = match first {
+    let items: Vec<Result<item::Parsed<'_>, String>> = match first {
         None => return Err(BodyError::Empty),
-        Some(b'[') => match serde_json::from_slice::<Vec<item::Parsed>>(body) {
+        Some(b'[') => match serde_json::from_slice::<Vec<item::Parsed<'_>>>(body) {
             Ok(v) => v.into_iter().map(Ok).collect(),
             Err(e) => return Err(BodyError::BadJson(e.to_string())),
         },
         Some(_) => body
             .split(|b| *b == b'\n')
             .filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
-            .map(|l| serde_json::from_slice::<item::Parsed>(l).map_err(|e| format!("invalid JSON: {e}")))
+            .map(|l| serde_json::from_slice::<item::Parsed<'_>>(l).map_err(|e| format!("invalid JSON: {e}")))
             .collect(),
     };
     if items.is_empty() {
@@ -193,8 +193,21 @@ mod tests {
         let o = parse(body, 10).unwrap().remove(0);
         assert_eq!(o.interaction_id, "x", "an escaped key is the same key");
         assert_eq!(o.observed_at_ms, None);
-        let attrs: Vec<(&str, &str)> = o.attributes.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let attrs: Vec<(&str, &str)> = o.attributes.iter().map(|(n, v)| (&**n, &**v)).collect();
         assert_eq!(attrs, [("a", "2"), ("b", "3")]);
+    }
+
+    #[test]
+    fn text_is_borrowed_from_the_body_unless_it_had_escapes() {
+        use std::borrow::Cow;
+        let body = br#"[{"interactionId":"100","attributes":{"Eic_State":"C","Eic_RemoteName":"J\u00f6rg \"JJ\""}}]"#;
+        let o = parse(body, 10).unwrap().remove(0);
+        assert!(matches!(o.interaction_id, Cow::Borrowed("100")));
+        let (name, value) = &o.attributes[1];
+        assert!(matches!(name, Cow::Borrowed("Eic_State")) && matches!(value, Cow::Borrowed("C")));
+        let (_, remote) = &o.attributes[0];
+        assert!(matches!(remote, Cow::Owned(_)));
+        assert_eq!(remote, "Jörg \"JJ\"");
     }
 
     #[test]

@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::*;
@@ -22,11 +23,12 @@ fn ingest(buffer: Arc<dyn Buffer>) -> Ingest {
     Ingest::new(Normalizer::new("cic01", &n, Metrics::new().normalize), buffer)
 }
 
-fn obs(id: &str, at: i64, attrs: &[(&str, &str)]) -> Observation {
-    let mut attributes: Vec<(String, String)> = vec![("Eic_CallIdKey".into(), format!("{id}20240409"))];
-    attributes.extend(attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+fn obs(id: &str, at: i64, attrs: &[(&str, &str)]) -> Observation<'static> {
+    let mut attributes: Vec<(Cow<'static, str>, Cow<'static, str>)> =
+        vec![("Eic_CallIdKey".into(), format!("{id}20240409").into())];
+    attributes.extend(attrs.iter().map(|(k, v)| (k.to_string().into(), v.to_string().into())));
     Observation {
-        interaction_id: id.into(),
+        interaction_id: id.to_string().into(),
         attributes,
         observed_at_ms: Some(at),
         left: false,
@@ -35,7 +37,7 @@ fn obs(id: &str, at: i64, attrs: &[(&str, &str)]) -> Observation {
 }
 
 /// Three interactions' lives, one change per step, with times.
-fn lives() -> Vec<Observation> {
+fn lives() -> Vec<Observation<'static>> {
     let mut out = Vec::new();
     let steps: [&[(&str, &str)]; 7] = [
         &[
@@ -59,7 +61,12 @@ fn lives() -> Vec<Observation> {
 }
 
 /// Everything the observations yield, one at a time.
-async fn feed(ing: &Ingest, obs: &[Observation], codec: &crate::event::EventCodec, all: &mut Vec<InteractionEvent>) {
+async fn feed(
+    ing: &Ingest,
+    obs: &[Observation<'_>],
+    codec: &crate::event::EventCodec,
+    all: &mut Vec<InteractionEvent>,
+) {
     let before = ing.buffer().write_position();
     for o in obs {
         ing.ingest(std::slice::from_ref(o)).await.unwrap();
@@ -70,19 +77,19 @@ async fn feed(ing: &Ingest, obs: &[Observation], codec: &crate::event::EventCode
 }
 
 /// The current attributes of every interaction, as an ICWS snapshot after a gap gives them.
-fn snapshot(obs: &[Observation], at: i64) -> Vec<Observation> {
+fn snapshot(obs: &[Observation<'_>], at: i64) -> Vec<Observation<'static>> {
     let mut merged: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for o in obs {
         merged
-            .entry(o.interaction_id.clone())
+            .entry(o.interaction_id.to_string())
             .or_default()
-            .extend(o.attributes.iter().cloned());
+            .extend(o.attributes.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     }
     merged
         .into_iter()
         .map(|(id, a)| Observation {
-            interaction_id: id,
-            attributes: a.into_iter().collect(),
+            interaction_id: id.into(),
+            attributes: a.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
             observed_at_ms: Some(at),
             left: false,
             found: true,

@@ -55,7 +55,7 @@ impl IcwsSource {
     }
 
     /// Stores observations, retrying while the buffer cannot take them; false on shutdown.
-    async fn store(&self, batch: Vec<Observation>) -> bool {
+    async fn store(&self, batch: Vec<Observation<'_>>) -> bool {
         if batch.is_empty() {
             return true;
         }
@@ -63,7 +63,7 @@ impl IcwsSource {
             match self.ingest.ingest_each(&batch).await {
                 Ok(done) => {
                     for r in &done.refused {
-                        let id = batch.get(r.index).map_or("", |o| o.interaction_id.as_str());
+                        let id = batch.get(r.index).map_or("", |o| &*o.interaction_id);
                         tracing::warn!(
                             interaction = %crate::outbound::bounded(id, 64),
                             reason = %r.reason,

@@ -33,14 +33,14 @@ impl Members {
         // (id, found): missing from a snapshot, or removed in a delta (seen as it happened).
         let mut gone: Vec<(String, bool)> = Vec::new();
         if p.snapshot {
-            let now: HashSet<String> = p.observations.iter().map(|o| o.interaction_id.clone()).collect();
+            let now: HashSet<String> = p.observations.iter().map(|o| o.interaction_id.to_string()).collect();
             gone.extend(ids.iter().filter(|id| !now.contains(*id)).map(|id| (id.clone(), true)));
             gone.sort();
             *ids = now;
         } else {
             for o in &p.observations {
-                if !ids.contains(&o.interaction_id) {
-                    ids.insert(o.interaction_id.clone());
+                if !ids.contains(&*o.interaction_id) {
+                    ids.insert(o.interaction_id.to_string());
                 }
             }
         }
@@ -52,7 +52,7 @@ impl Members {
             }
         }
         out.extend(gone.into_iter().map(|(id, found)| Observation {
-            interaction_id: id,
+            interaction_id: id.into(),
             attributes: Vec::new(),
             observed_at_ms: Some(observed_at_ms),
             left: true,
@@ -95,7 +95,10 @@ mod tests {
         let p = parse(&msg, 1);
         let mut out = Vec::new();
         m.apply(&p, 1, &mut out);
-        out.into_iter().filter(|o| o.left).map(|o| o.interaction_id).collect()
+        out.into_iter()
+            .filter(|o| o.left)
+            .map(|o| o.interaction_id.into_owned())
+            .collect()
     }
 
     fn contents(delta: bool, added: &[&str], removed: &[&str]) -> serde_json::Value {

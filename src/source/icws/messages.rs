@@ -25,7 +25,7 @@ pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 #[derive(Debug, Default, PartialEq)]
 pub struct Parsed {
     /// Observations, in message order.
-    pub observations: Vec<Observation>,
+    pub observations: Vec<Observation<'static>>,
     /// Entries skipped as malformed, with why.
     pub malformed: Vec<String>,
     /// The server says the connection is down: log in again.
@@ -129,7 +129,7 @@ fn entry(e: &Value, observed_at_ms: i64, out: &mut Parsed) {
         };
         for (k, v) in map {
             match v.as_str() {
-                Some(s) => attributes.push((k.clone(), s.to_string())),
+                Some(s) => attributes.push((k.clone().into(), s.to_string().into())),
                 None => {
                     out.malformed
                         .push(format!("interaction {id}: attribute {k} is not a string"));
@@ -139,7 +139,7 @@ fn entry(e: &Value, observed_at_ms: i64, out: &mut Parsed) {
         }
     }
     out.observations.push(Observation {
-        interaction_id: id.to_string(),
+        interaction_id: id.to_string().into(),
         attributes,
         observed_at_ms: Some(observed_at_ms),
         left: false,
@@ -220,7 +220,7 @@ mod tests {
                                   {"interactionId": huge, "attributes": {"Eic_State": "O"}},
                                   {"interactionId": "2", "attributes": {"Eic_State": "C"}}]});
         let p = parse(&m, 7);
-        let ids: Vec<&str> = p.observations.iter().map(|o| o.interaction_id.as_str()).collect();
+        let ids: Vec<&str> = p.observations.iter().map(|o| &*o.interaction_id).collect();
         assert_eq!(ids, vec!["1", "2"]);
         assert_eq!(p.malformed.len(), 1);
         assert!(p.malformed[0].len() < 100, "the reason does not repeat the id");
@@ -237,10 +237,7 @@ mod tests {
         assert_eq!(p.kind, "queue_contents");
         assert!(!p.snapshot);
         assert_eq!(p.observations.len(), 2);
-        assert_eq!(
-            p.observations[1].attributes,
-            vec![("eic_state".to_string(), "C".to_string())]
-        );
+        assert_eq!(p.observations[1].attributes, vec![("eic_state".into(), "C".into())]);
         assert_eq!(p.observations[0].observed_at_ms, Some(7));
         assert_eq!(p.removed, vec!["4".to_string()]);
         assert_eq!(

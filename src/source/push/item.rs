@@ -1,10 +1,12 @@
 //! One pushed item, read straight from the body's bytes into an [`Observation`] (no JSON tree
-//! in between), with every problem kept as an [`ItemError`] instead of stopping at the first.
+//! in between, its text borrowed from the body unless it had escapes), with every problem kept
+//! as an [`ItemError`] instead of stopping at the first.
 //!
 //! The checks and their wording are the push body's contract (see [`super`]); the attributes
 //! come out sorted by name with the last of a repeated name kept, as a JSON object read into a
 //! map would give them.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -18,16 +20,16 @@ type Fault = (String, String);
 
 /// An item as read: what it holds and what is wrong with it.
 #[derive(Default)]
-pub struct Parsed {
-    interaction_id: Option<String>,
-    attributes: Option<Vec<(String, String)>>,
-    observed_at: Option<Loose>,
+pub struct Parsed<'de> {
+    interaction_id: Option<Cow<'de, str>>,
+    attributes: Option<Vec<(Cow<'de, str>, Cow<'de, str>)>>,
+    observed_at: Option<Loose<'de>>,
     faults: Vec<Fault>,
 }
 
-impl Parsed {
+impl<'de> Parsed<'de> {
     /// The observation, or every problem of the item at `index` (`now_ms` bounds `observedAt`).
-    pub fn finish(self, index: usize, now_ms: i64) -> Result<Observation, Vec<ItemError>> {
+    pub fn finish(self, index: usize, now_ms: i64) -> Result<Observation<'de>, Vec<ItemError>> {
         let Parsed {
             interaction_id,
             attributes,
@@ -62,7 +64,7 @@ fn fault(field: &str, reason: &str) -> Fault {
 }
 
 /// `observedAt` checked: a timestamp string or epoch milliseconds, within range.
-fn observed_ms(v: Loose, now_ms: i64, faults: &mut Vec<Fault>) -> Option<i64> {
+fn observed_ms(v: Loose<'_>, now_ms: i64, faults: &mut Vec<Fault>) -> Option<i64> {
     let ms = match v {
         Loose::Null => None,
         Loose::Str(s) => match timefmt::parse_timestamp_ms(&s) {
@@ -98,8 +100,8 @@ fn observed_ms(v: Loose, now_ms: i64, faults: &mut Vec<Fault>) -> Option<i64> {
 }
 
 /// A JSON value as far as the checks need it.
-enum Loose {
-    Str(String),
+enum Loose<'de> {
+    Str(Cow<'de, str>),
     /// A number: the integer when it is one that fits.
     Int(Option<i64>),
     Null,
@@ -107,43 +109,46 @@ enum Loose {
     Other,
 }
 
-impl<'de> de::Deserialize<'de> for Loose {
+impl<'de> de::Deserialize<'de> for Loose<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Loose;
+            type Value = Loose<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON value")
             }
-            fn visit_str<E>(self, v: &str) -> Result<Loose, E> {
-                Ok(Loose::Str(v.to_string()))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Loose<'de>, E> {
+                Ok(Loose::Str(Cow::Borrowed(v)))
             }
-            fn visit_string<E>(self, v: String) -> Result<Loose, E> {
-                Ok(Loose::Str(v))
+            fn visit_str<E>(self, v: &str) -> Result<Loose<'de>, E> {
+                Ok(Loose::Str(Cow::Owned(v.to_string())))
             }
-            fn visit_i64<E>(self, v: i64) -> Result<Loose, E> {
+            fn visit_string<E>(self, v: String) -> Result<Loose<'de>, E> {
+                Ok(Loose::Str(Cow::Owned(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Loose<'de>, E> {
                 Ok(Loose::Int(Some(v)))
             }
-            fn visit_u64<E>(self, v: u64) -> Result<Loose, E> {
+            fn visit_u64<E>(self, v: u64) -> Result<Loose<'de>, E> {
                 Ok(Loose::Int(i64::try_from(v).ok()))
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Loose, E> {
+            fn visit_f64<E>(self, _: f64) -> Result<Loose<'de>, E> {
                 Ok(Loose::Int(None))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Loose, E> {
+            fn visit_bool<E>(self, _: bool) -> Result<Loose<'de>, E> {
                 Ok(Loose::Other)
             }
-            fn visit_unit<E>(self) -> Result<Loose, E> {
+            fn visit_unit<E>(self) -> Result<Loose<'de>, E> {
                 Ok(Loose::Null)
             }
-            fn visit_none<E>(self) -> Result<Loose, E> {
+            fn visit_none<E>(self) -> Result<Loose<'de>, E> {
                 Ok(Loose::Null)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose<'de>, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Loose::Other)
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose<'de>, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(Loose::Other)
             }
@@ -153,25 +158,25 @@ impl<'de> de::Deserialize<'de> for Loose {
 }
 
 /// The `attributes` object: name → string value, or why not.
-enum Attributes {
-    List(Vec<(String, String)>, Vec<Fault>),
+enum Attributes<'de> {
+    List(Vec<(Cow<'de, str>, Cow<'de, str>)>, Vec<Fault>),
     TooMany,
     NotAnObject,
 }
 
-impl<'de> de::Deserialize<'de> for Attributes {
+impl<'de> de::Deserialize<'de> for Attributes<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Attributes;
+            type Value = Attributes<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object of attribute name to string value")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Attributes, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Attributes<'de>, A::Error> {
                 let mut list = Vec::with_capacity(map.size_hint().unwrap_or(16).min(MAX_ATTRIBUTES));
                 let mut faults = Vec::new();
                 let mut count = 0;
-                while let Some(name) = map.next_key::<String>()? {
+                while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
                     count += 1;
                     if count > MAX_ATTRIBUTES {
                         map.next_value::<IgnoredAny>()?;
@@ -203,26 +208,26 @@ impl<'de> de::Deserialize<'de> for Attributes {
                 list.reverse();
                 Ok(Attributes::List(list, faults))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Attributes, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Attributes<'de>, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Attributes::NotAnObject)
             }
-            fn visit_str<E>(self, _: &str) -> Result<Attributes, E> {
+            fn visit_str<E>(self, _: &str) -> Result<Attributes<'de>, E> {
                 Ok(Attributes::NotAnObject)
             }
-            fn visit_i64<E>(self, _: i64) -> Result<Attributes, E> {
+            fn visit_i64<E>(self, _: i64) -> Result<Attributes<'de>, E> {
                 Ok(Attributes::NotAnObject)
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Attributes, E> {
+            fn visit_u64<E>(self, _: u64) -> Result<Attributes<'de>, E> {
                 Ok(Attributes::NotAnObject)
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Attributes, E> {
+            fn visit_f64<E>(self, _: f64) -> Result<Attributes<'de>, E> {
                 Ok(Attributes::NotAnObject)
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Attributes, E> {
+            fn visit_bool<E>(self, _: bool) -> Result<Attributes<'de>, E> {
                 Ok(Attributes::NotAnObject)
             }
-            fn visit_unit<E>(self) -> Result<Attributes, E> {
+            fn visit_unit<E>(self) -> Result<Attributes<'de>, E> {
                 Ok(Attributes::NotAnObject)
             }
         }
@@ -230,18 +235,18 @@ impl<'de> de::Deserialize<'de> for Attributes {
     }
 }
 
-impl<'de> de::Deserialize<'de> for Parsed {
+impl<'de> de::Deserialize<'de> for Parsed<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Parsed;
+            type Value = Parsed<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object with interactionId and attributes")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed<'de>, A::Error> {
                 let mut p = Parsed::default();
-                while let Some(key) = map.next_key::<Key<'de>>()? {
-                    match key.as_str() {
+                while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+                    match &*key {
                         "interactionId" => {
                             p.faults.retain(|f| f.0 != "interactionId");
                             p.interaction_id = None;
@@ -284,26 +289,26 @@ impl<'de> de::Deserialize<'de> for Parsed {
                 }
                 Ok(p)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Parsed, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Parsed<'de>, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(not_an_object())
             }
-            fn visit_str<E>(self, _: &str) -> Result<Parsed, E> {
+            fn visit_str<E>(self, _: &str) -> Result<Parsed<'de>, E> {
                 Ok(not_an_object())
             }
-            fn visit_i64<E>(self, _: i64) -> Result<Parsed, E> {
+            fn visit_i64<E>(self, _: i64) -> Result<Parsed<'de>, E> {
                 Ok(not_an_object())
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Parsed, E> {
+            fn visit_u64<E>(self, _: u64) -> Result<Parsed<'de>, E> {
                 Ok(not_an_object())
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Parsed, E> {
+            fn visit_f64<E>(self, _: f64) -> Result<Parsed<'de>, E> {
                 Ok(not_an_object())
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Parsed, E> {
+            fn visit_bool<E>(self, _: bool) -> Result<Parsed<'de>, E> {
                 Ok(not_an_object())
             }
-            fn visit_unit<E>(self) -> Result<Parsed, E> {
+            fn visit_unit<E>(self) -> Result<Parsed<'de>, E> {
                 Ok(not_an_object())
             }
         }
@@ -311,44 +316,32 @@ impl<'de> de::Deserialize<'de> for Parsed {
     }
 }
 
-fn not_an_object() -> Parsed {
+fn not_an_object<'de>() -> Parsed<'de> {
     Parsed {
         faults: vec![fault("", "expected an object with interactionId and attributes")],
         ..Parsed::default()
     }
 }
 
-/// An object's key, borrowed from the body unless it had escapes.
-enum Key<'de> {
-    Borrowed(&'de str),
-    Owned(String),
-}
+/// A string, borrowed from the body unless it had escapes.
+struct Text<'de>(Cow<'de, str>);
 
-impl Key<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            Key::Borrowed(s) => s,
-            Key::Owned(s) => s,
-        }
-    }
-}
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
+impl<'de> de::Deserialize<'de> for Text<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
+            type Value = Text<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a field name")
+                f.write_str("a string")
             }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key::Borrowed(v))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
             }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key::Owned(v.to_string()))
+            fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
             }
-            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key::Owned(v))
+            fn visit_string<E>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
             }
         }
         d.deserialize_str(V)
