@@ -157,6 +157,35 @@ impl<'de> de::Deserialize<'de> for Loose<'de> {
     }
 }
 
+/// The visitor methods of a value that must be an object: any other value is read whole (so the
+/// body's next item is still found) and answered with `$other`.
+macro_rules! not_an_object {
+    ($ty:ty, $other:expr) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<$ty, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok($other)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<$ty, E> {
+            Ok($other)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<$ty, E> {
+            Ok($other)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<$ty, E> {
+            Ok($other)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<$ty, E> {
+            Ok($other)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<$ty, E> {
+            Ok($other)
+        }
+        fn visit_unit<E>(self) -> Result<$ty, E> {
+            Ok($other)
+        }
+    };
+}
+
 /// The `attributes` object: name → string value, or why not.
 enum Attributes<'de> {
     List(Vec<(Cow<'de, str>, Cow<'de, str>)>, Vec<Fault>),
@@ -208,28 +237,7 @@ impl<'de> de::Deserialize<'de> for Attributes<'de> {
                 list.reverse();
                 Ok(Attributes::List(list, faults))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Attributes<'de>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Attributes::NotAnObject)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Attributes<'de>, E> {
-                Ok(Attributes::NotAnObject)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Attributes<'de>, E> {
-                Ok(Attributes::NotAnObject)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Attributes<'de>, E> {
-                Ok(Attributes::NotAnObject)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Attributes<'de>, E> {
-                Ok(Attributes::NotAnObject)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Attributes<'de>, E> {
-                Ok(Attributes::NotAnObject)
-            }
-            fn visit_unit<E>(self) -> Result<Attributes<'de>, E> {
-                Ok(Attributes::NotAnObject)
-            }
+            not_an_object!(Attributes<'de>, Attributes::NotAnObject);
         }
         d.deserialize_any(V)
     }
@@ -289,28 +297,7 @@ impl<'de> de::Deserialize<'de> for Parsed<'de> {
                 }
                 Ok(p)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Parsed<'de>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(not_an_object())
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Parsed<'de>, E> {
-                Ok(not_an_object())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Parsed<'de>, E> {
-                Ok(not_an_object())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Parsed<'de>, E> {
-                Ok(not_an_object())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Parsed<'de>, E> {
-                Ok(not_an_object())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Parsed<'de>, E> {
-                Ok(not_an_object())
-            }
-            fn visit_unit<E>(self) -> Result<Parsed<'de>, E> {
-                Ok(not_an_object())
-            }
+            not_an_object!(Parsed<'de>, not_an_object());
         }
         d.deserialize_any(V)
     }
