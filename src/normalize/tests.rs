@@ -162,6 +162,29 @@ fn an_interaction_that_left_unseen_ends_once_with_the_id_a_seen_end_has() {
 }
 
 #[test]
+fn the_customer_follows_the_remote_address_as_it_changes() {
+    let mut n = normalizer();
+    let first = run(
+        &mut n,
+        &obs("7", &[("Eic_State", "O"), ("Eic_RemoteAddress", "+13175551234")]),
+    );
+    assert_eq!(first[0].customer.phone.as_deref(), Some("+13175551234"));
+    let same = run(
+        &mut n,
+        &obs("7", &[("Eic_State", "A"), ("Eic_RemoteAddress", "+13175551234")]),
+    );
+    assert_eq!(same[0].customer.phone.as_deref(), Some("+13175551234"));
+    let moved = run(
+        &mut n,
+        &obs("7", &[("Eic_State", "C"), ("Eic_RemoteAddress", "jane@example.com")]),
+    );
+    assert_eq!(moved[0].customer.phone, None);
+    assert_eq!(moved[0].customer.email.as_deref(), Some("jane@example.com"));
+    let withheld = run(&mut n, &obs("7", &[("Eic_State", "H"), ("Eic_RemoteTnRaw", "BLCKD")]));
+    assert!(withheld[0].customer.caller_id_withheld);
+}
+
+#[test]
 fn every_change_of_state_is_one_event() {
     let mut n = normalizer();
     let first = run(&mut n, &obs("7", &[("Eic_CallIdKey", "720240409"), ("Eic_State", "R")]));
