@@ -148,13 +148,6 @@ enum Drain {
     Change,
 }
 
-/// A CIC user for the shared drain's directory.
-fn cic_user(i: u64) -> serde_json::Value {
-    let id = format!("agent{i:05}");
-    serde_json::json!({"configurationId": {"id": id, "displayName": format!("Agent {i}")},
-        "personalInformationProperties": {"emailAddress": format!("{id}@example.com")}})
-}
-
 /// A backlog drained against the rate limit. The ceiling is the number of requests the limit
 /// allows from the first request to the last confirmation (the limit over time, when it
 /// changes); the figure is the requests the cloud accepted against it.
@@ -180,16 +173,14 @@ async fn drain(full: bool, kind: Drain) {
             ..CicSimConfig::default()
         });
         for i in 0..users {
-            cic.set_user(cic_user(i));
+            cic.set_user(common::cic_user(i, "3175550000"));
         }
         let cic_addr = cic
             .spawn("127.0.0.1:0".parse().unwrap(), stop_cic.clone())
             .await
             .unwrap();
-        let text = std::fs::read_to_string(&config).unwrap()
-            + &format!(
-                "[sources.icws]\nenabled = true\nhosts = [\"http://{cic_addr}\"]\npassword = {{ env = \"BENCH_CIC_PASSWORD\" }}\nworkgroups = [\"Support\"]\n[ha]\nmode = \"follow-primary\"\n[users]\nenabled = true\nstatuses = false\n"
-            );
+        let text =
+            std::fs::read_to_string(&config).unwrap() + &common::user_sync_sections(cic_addr, "BENCH_CIC_PASSWORD");
         config = b.dir.path().join("drain-shared.toml");
         std::fs::write(&config, text).unwrap();
     }

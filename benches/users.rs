@@ -23,17 +23,9 @@ use cic_conduit::shutdown::Shutdown;
 use cic_conduit::sim::cic::{CicSim, CicSimConfig};
 use cic_conduit::sim::cloud::{CloudSim, SimConfig};
 use common::arg;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
-
-fn user(i: u64, mobile: &str) -> Value {
-    let id = format!("agent{i:05}");
-    json!({"configurationId": {"id": id, "displayName": format!("Agent {i}")},
-        "personalInformationProperties": {"emailAddress": format!("{id}@example.com"),
-            "phoneNumberOfBusiness1": {"number": format!("317555{:04}", i % 10_000), "extension": format!("{}", 1000 + i)},
-            "phoneNumberOfMobile": {"number": mobile, "extension": ""}}})
-}
 
 fn stop(child: &mut Child) {
     common::terminate(child);
@@ -69,7 +61,7 @@ async fn run(users: u64, rpm: u64, edits: u64) {
         ..CicSimConfig::default()
     });
     for i in 0..users {
-        cic.set_user(user(i, "3175550000"));
+        cic.set_user(common::cic_user(i, "3175550000"));
     }
     let cic_addr = cic
         .spawn("127.0.0.1:0".parse().unwrap(), stop_sims.clone())
@@ -88,9 +80,7 @@ async fn run(users: u64, rpm: u64, edits: u64) {
     let text = common::cloud_config_text(&dir.path().join("data"), cloud_addr, "")
         .replace("level = \"info\"", "level = \"warn,cic_conduit::app=info\"")
         .replace("[sources.http]", "[sources.http]\nenabled = false")
-        + &format!(
-            "[sources.icws]\nenabled = true\nhosts = [\"http://{cic_addr}\"]\npassword = {{ env = \"BENCH_CIC_PASSWORD\" }}\nworkgroups = [\"Support\"]\n[ha]\nmode = \"follow-primary\"\n[users]\nenabled = true\nstatuses = false\n"
-        );
+        + &common::user_sync_sections(cic_addr, "BENCH_CIC_PASSWORD");
     std::fs::write(&config, &text).unwrap();
 
     // sync
@@ -146,7 +136,7 @@ async fn run(users: u64, rpm: u64, edits: u64) {
         let mobile = format!("317556{:04}", k);
         let want = format!("+1{mobile}");
         let t = Instant::now();
-        cic.set_user(user(i, &mobile));
+        cic.set_user(common::cic_user(i, &mobile));
         let id = format!("agent{i:05}");
         loop {
             let has = cloud.scim_user(&id).is_some_and(|u| {

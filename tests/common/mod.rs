@@ -324,3 +324,21 @@ pub fn by_interaction(
     }
     m
 }
+
+/// CIC directory user `agent<i:05>` (an e-mail, a business phone with an extension, `mobile`),
+/// as the CIC simulator serves it.
+pub fn cic_user(i: u64, mobile: &str) -> serde_json::Value {
+    let id = format!("agent{i:05}");
+    serde_json::json!({"configurationId": {"id": id, "displayName": format!("Agent {i}")},
+        "personalInformationProperties": {"emailAddress": format!("{id}@example.com"),
+            "phoneNumberOfBusiness1": {"number": format!("317555{:04}", i % 10_000), "extension": format!("{}", 1000 + i)},
+            "phoneNumberOfMobile": {"number": mobile, "extension": ""}}})
+}
+
+/// Config sections for the ICWS source at `cic` (its password in the environment variable
+/// `password_env`) with the user sync on and statuses off, as the benchmarks run it.
+pub fn user_sync_sections(cic: impl std::fmt::Display, password_env: &str) -> String {
+    format!(
+        "[sources.icws]\nenabled = true\nhosts = [\"http://{cic}\"]\npassword = {{ env = \"{password_env}\" }}\nworkgroups = [\"Support\"]\n[ha]\nmode = \"follow-primary\"\n[users]\nenabled = true\nstatuses = false\n"
+    )
+}
