@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cic_conduit::shutdown::Shutdown;
-use cic_conduit::sim::cic::{CicSim, CicSimConfig};
 use cic_conduit::sim::cloud::{CloudSim, SimConfig};
 use common::{TOKEN, arg, item, spawn_conduit_env};
 
@@ -167,18 +166,7 @@ async fn drain(full: bool, kind: Drain) {
     let mut config = b.config("drain.toml", true);
     let stop_cic = Shutdown::new();
     if kind == Drain::Shared {
-        let cic = CicSim::new(CicSimConfig {
-            pair: vec!["127.0.0.1".into()],
-            directory_users: 0,
-            ..CicSimConfig::default()
-        });
-        for i in 0..users {
-            cic.set_user(common::cic_user(i, "3175550000"));
-        }
-        let cic_addr = cic
-            .spawn("127.0.0.1:0".parse().unwrap(), stop_cic.clone())
-            .await
-            .unwrap();
+        let (_cic, cic_addr) = common::cic_with_users(users, stop_cic.clone()).await;
         let text =
             std::fs::read_to_string(&config).unwrap() + &common::user_sync_sections(cic_addr, "BENCH_CIC_PASSWORD");
         config = b.dir.path().join("drain-shared.toml");

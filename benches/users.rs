@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cic_conduit::shutdown::Shutdown;
-use cic_conduit::sim::cic::{CicSim, CicSimConfig};
 use cic_conduit::sim::cloud::{CloudSim, SimConfig};
 use common::arg;
 use serde_json::Value;
@@ -55,18 +54,7 @@ fn main() {
 
 async fn run(users: u64, rpm: u64, edits: u64) {
     let stop_sims = Shutdown::new();
-    let cic = CicSim::new(CicSimConfig {
-        pair: vec!["127.0.0.1".into()],
-        directory_users: 0,
-        ..CicSimConfig::default()
-    });
-    for i in 0..users {
-        cic.set_user(common::cic_user(i, "3175550000"));
-    }
-    let cic_addr = cic
-        .spawn("127.0.0.1:0".parse().unwrap(), stop_sims.clone())
-        .await
-        .unwrap();
+    let (cic, cic_addr) = common::cic_with_users(users, stop_sims.clone()).await;
     let cloud: Arc<CloudSim> = CloudSim::new(SimConfig {
         requests_per_minute: rpm,
         ..SimConfig::default()

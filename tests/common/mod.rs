@@ -342,3 +342,22 @@ pub fn user_sync_sections(cic: impl std::fmt::Display, password_env: &str) -> St
         "[sources.icws]\nenabled = true\nhosts = [\"http://{cic}\"]\npassword = {{ env = \"{password_env}\" }}\nworkgroups = [\"Support\"]\n[ha]\nmode = \"follow-primary\"\n[users]\nenabled = true\nstatuses = false\n"
     )
 }
+
+/// A CIC simulator (one server, no generated directory) serving `users` directory users
+/// ([`cic_user`], one mobile number for all), started on loopback until `stop`.
+pub async fn cic_with_users(
+    users: u64,
+    stop: cic_conduit::shutdown::Shutdown,
+) -> (std::sync::Arc<cic_conduit::sim::cic::CicSim>, std::net::SocketAddr) {
+    use cic_conduit::sim::cic::{CicSim, CicSimConfig};
+    let cic = CicSim::new(CicSimConfig {
+        pair: vec!["127.0.0.1".into()],
+        directory_users: 0,
+        ..CicSimConfig::default()
+    });
+    for i in 0..users {
+        cic.set_user(cic_user(i, "3175550000"));
+    }
+    let addr = cic.spawn("127.0.0.1:0".parse().unwrap(), stop).await.unwrap();
+    (cic, addr)
+}
