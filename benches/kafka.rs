@@ -306,7 +306,9 @@ async fn delivered(sim: &CloudSim, base: u64, total: u64, limit: Duration) -> f6
         if got >= total {
             // The rate from the first answer on, over the whole backlog.
             let (t0, n0) = first.unwrap();
-            let rate = (total - n0).max(1) as f64 / t0.elapsed().as_secs_f64();
+            // (Everything may already be there at the first look, duplicates after a hand-over
+            // included.)
+            let rate = total.saturating_sub(n0).max(1) as f64 / t0.elapsed().as_secs_f64();
             return total as f64 / rate;
         }
         assert!(start.elapsed() < limit, "stalled at {got} of {total}");
