@@ -1,9 +1,12 @@
 //! The ingest path's CPU per item, stage by stage, on a push body of 500 interaction changes
 //! (the load benchmark's bodies: five changes to each of 100 new interactions):
 //! - `parse`: the body's bytes to checked observations;
-//! - `normalize`: the observations to interaction events (a fresh normalizer per body, so every
+//! - `normalize_to_records`: the observations to Avro records, the ingest path (the normalizer
+//!   encodes each event straight from its tracked state; a fresh normalizer per body, so every
 //!   interaction is new, as in the load benchmark);
-//! - `encode`: the events to Avro records.
+//! - `normalize_to_events`: the same to owned interaction events instead (what tests and tools
+//!   get), for comparison;
+//! - `encode`: owned events to Avro records.
 //!
 //! `cargo bench --bench ingest`. The end-to-end figure (HTTP body to synced record, with the
 //! HTTP server and the buffer) is `cargo bench --bench load`.
@@ -16,7 +19,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod common;
 
 use cic_conduit::config::NormalizeConfig;
-use cic_conduit::event::EventCodec;
+use cic_conduit::event::{EventCodec, EventSink, EventView};
 use cic_conduit::metrics::Metrics;
 use cic_conduit::normalize::{Normalizer, Undo};
 use cic_conduit::source::push;
@@ -48,7 +51,25 @@ fn bench(c: &mut Criterion) {
                 .len()
         })
     });
-    g.bench_function("normalize_500_items", |b| {
+    g.bench_function("normalize_to_records_500_items", |b| {
+        b.iter_batched_ref(
+            || {
+                (
+                    Normalizer::new("bench", &cfg, metrics.normalize.clone()),
+                    Records(&codec, Vec::with_capacity(1024)),
+                )
+            },
+            |(n, out)| {
+                let mut undo = Undo::default();
+                for o in &observations {
+                    n.observe(o, now, out, &mut undo);
+                }
+                out.1.len()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("normalize_to_events_500_items", |b| {
         b.iter_batched_ref(
             || {
                 (
@@ -73,13 +94,24 @@ fn bench(c: &mut Criterion) {
             let mut bytes = 0;
             for ev in &events {
                 buf.clear();
-                codec.encode_into(ev, &mut buf).unwrap();
+                codec.encode_into(ev, &mut buf);
                 bytes += buf.len();
             }
             bytes
         })
     });
     g.finish();
+}
+
+/// Encoded records, as the ingest path makes them.
+struct Records<'c>(&'c EventCodec, Vec<Vec<u8>>);
+
+impl EventSink for Records<'_> {
+    fn event(&mut self, ev: &EventView<'_>) {
+        let mut out = Vec::with_capacity(320);
+        self.0.encode_view(ev, &mut out);
+        self.1.push(out);
+    }
 }
 
 criterion_group!(benches, bench);

@@ -308,7 +308,7 @@ mod tests {
 
     fn letter(seq: u64, event: Option<InteractionEvent>) -> DeadLetter {
         let payload = match &event {
-            Some(ev) => Bytes::from(EventCodec::new().encode(ev).unwrap()),
+            Some(ev) => Bytes::from(EventCodec::new().encode(ev)),
             None => Bytes::from_static(b"not avro"),
         };
         DeadLetter {

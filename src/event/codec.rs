@@ -5,20 +5,18 @@
 //! Canonical Form, little-endian; see [`super::fingerprint`]), then the datum — so any Avro tool
 //! that looks a schema up by fingerprint reads it. Records written by earlier versions decode
 //! too: those of `interaction_event.v1`, under its standard fingerprint and under the one
-//! earlier releases wrote (apache-avro's, [`V1_LEGACY_FINGERPRINT`]). Encoding goes straight
-//! from serde to bytes with apache-avro's schema-aware serializer into a caller-owned, reused
-//! buffer: never through `apache_avro::types::Value`, which costs about eight times as much.
+//! earlier releases wrote (apache-avro's, [`V1_LEGACY_FINGERPRINT`]). Encoding writes the datum
+//! by hand ([`super::avro`], the same bytes as apache-avro's) from a borrowed view of the event
+//! into a caller-owned, reused buffer; decoding is apache-avro's.
 
 use std::sync::LazyLock;
 
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
-use apache_avro::writer::datum::GenericDatumWriter;
-use serde::Serialize;
-use serde::ser::{SerializeTuple, Serializer};
 
 use super::InteractionEvent;
 use super::fingerprint::{fingerprint, hex};
+use super::view::EventView;
 
 /// The current writer schema's text.
 pub const SCHEMA_TEXT: &str = include_str!("../../schemas/interaction_event.v2.avsc");
@@ -65,7 +63,6 @@ impl CodecError {
 
 /// Encoder and decoder for the current schema; cheap to share between threads.
 pub struct EventCodec {
-    writer: GenericDatumWriter<'static>,
     reader: GenericDatumReader<'static>,
     fingerprint: [u8; 8],
     /// Readers of earlier versions' records, by the fingerprint in their header. Each earlier
@@ -91,14 +88,8 @@ impl EventCodec {
     /// A codec for the bundled schema.
     pub fn new() -> Self {
         let schema: &'static Schema = &SCHEMA;
-        let writer = GenericDatumWriter::builder(schema)
-            .validate(false)
-            .human_readable(false)
-            .build()
-            .expect("the bundled schema resolves");
         let v1 = fingerprint(SCHEMA_V1_TEXT).expect("the bundled schemas are JSON");
         EventCodec {
-            writer,
             reader: datum_reader(schema),
             fingerprint: fingerprint(SCHEMA_TEXT).expect("the bundled schema is JSON"),
             older: vec![
@@ -114,20 +105,22 @@ impl EventCodec {
     }
 
     /// Appends one encoded record to `out` (which the caller reuses).
-    pub fn encode_into(&self, event: &InteractionEvent, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    pub fn encode_into(&self, event: &InteractionEvent, out: &mut Vec<u8>) {
+        self.encode_view(&event.view(), out);
+    }
+
+    /// Appends one encoded record of a borrowed event to `out`.
+    pub fn encode_view(&self, event: &EventView<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&self.fingerprint);
-        self.writer
-            .write_ser(out, &Positional(event))
-            .map_err(|e| CodecError::Avro(e.to_string()))?;
-        Ok(())
+        super::avro::write(event, out);
     }
 
     /// Encodes one record into a new vector.
-    pub fn encode(&self, event: &InteractionEvent) -> Result<Vec<u8>, CodecError> {
+    pub fn encode(&self, event: &InteractionEvent) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
-        self.encode_into(event, &mut out)?;
-        Ok(out)
+        self.encode_into(event, &mut out);
+        out
     }
 
     /// Decodes one record written by this or an earlier schema version.
@@ -157,85 +150,31 @@ impl Default for EventCodec {
     }
 }
 
-/// Serializes an event's records as tuples in schema field order, which apache-avro's
-/// schema-aware serializer writes positionally. (Serialized as structs, every field costs a
-/// name lookup in the schema — more than doubling the encoding time.) The field order here must
-/// match `schemas/`; the tests compare the bytes with the generic path.
-struct Positional<'a>(&'a InteractionEvent);
-struct PositionalInteraction<'a>(&'a super::Interaction);
-struct PositionalCustomer<'a>(&'a super::Customer);
-
-impl Serialize for Positional<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let e = self.0;
-        let mut t = s.serialize_tuple(8)?;
-        t.serialize_element(&e.event_id)?;
-        t.serialize_element(&e.event_type)?;
-        t.serialize_element(&e.occurred_at)?;
-        t.serialize_element(&e.observed_at)?;
-        t.serialize_element(&e.cic_server)?;
-        t.serialize_element(&PositionalInteraction(&e.interaction))?;
-        t.serialize_element(&PositionalCustomer(&e.customer))?;
-        t.serialize_element(&e.attributes)?;
-        t.end()
-    }
-}
-
-impl Serialize for PositionalInteraction<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let i = self.0;
-        let mut t = s.serialize_tuple(13)?;
-        t.serialize_element(&i.call_id_key)?;
-        t.serialize_element(&i.call_id)?;
-        t.serialize_element(&i.media_type)?;
-        t.serialize_element(&i.direction)?;
-        t.serialize_element(&i.state)?;
-        t.serialize_element(&i.workgroup)?;
-        t.serialize_element(&i.agent)?;
-        t.serialize_element(&i.local_address)?;
-        t.serialize_element(&i.remote_address)?;
-        t.serialize_element(&i.remote_name)?;
-        t.serialize_element(&i.initiated_at)?;
-        t.serialize_element(&i.terminated_at)?;
-        t.serialize_element(&i.connected_duration_ms)?;
-        t.end()
-    }
-}
-
-impl Serialize for PositionalCustomer<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let c = self.0;
-        let mut t = s.serialize_tuple(3)?;
-        t.serialize_element(&c.phone)?;
-        t.serialize_element(&c.email)?;
-        t.serialize_element(&c.caller_id_withheld)?;
-        t.end()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use apache_avro::writer::datum::GenericDatumWriter;
+
     use super::*;
 
     #[test]
     fn round_trips() {
         let codec = EventCodec::new();
         let mut ev = InteractionEvent::example();
-        let bytes = codec.encode(&ev).unwrap();
+        let bytes = codec.encode(&ev);
         assert_eq!(codec.decode(&bytes).unwrap(), ev);
         ev.interaction.state = None;
         ev.customer.phone = None;
         ev.attributes.clear();
-        let bytes = codec.encode(&ev).unwrap();
+        let bytes = codec.encode(&ev);
         assert_eq!(codec.decode(&bytes).unwrap(), ev);
     }
 
     #[test]
-    fn direct_encoding_matches_the_value_path() {
-        // The fast path must produce exactly what apache-avro's generic Value path produces.
+    fn encoding_matches_apache_avros_value_path() {
+        // The written datum must be exactly what apache-avro's generic Value path produces.
         let codec = EventCodec::new();
         let ev = InteractionEvent::example();
-        let fast = codec.encode(&ev).unwrap();
+        let fast = codec.encode(&ev);
         let value = apache_avro::to_value(&ev).unwrap().resolve(&SCHEMA).unwrap();
         let slow = GenericDatumWriter::builder(&SCHEMA)
             .build()
@@ -248,7 +187,7 @@ mod tests {
     #[test]
     fn writes_the_standard_fingerprint_and_reads_version_1_records() {
         let codec = EventCodec::new();
-        let bytes = codec.encode(&InteractionEvent::example()).unwrap();
+        let bytes = codec.encode(&InteractionEvent::example());
         assert_eq!(bytes[2..HEADER_LEN], fingerprint(SCHEMA_TEXT).unwrap());
         // A record as earlier releases wrote it: v1 schema, apache-avro's fingerprint.
         let v1 = GenericDatumWriter::builder(&SCHEMA_V1).build().unwrap();
@@ -267,10 +206,10 @@ mod tests {
     fn rejects_foreign_bytes() {
         let codec = EventCodec::new();
         assert!(matches!(codec.decode(b"hello world"), Err(CodecError::BadHeader)));
-        let mut bytes = codec.encode(&InteractionEvent::example()).unwrap();
+        let mut bytes = codec.encode(&InteractionEvent::example());
         bytes[3] ^= 0xff;
         assert!(matches!(codec.decode(&bytes), Err(CodecError::UnknownSchema(_))));
-        let truncated = &codec.encode(&InteractionEvent::example()).unwrap()[..30];
+        let truncated = &codec.encode(&InteractionEvent::example())[..30];
         assert!(codec.decode(truncated).is_err());
     }
 }

@@ -1,19 +1,23 @@
 //! The canonical event model: [`InteractionEvent`], mirrored field for field by
-//! `schemas/interaction_event.v2.avsc`, plus its deterministic ids ([`id`]), Avro codec
-//! ([`codec`]) and the specification's schema fingerprint ([`fingerprint`]).
+//! `schemas/interaction_event.v2.avsc`, plus its borrowed form ([`view`]), deterministic ids
+//! ([`id`]), Avro codec ([`codec`], writing through [`avro`]) and the specification's schema
+//! fingerprint ([`fingerprint`]).
 //!
 //! Promises: every event this crate writes conforms to the current schema; optional fields are
 //! `None` (Avro `null`) rather than invented; the serde names below are the Avro names.
 
+pub mod avro;
 pub mod codec;
 pub mod fingerprint;
 pub mod id;
+pub mod view;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 pub use codec::{CodecError, EventCodec};
+pub use view::{EventSink, EventView};
 
 /// What happened to the interaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]

@@ -2,18 +2,13 @@
 //! the [module notes](super)).
 
 use super::*;
+use crate::event::EventView;
+use crate::event::view::{AttributesView, CustomerView, InteractionView};
 
 impl Normalizer {
     /// Decides the events of the interaction's latest merge (`left`: it also left, see
     /// [`Observation::left`]; `found`: see [`Observation::found`]).
-    pub(super) fn emit(
-        &mut self,
-        id: &str,
-        observed_at: i64,
-        left: bool,
-        found: bool,
-        out: &mut Vec<InteractionEvent>,
-    ) {
+    pub(super) fn emit(&mut self, id: &str, observed_at: i64, left: bool, found: bool, out: &mut impl EventSink) {
         let t = self.table.get(id).expect("present");
         let initiated_at = self.parse_time(t, Attr::InitiationTime);
         let terminated_at = self.parse_time(t, Attr::TerminationTime);
@@ -110,23 +105,34 @@ impl Normalizer {
             staged.push((id::event_id(&t.key, ty, n, &detail), ty, occurred_at));
         }
         let t = self.table.get(id).expect("present");
-        let mut base = Some(self.build(id, t, state, initiated_at, terminated_at, observed_at));
-        let last = staged.len() - 1;
-        for (i, (event_id, ty, occurred_at)) in staged.into_iter().enumerate() {
-            self.events_by_type[ty as usize].inc();
-            // The last event takes the built one; only the others copy it.
-            let mut ev = if i == last {
-                base.take().expect("built")
-            } else {
-                base.clone().expect("built")
-            };
-            ev.event_id = event_id;
-            ev.event_type = ty;
-            ev.occurred_at = occurred_at;
-            if ty == EventType::Started {
-                as_it_began(&mut ev);
-            }
-            out.push(ev);
+        let customer = address::customer_of(
+            t.get(Attr::RemoteAddress),
+            t.get(Attr::RemoteTnRaw),
+            self.default_cc.as_deref(),
+        );
+        let interaction = self.interaction(id, t, state, initiated_at, terminated_at);
+        let attributes = AttributesView::Slots {
+            names: &self.custom,
+            values: &t.custom,
+            order: &self.custom_order,
+        };
+        for (event_id, ty, occurred_at) in &staged {
+            self.events_by_type[*ty as usize].inc();
+            let began = *ty == EventType::Started;
+            out.event(&EventView {
+                event_id: event_id.as_str(),
+                event_type: *ty,
+                occurred_at: *occurred_at,
+                observed_at,
+                cic_server: &self.cic_server,
+                interaction: if began { as_it_began(interaction) } else { interaction },
+                customer: CustomerView {
+                    phone: customer.phone.as_deref(),
+                    email: customer.email.as_deref(),
+                    caller_id_withheld: customer.caller_id_withheld,
+                },
+                attributes: if began { AttributesView::NONE } else { attributes },
+            });
         }
     }
 
@@ -143,16 +149,15 @@ impl Normalizer {
         v
     }
 
-    fn build(
+    /// The interaction as the tracked state has it, borrowed from it.
+    fn interaction<'t>(
         &self,
-        id: &str,
-        t: &Tracked,
+        id: &'t str,
+        t: &'t Tracked,
         state: Option<State>,
         initiated_at: Option<i64>,
         terminated_at: Option<i64>,
-        observed_at: i64,
-    ) -> InteractionEvent {
-        let s = |a: Attr| t.get(a).map(str::to_string);
+    ) -> InteractionView<'t> {
         let direction = t.get(Attr::Direction).and_then(|v| {
             let d = attrs::direction(v);
             if d.is_none() {
@@ -167,40 +172,20 @@ impl Normalizer {
             }
             d
         });
-        let customer = address::customer_of(
-            t.get(Attr::RemoteAddress),
-            t.get(Attr::RemoteTnRaw),
-            self.default_cc.as_deref(),
-        );
-        let attributes: BTreeMap<String, String> = self
-            .custom
-            .iter()
-            .zip(&t.custom)
-            .filter_map(|(name, v)| v.as_ref().map(|v| (name.clone(), v.to_string())))
-            .collect();
-        InteractionEvent {
-            event_id: String::new(),
-            event_type: EventType::Started,
-            occurred_at: observed_at,
-            observed_at,
-            cic_server: self.cic_server.clone(),
-            interaction: Interaction {
-                call_id_key: t.key.clone(),
-                call_id: s(Attr::CallId).unwrap_or_else(|| id.to_string()),
-                media_type: t.get(Attr::ObjectType).and_then(attrs::media_type),
-                direction,
-                state,
-                workgroup: s(Attr::Workgroup),
-                agent: s(Attr::UserName),
-                local_address: s(Attr::LocalAddress),
-                remote_address: s(Attr::RemoteAddress),
-                remote_name: s(Attr::RemoteName),
-                initiated_at,
-                terminated_at,
-                connected_duration_ms,
-            },
-            customer,
-            attributes,
+        InteractionView {
+            call_id_key: &t.key,
+            call_id: t.get(Attr::CallId).unwrap_or(id),
+            media_type: t.get(Attr::ObjectType).and_then(attrs::media_type),
+            direction,
+            state,
+            workgroup: t.get(Attr::Workgroup),
+            agent: t.get(Attr::UserName),
+            local_address: t.get(Attr::LocalAddress),
+            remote_address: t.get(Attr::RemoteAddress),
+            remote_name: t.get(Attr::RemoteName),
+            initiated_at,
+            terminated_at,
+            connected_duration_ms,
         }
     }
 }
@@ -210,12 +195,13 @@ impl Normalizer {
 /// sends the same content: what an interaction is born with (its keys, medium, direction,
 /// addresses, initiation time) stays; what changes over its life (state, workgroup, agent, end,
 /// durations, custom attributes) is left to the events of those changes.
-fn as_it_began(ev: &mut InteractionEvent) {
-    let i = &mut ev.interaction;
-    i.state = None;
-    i.workgroup = None;
-    i.agent = None;
-    i.terminated_at = None;
-    i.connected_duration_ms = None;
-    ev.attributes.clear();
+fn as_it_began(i: InteractionView<'_>) -> InteractionView<'_> {
+    InteractionView {
+        state: None,
+        workgroup: None,
+        agent: None,
+        terminated_at: None,
+        connected_duration_ms: None,
+        ..i
+    }
 }

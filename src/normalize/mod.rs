@@ -1,5 +1,6 @@
 //! The normalizer: ICWS-style observations (an interaction id plus a map of `Eic_*` string
-//! attributes, full snapshot or delta) in, [`InteractionEvent`]s out.
+//! attributes, full snapshot or delta) in, [`InteractionEvent`](crate::event::InteractionEvent)s out
+//! (to an [`EventSink`]: owned, or encoded straight from the tracked state).
 //!
 //! It keeps each interaction's merged attributes so that deltas make sense and a repeated or
 //! re-sent snapshot yields nothing new. Which events come from a change:
@@ -42,13 +43,13 @@ mod emit;
 pub mod table;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use attrs::Attr;
 use table::{Forgot, Table, Tracked};
 
 use crate::config::NormalizeConfig;
-use crate::event::{EventType, Interaction, InteractionEvent, State, id};
+use crate::event::{EventSink, EventType, State, id};
 use crate::metrics::NormalizeMetrics;
 use crate::timefmt;
 
@@ -88,6 +89,8 @@ pub struct Undo {
 pub struct Normalizer {
     cic_server: String,
     custom: Vec<String>,
+    /// Positions of `custom` in name order (events list their attributes by name).
+    custom_order: Vec<usize>,
     default_cc: Option<String>,
     max_value_bytes: usize,
     table: Table,
@@ -104,6 +107,11 @@ impl Normalizer {
         Normalizer {
             cic_server: cic_server.to_string(),
             custom: cfg.custom_attributes.clone(),
+            custom_order: {
+                let mut order: Vec<usize> = (0..cfg.custom_attributes.len()).collect();
+                order.sort_by(|a, b| cfg.custom_attributes[*a].cmp(&cfg.custom_attributes[*b]));
+                order
+            },
             default_cc: cfg.default_country_code.clone(),
             max_value_bytes: cfg.max_attribute_value_bytes,
             table: Table::new(
@@ -132,7 +140,7 @@ impl Normalizer {
     /// Applies one observation, appending the events it yields to `out` and recording how to
     /// undo it in `undo`. `now_ms` is the wall clock (for expiry, and `observed_at` when the
     /// observation carries none).
-    pub fn observe(&mut self, obs: &Observation<'_>, now_ms: i64, out: &mut Vec<InteractionEvent>, undo: &mut Undo) {
+    pub fn observe(&mut self, obs: &Observation<'_>, now_ms: i64, out: &mut impl EventSink, undo: &mut Undo) {
         let metrics = self.metrics.forgotten.clone();
         let mut forgot = |f: Forgot| {
             let reason = match f {

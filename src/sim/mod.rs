@@ -16,7 +16,7 @@ fn seed() -> u64 {
 
 /// The `n`th id of a simulator seeded with `seed`, in `space`.
 fn nth_uuid(space: &str, seed: u64, n: u64) -> uuid::Uuid {
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{space}:{seed}:{n}").as_bytes())
+    crate::event::id::v5(&uuid::Uuid::NAMESPACE_OID, &[format!("{space}:{seed}:{n}").as_bytes()])
 }
 
 /// The `n`th opaque id (tokens, sessions, correlation ids): 32 hex digits.

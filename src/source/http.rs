@@ -28,7 +28,7 @@ use crate::shutdown::Shutdown;
 const SOURCE: &str = "http";
 
 /// Why a push is refused (`conduit_source_events_rejected_total{reason}`).
-const REFUSALS: [&str; 11] = [
+const REFUSALS: [&str; 10] = [
     "invalid",
     "unauthorized",
     "too_large",
@@ -37,7 +37,6 @@ const REFUSALS: [&str; 11] = [
     "buffer_full",
     "buffer_unavailable",
     "buffer_error",
-    "encode_error",
     "stopping",
     "disabled",
 ];
@@ -262,7 +261,6 @@ fn ingest_error(src: &HttpSource, e: IngestError, n: u64) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "buffer_unavailable", true)
         }
         IngestError::Buffer(_) => (StatusCode::SERVICE_UNAVAILABLE, "buffer_error", true),
-        IngestError::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encode_error", false),
     };
     tracing::warn!(error = %e, items = n, status = status.as_u16(), "push request not stored");
     src.reject(reason, n);

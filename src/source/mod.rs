@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::buffer::{Appended, Buffer, BufferError, Entry, Kind, Position};
-use crate::event::{CodecError, EventCodec, InteractionEvent};
+use crate::event::{EventCodec, EventSink, EventView, InteractionEvent};
 use crate::normalize::table::Tracked;
 use crate::normalize::{Normalizer, Observation, Undo};
 use crate::timefmt;
@@ -33,9 +33,6 @@ pub enum IngestError {
     /// The buffer refused it.
     #[error(transparent)]
     Buffer(#[from] BufferError),
-    /// An event did not encode (a bug: the normalizer only makes valid events).
-    #[error("event encoding failed: {0}")]
-    Encode(#[from] CodecError),
     /// Some observations can never be stored; nothing of the batch was.
     #[error("{} observation(s) cannot be stored", .0.len())]
     Refused(Vec<Refusal>),
@@ -55,7 +52,6 @@ impl IngestError {
     pub fn is_retryable(&self) -> bool {
         match self {
             IngestError::Buffer(e) => e.is_retryable(),
-            IngestError::Encode(e) => e.is_retryable(),
             IngestError::Refused(_) => false,
         }
     }
@@ -216,8 +212,7 @@ impl Ingest {
         let _in_flight = self.gate.read().await;
         let now = timefmt::now_ms();
         let skip = std::collections::BTreeSet::new();
-        let (mut events, owners, mut undo) = self.observe(batch, &skip, now);
-        let mut records = self.encode(&events)?;
+        let (mut records, owners, mut undo) = self.observe(batch, &skip, now);
         let max = self.buffer.max_record_bytes();
         let bad: std::collections::BTreeMap<usize, usize> = records
             .iter()
@@ -241,8 +236,7 @@ impl Ingest {
                 return Err(IngestError::Refused(refused));
             }
             let skip: std::collections::BTreeSet<usize> = bad.keys().copied().collect();
-            (events, _, undo) = self.observe(batch, &skip, now);
-            records = self.encode(&events)?;
+            (records, _, undo) = self.observe(batch, &skip, now);
         }
         match self.buffer.append(records).await {
             Ok(Appended::Stored { count }) => Ok(Ingested {
@@ -262,15 +256,18 @@ impl Ingest {
         }
     }
 
-    /// Observes the batch but the `skip`ped indices: the events, which observation made each,
-    /// and how to undo it.
+    /// Observes the batch but the `skip`ped indices: the events as buffer records, which
+    /// observation made each, and how to undo it.
     fn observe(
         &self,
         batch: &[Observation<'_>],
         skip: &std::collections::BTreeSet<usize>,
         now: i64,
-    ) -> (Vec<InteractionEvent>, Vec<usize>, Undo) {
-        let mut events: Vec<InteractionEvent> = Vec::with_capacity(batch.len() * 2);
+    ) -> (Vec<Entry>, Vec<usize>, Undo) {
+        let mut records = Records {
+            codec: &self.codec,
+            entries: Vec::with_capacity(batch.len() * 2),
+        };
         let mut owners = Vec::with_capacity(batch.len() * 2);
         let mut undo = Undo::default();
         let mut n = crate::locks::lock(&self.normalizer);
@@ -278,23 +275,26 @@ impl Ingest {
             if skip.contains(&i) {
                 continue;
             }
-            n.observe(o, now, &mut events, &mut undo);
-            owners.resize(events.len(), i);
+            n.observe(o, now, &mut records, &mut undo);
+            owners.resize(records.entries.len(), i);
         }
-        (events, owners, undo)
+        (records.entries, owners, undo)
     }
+}
 
-    /// The events as buffer records, each keyed by its interaction (so that a partitioned
-    /// buffer keeps an interaction's events in order).
-    fn encode(&self, events: &[InteractionEvent]) -> Result<Vec<Entry>, IngestError> {
-        let mut records = Vec::with_capacity(events.len());
-        for ev in events {
-            let mut out = Vec::with_capacity(320);
-            self.codec.encode_into(ev, &mut out)?;
-            let key = bytes::Bytes::copy_from_slice(ev.interaction.call_id_key.as_bytes());
-            records.push(Entry::new(Kind::Interaction, key, out));
-        }
-        Ok(records)
+/// Events encoded as they come into buffer records, each keyed by its interaction (so that a
+/// partitioned buffer keeps an interaction's events in order).
+struct Records<'c> {
+    codec: &'c EventCodec,
+    entries: Vec<Entry>,
+}
+
+impl EventSink for Records<'_> {
+    fn event(&mut self, ev: &EventView<'_>) {
+        let mut out = Vec::with_capacity(320);
+        self.codec.encode_view(ev, &mut out);
+        let key = bytes::Bytes::copy_from_slice(ev.interaction.call_id_key.as_bytes());
+        self.entries.push(Entry::new(Kind::Interaction, key, out));
     }
 }
 
