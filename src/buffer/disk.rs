@@ -24,7 +24,7 @@ use super::writer::{Cmd, Replies, Writer, complete};
 use super::{
     Appended, BoxFuture, Buffer, BufferError, BufferReader, BufferStats, Entry, Position, Record, Replayed, frame,
 };
-use crate::config::BufferConfig;
+use crate::config::{BufferConfig, PersistPolicy};
 use crate::metrics::BufferMetrics;
 
 /// Runs a thread of the buffer; a panic in it fails the buffer for good ([`Buffer::fatal`]),
@@ -85,7 +85,12 @@ impl DiskBuffer {
             next_seq,
             cursor_at,
             damaged_at_start,
-        } = recover(&dir, &metrics, retain_from)?;
+        } = recover(
+            &dir,
+            &metrics,
+            retain_from,
+            (cfg.persist == PersistPolicy::Fsync).then_some(cfg.segment_max_bytes),
+        )?;
         let used: u64 = metas.iter().map(|m| m.len).sum();
         let segments = metas.len();
         let shared = Arc::new(Shared {

@@ -57,7 +57,9 @@
 //! **Preallocation.** With `persist = fsync` the housekeeping thread keeps a spare segment ready:
 //! `spare.prealloc`, `segment_max_bytes` of zeros, synced, renamed from a `.partial` file only
 //! when whole. At a roll the writer renames it to the new segment's name (or, if none is ready,
-//! creates an empty file — it never waits for one). Appends then overwrite allocated blocks
+//! creates an empty file — it never waits for one). A buffer's first segment (a new directory,
+//! or one whose records were all acknowledged) starts the same way: the spare, prepared at open
+//! if none is waiting (so a fresh conduit's syncs are data-only from its first record). Appends then overwrite allocated blocks
 //! without growing the file, so each `fdatasync` flushes the data alone instead of also
 //! committing the file system's journal for the new size and blocks — the most expensive part of
 //! a sync on ext4 and XFS. Because no frame starts with a zero byte, a segment's records end where

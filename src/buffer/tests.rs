@@ -294,8 +294,11 @@ fn a_damaged_header_resyncs_on_the_next_frame() {
 #[test]
 fn torn_tail_is_truncated_and_counted() {
     let dir = tempfile::tempdir().unwrap();
+    // A segment that grows (not preallocated, as with `persist = fsync`), torn at its end; a
+    // tear in preallocated space is in `preallocated_segments_roll_reopen_and_inspect_clean`.
     let c = BufferConfig {
         segment_max_bytes: 64 * 1024,
+        persist: PersistPolicy::Flush,
         ..cfg(dir.path())
     };
     fill_and_close(5, &c);
@@ -453,6 +456,35 @@ fn a_second_process_cannot_open_the_same_dir() {
     let _a = DiskBuffer::open(&cfg(dir.path()), Metrics::new().buffer).unwrap();
     let err = DiskBuffer::open(&cfg(dir.path()), Metrics::new().buffer).err().unwrap();
     assert!(matches!(err, BufferError::Locked(_)));
+}
+
+#[test]
+fn with_fsync_the_first_segment_starts_preallocated() {
+    let rt = rt();
+    for persist in [PersistPolicy::Fsync, PersistPolicy::Flush] {
+        let dir = tempfile::tempdir().unwrap();
+        let c = BufferConfig {
+            segment_max_bytes: 64 * 1024,
+            persist,
+            ..cfg(dir.path())
+        };
+        let seg_dir = dir.path().join("buffer");
+        let b = DiskBuffer::open(&c, Metrics::new().buffer).unwrap();
+        let segs = segment::list(&seg_dir).unwrap();
+        assert_eq!(segs.len(), 1, "{segs:?}");
+        let expected = if persist == PersistPolicy::Fsync { 64 * 1024 } else { 0 };
+        assert_eq!(segs[0].len, expected, "{persist:?}: {segs:?}");
+        for i in 0..10 {
+            rt.block_on(b.append_bytes(vec![payload(i, 100)])).unwrap();
+        }
+        // A crash and a reopen: the records are there, the zeros after them are not damage.
+        drop(b);
+        let metrics = Metrics::new();
+        let b = DiskBuffer::open(&c, metrics.buffer.clone()).unwrap();
+        assert_eq!(b.stats().next_seq, 10, "{persist:?}");
+        assert_eq!(metrics.buffer.truncated_bytes.get(), 0);
+        assert_eq!(segment::list(&seg_dir).unwrap().len(), 1);
+    }
 }
 
 #[test]
