@@ -293,7 +293,12 @@ impl EventSink for Records<'_> {
     fn event(&mut self, ev: &EventView<'_>) {
         let mut out = Vec::with_capacity(320);
         self.codec.encode_view(ev, &mut out);
-        let key = bytes::Bytes::copy_from_slice(ev.interaction.call_id_key.as_bytes());
+        let key = ev.interaction.call_id_key.as_bytes();
+        // An interaction's events mostly follow one another: they share one copy of its key.
+        let key = match self.entries.last() {
+            Some(last) if last.key == key => last.key.clone(),
+            _ => bytes::Bytes::copy_from_slice(key),
+        };
         self.entries.push(Entry::new(Kind::Interaction, key, out));
     }
 }
