@@ -42,13 +42,13 @@ impl Normalizer {
             self.replay_one(&id, ev, now_ms);
             by_key.insert(key.to_string(), id);
         }
-        self.metrics.tracked.set(self.table.len() as i64);
+        self.rules.metrics.tracked.set(self.table.len() as i64);
     }
 
     fn replay_one(&mut self, id: &str, ev: &InteractionEvent, now_ms: i64) {
         let id = id.to_string();
         let key = ev.interaction.call_id_key.as_str();
-        let metrics = self.metrics.forgotten.clone();
+        let metrics = self.rules.metrics.forgotten.clone();
         let mut forgot = |_: Forgot| metrics.with_label_values(&["evicted"]).inc();
         let fresh =
             ev.event_type == EventType::Started || self.table.get(&id).is_none_or(|t| t.key != key && t.key_from_cic);
@@ -60,7 +60,7 @@ impl Normalizer {
                 timefmt::yyyymmdd(ev.interaction.initiated_at.unwrap_or(ev.observed_at))
             );
             let mut t = Tracked {
-                custom: vec![None; self.custom.len()],
+                custom: vec![None; self.rules.custom.len()],
                 key: key.to_string(),
                 key_from_cic: key != derived,
                 ..Default::default()
@@ -71,7 +71,7 @@ impl Normalizer {
             }
             self.table.insert(id.clone(), t, now_ms, &mut forgot);
         }
-        let custom = &self.custom;
+        let custom = &self.rules.custom;
         let t = self.table.get_mut(&id).expect("inserted above");
         if t.key != key {
             // A derived key gave way to the one CIC gave.
@@ -117,18 +117,18 @@ impl Normalizer {
 
     /// Takes back exported state, for interactions not tracked already.
     pub fn import(&mut self, entries: Vec<(String, Tracked)>, now_ms: i64) {
-        let metrics = self.metrics.forgotten.clone();
+        let metrics = self.rules.metrics.forgotten.clone();
         for (id, mut t) in entries {
             if self.table.get(&id).is_none() {
                 t.last_seen_ms = now_ms;
                 // Custom values are by allow-list position: a changed list starts them afresh.
-                if t.custom.len() != self.custom.len() {
-                    t.custom = vec![None; self.custom.len()];
+                if t.custom.len() != self.rules.custom.len() {
+                    t.custom = vec![None; self.rules.custom.len()];
                 }
                 self.table
                     .insert(id, t, now_ms, &mut |_| metrics.with_label_values(&["evicted"]).inc());
             }
         }
-        self.metrics.tracked.set(self.table.len() as i64);
+        self.rules.metrics.tracked.set(self.table.len() as i64);
     }
 }

@@ -5,11 +5,18 @@ use super::*;
 use crate::event::EventView;
 use crate::event::view::{AttributesView, CustomerView, InteractionView};
 
-impl Normalizer {
-    /// Decides the events of the interaction's latest merge (`left`: it also left, see
-    /// [`Observation::left`]; `found`: see [`Observation::found`]).
-    pub(super) fn emit(&mut self, id: &str, observed_at: i64, left: bool, found: bool, out: &mut impl EventSink) {
-        let t = self.table.get(id).expect("present");
+impl Rules {
+    /// Decides the events of the interaction `id`'s latest merge into `t` (`left`: it also
+    /// left, see [`Observation::left`]; `found`: see [`Observation::found`]).
+    pub(super) fn emit(
+        &self,
+        id: &str,
+        t: &mut Tracked,
+        observed_at: i64,
+        left: bool,
+        found: bool,
+        out: &mut impl EventSink,
+    ) {
         let initiated_at = self.parse_time(t, Attr::InitiationTime);
         let terminated_at = self.parse_time(t, Attr::TerminationTime);
         let state = match t.known[Attr::State as usize].as_deref() {
@@ -22,7 +29,6 @@ impl Normalizer {
                 parsed
             }
         };
-        let t = self.table.get_mut(id).expect("present");
         if t.key.is_empty() || t.get(Attr::CallIdKey).is_some_and(|k| k != t.key) {
             if let Some(k) = t.get(Attr::CallIdKey) {
                 t.key = k.to_string();
@@ -38,23 +44,23 @@ impl Normalizer {
         if t.counts[0] == 0 {
             types.push((EventType::Started, String::new()));
         }
-        let wg = t.get(Attr::Workgroup).map(Box::<str>::from);
-        let agent = t.get(Attr::UserName).map(Box::<str>::from);
-        let wg_moved = t.last_workgroup.is_some() && wg.is_some() && wg != t.last_workgroup;
-        let agent_moved = t.last_agent.is_some() && agent.is_some() && agent != t.last_agent;
-        if wg_moved || agent_moved {
-            let detail = format!(
-                "{}\u{1f}{}",
-                wg.as_deref().unwrap_or(""),
-                agent.as_deref().unwrap_or("")
-            );
+        // Borrowed field by field (not through `get`), so the last values can be set beside them.
+        let wg = t.known[Attr::Workgroup as usize].as_deref().filter(|v| !v.is_empty());
+        let agent = t.known[Attr::UserName as usize].as_deref().filter(|v| !v.is_empty());
+        let moved = |last: &Option<Box<str>>, now: Option<&str>| matches!((last, now), (Some(l), Some(n)) if &**l != n);
+        if moved(&t.last_workgroup, wg) || moved(&t.last_agent, agent) {
+            let detail = format!("{}\u{1f}{}", wg.unwrap_or(""), agent.unwrap_or(""));
             types.push((EventType::Transferred, detail));
         }
-        if wg.is_some() {
-            t.last_workgroup = wg;
+        if let Some(w) = wg
+            && t.last_workgroup.as_deref() != Some(w)
+        {
+            t.last_workgroup = Some(w.into());
         }
-        if agent.is_some() {
-            t.last_agent = agent;
+        if let Some(a) = agent
+            && t.last_agent.as_deref() != Some(a)
+        {
+            t.last_agent = Some(a.into());
         }
         if let Some(s) = state
             && Some(s) != t.last_state
@@ -104,7 +110,7 @@ impl Normalizer {
             };
             staged.push((id::event_id(&t.key, ty, n, &detail), ty, occurred_at));
         }
-        let t = self.table.get(id).expect("present");
+        let t = &*t;
         let customer = address::customer_of(
             t.get(Attr::RemoteAddress),
             t.get(Attr::RemoteTnRaw),

@@ -87,44 +87,58 @@ pub struct Undo {
 
 /// The normalizer and its per-interaction state.
 pub struct Normalizer {
+    rules: Rules,
+    table: Table,
+    generation: u64,
+}
+
+/// What the normalizer holds besides its state: how events are made, and where they are
+/// counted (apart from the table, so that an interaction's state can be worked on in place).
+struct Rules {
     cic_server: String,
     custom: Vec<String>,
     /// Positions of `custom` in name order (events list their attributes by name).
     custom_order: Vec<usize>,
     default_cc: Option<String>,
     max_value_bytes: usize,
-    table: Table,
-    generation: u64,
     metrics: NormalizeMetrics,
     /// `conduit_normalize_events_total` of each type, in [`EventType::ALL`]'s order (looked up
     /// once, not at every event).
     events_by_type: Vec<prometheus::IntCounter>,
 }
 
+impl Rules {
+    fn warn(&self, field: &str) {
+        self.metrics.warnings.with_label_values(&[field]).inc();
+    }
+}
+
 impl Normalizer {
     /// A normalizer for events from `cic_server`.
     pub fn new(cic_server: &str, cfg: &NormalizeConfig, metrics: NormalizeMetrics) -> Self {
         Normalizer {
-            cic_server: cic_server.to_string(),
-            custom: cfg.custom_attributes.clone(),
-            custom_order: {
-                let mut order: Vec<usize> = (0..cfg.custom_attributes.len()).collect();
-                order.sort_by(|a, b| cfg.custom_attributes[*a].cmp(&cfg.custom_attributes[*b]));
-                order
+            rules: Rules {
+                cic_server: cic_server.to_string(),
+                custom: cfg.custom_attributes.clone(),
+                custom_order: {
+                    let mut order: Vec<usize> = (0..cfg.custom_attributes.len()).collect();
+                    order.sort_by(|a, b| cfg.custom_attributes[*a].cmp(&cfg.custom_attributes[*b]));
+                    order
+                },
+                default_cc: cfg.default_country_code.clone(),
+                max_value_bytes: cfg.max_attribute_value_bytes,
+                events_by_type: EventType::ALL
+                    .iter()
+                    .map(|t| metrics.events.with_label_values(&[t.as_str()]))
+                    .collect(),
+                metrics,
             },
-            default_cc: cfg.default_country_code.clone(),
-            max_value_bytes: cfg.max_attribute_value_bytes,
             table: Table::new(
                 cfg.max_tracked_interactions,
                 (cfg.forget_ended_after_secs * 1000) as i64,
                 (cfg.idle_timeout_secs * 1000) as i64,
             ),
             generation: 0,
-            events_by_type: EventType::ALL
-                .iter()
-                .map(|t| metrics.events.with_label_values(&[t.as_str()]))
-                .collect(),
-            metrics,
         }
     }
 
@@ -133,15 +147,11 @@ impl Normalizer {
         self.table.len()
     }
 
-    fn warn(&self, field: &str) {
-        self.metrics.warnings.with_label_values(&[field]).inc();
-    }
-
     /// Applies one observation, appending the events it yields to `out` and recording how to
     /// undo it in `undo`. `now_ms` is the wall clock (for expiry, and `observed_at` when the
     /// observation carries none).
     pub fn observe(&mut self, obs: &Observation<'_>, now_ms: i64, out: &mut impl EventSink, undo: &mut Undo) {
-        let metrics = self.metrics.forgotten.clone();
+        let metrics = self.rules.metrics.forgotten.clone();
         let mut forgot = |f: Forgot| {
             let reason = match f {
                 Forgot::Ended => "ended",
@@ -152,14 +162,6 @@ impl Normalizer {
         };
         self.table.maybe_sweep(now_ms, &mut forgot);
         let id = &*obs.interaction_id;
-        if obs.left && self.table.get(id).is_none_or(|t| t.ended) {
-            return;
-        }
-        if !undo.touched.contains(id) {
-            undo.touched.insert(id.to_string());
-            let prev = self.table.get(id).cloned();
-            undo.entries.push((id.to_string(), prev, 0));
-        }
         let incoming_key = obs
             .attributes
             .iter()
@@ -167,18 +169,24 @@ impl Normalizer {
             .find(|(k, _)| Attr::lookup(k) == Some(Attr::CallIdKey))
             .map(|(_, v)| &**v)
             .filter(|v| !v.is_empty());
-        // A recycled call id carries a new key: it is a new interaction.
-        let recycled = match (self.table.get(id), incoming_key) {
-            (Some(t), Some(k)) => t.key_from_cic && t.key != k,
-            _ => false,
+        let (known, recycled) = match self.table.get(id) {
+            None if obs.left => return,
+            None => (false, false),
+            Some(t) if obs.left && t.ended => return,
+            // A recycled call id carries a new key: it is a new interaction.
+            Some(t) => (true, incoming_key.is_some_and(|k| t.key_from_cic && t.key != k)),
         };
+        if !undo.touched.contains(id) {
+            undo.touched.insert(id.to_string());
+            let prev = if known { self.table.get(id).cloned() } else { None };
+            undo.entries.push((id.to_string(), prev, 0));
+        }
         if recycled {
             self.table.remove(id);
         }
-        let is_new = self.table.get(id).is_none();
-        if is_new {
+        if !known || recycled {
             let fresh = Tracked {
-                custom: vec![None; self.custom.len()],
+                custom: vec![None; self.rules.custom.len()],
                 ..Default::default()
             };
             self.table.insert(id.to_string(), fresh, now_ms, &mut forgot);
@@ -189,49 +197,43 @@ impl Normalizer {
             entry.2 = generation;
         }
         let observed_at = obs.observed_at_ms.unwrap_or(now_ms);
-        let mut cut = false;
-        if let Some(t) = self.table.get_mut(id)
-            && t.ended_by_leaving
-            && !obs.left
-        {
+        let rules = &self.rules;
+        let t = self.table.get_mut(id).expect("inserted above");
+        if t.ended_by_leaving && !obs.left {
             t.ended = false;
             t.ended_by_leaving = false;
         }
-        {
-            let custom = &self.custom;
-            let max = self.max_value_bytes;
-            let t = self.table.get_mut(id).expect("inserted above");
-            t.generation = generation;
-            t.last_seen_ms = now_ms;
-            for (name, value) in &obs.attributes {
-                let slot = if let Some(a) = Attr::lookup(name) {
-                    &mut t.known[a as usize]
-                } else if let Some(i) = custom.iter().position(|c| c.eq_ignore_ascii_case(name)) {
-                    &mut t.custom[i]
-                } else {
-                    continue;
-                };
-                if slot.as_deref() == Some(&**value) {
-                    continue;
-                }
-                let v = if value.len() > max {
-                    cut = true;
-                    let mut end = max;
-                    while !value.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    &value[..end]
-                } else {
-                    value
-                };
-                *slot = Some(v.into());
+        t.generation = generation;
+        t.last_seen_ms = now_ms;
+        let mut cut = false;
+        for (name, value) in &obs.attributes {
+            let slot = if let Some(a) = Attr::lookup(name) {
+                &mut t.known[a as usize]
+            } else if let Some(i) = rules.custom.iter().position(|c| c.eq_ignore_ascii_case(name)) {
+                &mut t.custom[i]
+            } else {
+                continue;
+            };
+            if slot.as_deref() == Some(&**value) {
+                continue;
             }
+            let v = if value.len() > rules.max_value_bytes {
+                cut = true;
+                let mut end = rules.max_value_bytes;
+                while !value.is_char_boundary(end) {
+                    end -= 1;
+                }
+                &value[..end]
+            } else {
+                value
+            };
+            *slot = Some(v.into());
         }
         if cut {
-            self.warn("value_too_long");
+            rules.warn("value_too_long");
         }
-        self.emit(id, observed_at, obs.left, obs.found, out);
-        self.metrics.tracked.set(self.table.len() as i64);
+        rules.emit(id, t, observed_at, obs.left, obs.found, out);
+        rules.metrics.tracked.set(self.table.len() as i64);
     }
 
     /// Undoes a batch whose events could not be stored. An interaction changed again since (by
@@ -249,7 +251,7 @@ impl Normalizer {
                 }
             }
         }
-        self.metrics.tracked.set(self.table.len() as i64);
+        self.rules.metrics.tracked.set(self.table.len() as i64);
     }
 }
 

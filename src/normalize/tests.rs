@@ -248,7 +248,7 @@ fn bad_values_give_null_fields_not_failures() {
         (i.state, i.initiated_at, i.direction, i.connected_duration_ms),
         (None, None, None, None)
     );
-    let warned = n.metrics.warnings.with_label_values(&["state"]).get();
+    let warned = n.rules.metrics.warnings.with_label_values(&["state"]).get();
     assert_eq!(warned, 1);
 }
 
