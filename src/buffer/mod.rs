@@ -59,13 +59,13 @@
 //! when whole. At a roll the writer renames it to the new segment's name (or, if none is ready,
 //! creates an empty file — it never waits for one). A buffer's first segment (a new directory,
 //! or one whose records were all acknowledged) starts the same way: the spare, prepared at open
-//! if none is waiting (so a fresh conduit's syncs are data-only from its first record). Appends then overwrite allocated blocks
-//! without growing the file, so each `fdatasync` flushes the data alone instead of also
-//! committing the file system's journal for the new size and blocks — the most expensive part of
-//! a sync on ext4 and XFS. Because no frame starts with a zero byte, a segment's records end where
-//! only zeros follow: readers, recovery and `buffer inspect` treat that as unused space, not as
-//! damage. A torn write into that space leaves non-zero bytes where the records end, so it is
-//! still found and cut as a torn tail.
+//! if none is waiting (so a fresh conduit's syncs are data-only from its first record). Appends
+//! then overwrite allocated blocks without growing the file, so each `fdatasync` flushes the data
+//! alone instead of also committing the file system's journal for the new size and blocks — the
+//! most expensive part of a sync on ext4 and XFS. Because no frame starts with a zero byte, a
+//! segment's records end where only zeros follow: readers, recovery and `buffer inspect` treat
+//! that as unused space, not as damage. A torn write into that space leaves non-zero bytes where
+//! the records end, so it is still found and cut as a torn tail.
 //!
 //! **Acknowledgements.** Acks may arrive out of order; the cursor (the lowest unacknowledged
 //! sequence number) advances only over a contiguous acknowledged prefix. A housekeeping thread
