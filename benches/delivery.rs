@@ -28,19 +28,9 @@ use std::time::{Duration, Instant};
 
 use cic_conduit::shutdown::Shutdown;
 use cic_conduit::sim::cloud::{CloudSim, SimConfig};
-use common::{TOKEN, arg, item, spawn_conduit_env};
+use common::{TOKEN, arg, cpu_secs, item, spawn_conduit_env};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cic-conduit");
-
-/// CPU seconds (user + system) a process has used.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 =
-        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
 
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

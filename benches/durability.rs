@@ -11,11 +11,19 @@
 //!
 //! `cargo bench --bench durability` (under `cargo test` it runs a small smoke version).
 //! `BENCH_SECS` sets each run's seconds (5), `BENCH_SKIP_REOPEN=1` leaves out the re-open,
-//! `BENCH_WORKERS` the runtime's worker threads (2).
+//! `BENCH_WORKERS` the runtime's worker threads (2), `BENCH_ONLY=flush` runs only the
+//! `persist = flush` measurement (for profiling it).
+//!
+//! Each round also splits a group's cycle into the mean sync and the rest (for the buffer: the
+//! answered appenders coming back with their next record, and the group's write), and the run
+//! measures what one cross-thread wake-up costs on this machine, which the rest is made of.
 
 // The allocator the cic-conduit binary runs with.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
@@ -56,7 +64,8 @@ const PREALLOCATED: u64 = 64 << 20;
 
 /// The bare loop: one thread, 64 records framed into one write, then fdatasync. Appending to a
 /// growing file, or (`preallocated`) overwriting a zero-filled one from the start, round again.
-fn bare_loop(dir: &Path, secs: f64, preallocated: bool) -> f64 {
+/// Records a second and the mean sync in milliseconds.
+fn bare_loop(dir: &Path, secs: f64, preallocated: bool) -> (f64, f64) {
     let path = dir.join("bare.log");
     let mut f = OpenOptions::new()
         .create(true)
@@ -76,6 +85,7 @@ fn bare_loop(dir: &Path, secs: f64, preallocated: bool) -> f64 {
     let start = Instant::now();
     let mut records = 0u64;
     let mut seq = 0;
+    let mut syncing = Duration::ZERO;
     while start.elapsed().as_secs_f64() < secs {
         buf.clear();
         for _ in 0..WRITERS {
@@ -88,16 +98,66 @@ fn bare_loop(dir: &Path, secs: f64, preallocated: bool) -> f64 {
         }
         f.write_all(&buf).unwrap();
         at += buf.len() as u64;
+        let t = Instant::now();
         f.sync_data().unwrap();
+        syncing += t.elapsed();
         records += WRITERS as u64;
     }
     let rate = records as f64 / start.elapsed().as_secs_f64();
     std::fs::remove_file(path).unwrap();
-    rate
+    let sync_ms = 1000.0 * syncing.as_secs_f64() / (records / WRITERS as u64) as f64;
+    (rate, sync_ms)
+}
+
+/// One thread wakes another that is parked (as the writer wakes the runtime after a sync, and
+/// the runtime its second worker): microseconds the waker spends in `unpark`, and from the start
+/// of the wake until the woken thread runs. Means over `n`, each after the sleeper has been idle.
+fn wake_up(n: u32) -> (f64, f64) {
+    let base = Instant::now();
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sleeper = {
+        let sent = sent.clone();
+        std::thread::spawn(move || {
+            let (mut late, mut woken) = (Duration::ZERO, 0);
+            while woken < n {
+                std::thread::park();
+                let at = sent.swap(0, Ordering::AcqRel);
+                if at != 0 {
+                    late += base.elapsed() - Duration::from_nanos(at);
+                    woken += 1;
+                }
+            }
+            late
+        })
+    };
+    let mut unparking = Duration::ZERO;
+    for _ in 0..n {
+        // Idle long enough for the sleeper's core to go idle, as the runtime's do during a sync.
+        std::thread::sleep(Duration::from_micros(200));
+        let at = base.elapsed();
+        sent.store(at.as_nanos() as u64, Ordering::Release);
+        sleeper.thread().unpark();
+        unparking += base.elapsed() - at;
+    }
+    let late = sleeper.join().unwrap();
+    let us = |d: Duration| 1e6 * d.as_secs_f64() / f64::from(n);
+    (us(unparking), us(late))
+}
+
+/// What a run of the buffer measured.
+struct Run {
+    /// Records a second.
+    rate: f64,
+    /// Records a write (a sync, with `persist = fsync`).
+    mean_batch: f64,
+    /// Milliseconds a sync.
+    mean_sync_ms: f64,
+    /// Cores the whole process used (of the machine's two).
+    cores: f64,
 }
 
 /// The buffer: 64 tasks, each appending one record at a time and waiting for its sync.
-fn group_commit(dir: &Path, secs: f64, persist: PersistPolicy) -> (f64, f64, f64) {
+fn group_commit(dir: &Path, secs: f64, persist: PersistPolicy) -> Run {
     let metrics = Metrics::new();
     let cfg = BufferConfig {
         persist,
@@ -119,6 +179,7 @@ fn group_commit(dir: &Path, secs: f64, persist: PersistPolicy) -> (f64, f64, f64
             .unwrap(),
     );
     let stop = Arc::new(AtomicBool::new(false));
+    let cpu0 = common::cpu_secs("self");
     let start = Instant::now();
     let count: u64 = rt.block_on(async {
         let tasks: Vec<_> = (0..WRITERS)
@@ -143,12 +204,19 @@ fn group_commit(dir: &Path, secs: f64, persist: PersistPolicy) -> (f64, f64, f64
         }
         total
     });
-    let rate = count as f64 / start.elapsed().as_secs_f64();
+    let elapsed = start.elapsed().as_secs_f64();
+    let cores = (common::cpu_secs("self") - cpu0) / elapsed;
+    let rate = count as f64 / elapsed;
     let h = &metrics.buffer.batch_records;
     let mean_batch = h.get_sample_sum() / h.get_sample_count().max(1) as f64;
     let f = &metrics.buffer.fsync_seconds;
     let mean_sync_ms = 1000.0 * f.get_sample_sum() / f.get_sample_count().max(1) as f64;
-    (rate, mean_batch, mean_sync_ms)
+    Run {
+        rate,
+        mean_batch,
+        mean_sync_ms,
+        cores,
+    }
 }
 
 /// Writes a backlog of about `bytes` with `persist = flush` (this is set-up, not measured), then
@@ -210,16 +278,25 @@ fn main() {
     };
 
     // Alternate the three so that the disk's drift over time hits all alike.
-    let rounds = if full { 3 } else { 1 };
+    let rounds = match std::env::var("BENCH_ONLY").as_deref() {
+        Ok("flush") => 0,
+        _ if full => 3,
+        _ => 1,
+    };
     println!(
         "group commit, persist=fsync, {WRITERS} writers, {RECORD}+{}+20-byte records (payload, envelope, frame), {rounds} x {secs} s each:",
         entry(RECORD).stored_len() - RECORD
     );
     let (mut pre_sum, mut bare_sum, mut gc_sum) = (0.0, 0.0, 0.0);
     for round in 1..=rounds {
-        let pre = bare_loop(dir.path(), secs, true);
-        let bare = bare_loop(dir.path(), secs, false);
-        let (gc, mean_batch, sync_ms) = group_commit(dir.path(), secs, PersistPolicy::Fsync);
+        let (pre, pre_sync_ms) = bare_loop(dir.path(), secs, true);
+        let (bare, _) = bare_loop(dir.path(), secs, false);
+        let Run {
+            rate: gc,
+            mean_batch,
+            mean_sync_ms: sync_ms,
+            ..
+        } = group_commit(dir.path(), secs, PersistPolicy::Fsync);
         pre_sum += pre;
         bare_sum += bare;
         gc_sum += gc;
@@ -230,20 +307,39 @@ fn main() {
             gc / pre,
             gc / bare
         );
+        // A cycle is one group: its sync and everything else until the next sync starts.
+        let rest = |rate: f64, batch: f64, sync_ms: f64| 1e6 * batch / rate - 1000.0 * sync_ms;
+        println!(
+            "    a cycle: bare loop over the preallocated file {:.0} us sync + {:.1} us the rest (framing, write); \
+             buffer {:.0} us sync + {:.1} us the rest (answers, appenders back, framing, write)",
+            1000.0 * pre_sync_ms,
+            rest(pre, WRITERS as f64, pre_sync_ms),
+            1000.0 * sync_ms,
+            rest(gc, mean_batch, sync_ms)
+        );
     }
+    if rounds > 0 {
+        println!(
+            "  ratio buffer / bare loop over a preallocated file (as the buffer's segments are), all rounds: {:.2} (target >= 0.80)",
+            gc_sum / pre_sum
+        );
+        println!(
+            "  ratio buffer / bare loop appending to a growing file, all rounds: {:.2} (target >= 0.80)",
+            gc_sum / bare_sum
+        );
+    }
+    let flush = group_commit(dir.path(), secs / 2.0, PersistPolicy::Flush);
     println!(
-        "  ratio buffer / bare loop over a preallocated file (as the buffer's segments are), all rounds: {:.2} (target >= 0.80)",
-        gc_sum / pre_sum
+        "  for scale: the same {WRITERS} writers with persist=flush (no sync at all): {:.0} records/s \
+         (mean {:.1} records a write, the process at {:.2} cores), i.e. {:.2} us per append on the critical path (target < 0.5)",
+        flush.rate,
+        flush.mean_batch,
+        flush.cores,
+        1e6 / flush.rate
     );
+    let (unpark_us, late_us) = wake_up(if full { 2000 } else { 100 });
     println!(
-        "  ratio buffer / bare loop appending to a growing file, all rounds: {:.2} (target >= 0.80)",
-        gc_sum / bare_sum
-    );
-    let (no_sync, _, _) = group_commit(dir.path(), secs / 2.0, PersistPolicy::Flush);
-    println!(
-        "  for scale: the same {WRITERS} writers with persist=flush (no sync at all): {no_sync:.0} records/s, \
-         i.e. {:.2} us per append on the critical path (target < 0.5)",
-        1e6 / no_sync
+        "  a cross-thread wake-up on this machine: {unpark_us:.1} us in unpark, the woken thread running {late_us:.1} us after it began"
     );
 
     if std::env::var_os("BENCH_SKIP_REOPEN").is_some() {

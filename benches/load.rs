@@ -51,16 +51,6 @@ max_body_bytes = 4194304
     .unwrap();
     let (mut child, addr) = common::spawn_conduit(env!("CARGO_BIN_EXE_cic-conduit"), &config);
     let pid = child.id();
-    let cpu_ticks = || -> u64 {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .map(|s| {
-                let f: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-                f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-                    + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-            })
-            .unwrap_or(0)
-    };
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -70,7 +60,7 @@ max_body_bytes = 4194304
     let items = Arc::new(AtomicU64::new(0));
     let events = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
-    let cpu0 = cpu_ticks();
+    let cpu0 = common::cpu_secs(pid);
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);
     rt.block_on(async {
@@ -106,7 +96,7 @@ max_body_bytes = 4194304
         }
     });
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu = (cpu_ticks() - cpu0) as f64 / 100.0;
+    let cpu = common::cpu_secs(pid) - cpu0;
     common::terminate(&child);
     let status = child.wait().unwrap();
     let n = items.load(Ordering::Relaxed) as f64;

@@ -11,6 +11,17 @@ use std::process::{Child, Command, Stdio};
 
 pub const TOKEN: &str = "test-push-token-0123456789";
 
+/// CPU seconds (user + system) process `pid` has used (`"self"` for this one), from its
+/// `/proc/<pid>/stat` (in clock ticks of 1/100 s).
+pub fn cpu_secs(pid: impl std::fmt::Display) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 =
+        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
 /// A benchmark's numeric argument `name` (`-- --events 1000`), or `default`.
 pub fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
