@@ -111,23 +111,25 @@ fn bare_loop(dir: &Path, secs: f64, preallocated: bool) -> (f64, f64) {
 
 /// One thread wakes another that is parked (as the writer wakes the runtime after a sync, and
 /// the runtime its second worker): microseconds the waker spends in `unpark`, and from the start
-/// of the wake until the woken thread runs. Means over `n`, each after the sleeper has been idle.
+/// of a wake until the woken thread runs. Means over `n` wakes, each after the sleeper has been
+/// idle (a wake the sleeper finds already overwritten by the next is left out of the second).
 fn wake_up(n: u32) -> (f64, f64) {
     let base = Instant::now();
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
     let sleeper = {
-        let sent = sent.clone();
+        let (sent, done) = (sent.clone(), done.clone());
         std::thread::spawn(move || {
-            let (mut late, mut woken) = (Duration::ZERO, 0);
-            while woken < n {
+            let (mut late, mut woken) = (Duration::ZERO, 0u32);
+            while !done.load(Ordering::Acquire) {
                 std::thread::park();
                 let at = sent.swap(0, Ordering::AcqRel);
                 if at != 0 {
-                    late += base.elapsed() - Duration::from_nanos(at);
+                    late += base.elapsed().saturating_sub(Duration::from_nanos(at));
                     woken += 1;
                 }
             }
-            late
+            (late, woken)
         })
     };
     let mut unparking = Duration::ZERO;
@@ -139,9 +141,11 @@ fn wake_up(n: u32) -> (f64, f64) {
         sleeper.thread().unpark();
         unparking += base.elapsed() - at;
     }
-    let late = sleeper.join().unwrap();
-    let us = |d: Duration| 1e6 * d.as_secs_f64() / f64::from(n);
-    (us(unparking), us(late))
+    done.store(true, Ordering::Release);
+    sleeper.thread().unpark();
+    let (late, woken) = sleeper.join().unwrap();
+    let us = |d: Duration, n: u32| 1e6 * d.as_secs_f64() / f64::from(n.max(1));
+    (us(unparking, n), us(late, woken))
 }
 
 /// What a run of the buffer measured.
