@@ -40,7 +40,7 @@ const MAGIC: [u8; 2] = [0xC3, 0x01];
 /// Marker plus fingerprint.
 pub const HEADER_LEN: usize = 10;
 
-/// A record that could not be encoded or decoded.
+/// A record that could not be decoded (encoding cannot fail: the schema is fixed at build time).
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     /// The bytes are not Avro single-object encoding.
@@ -52,13 +52,6 @@ pub enum CodecError {
     /// Avro itself failed.
     #[error("avro: {0}")]
     Avro(String),
-}
-
-impl CodecError {
-    /// Codec errors are about the data, never transient.
-    pub fn is_retryable(&self) -> bool {
-        false
-    }
 }
 
 /// Encoder and decoder for the current schema; cheap to share between threads.
