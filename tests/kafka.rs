@@ -224,10 +224,19 @@ const READ: usize = 512;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_dispatcher_loses_nothing_and_resends_only_what_it_had_in_flight() {
     let c = Cluster::start().await;
-    // A backlog first, then two dispatchers draining it.
+    // A backlog first, then two dispatchers draining it. d1 forms the group, so it is the
+    // group's leader, and it is the one killed below: tansu 0.6.0 drops a member whose session
+    // ended but starts no new generation, so a dead follower restarted before then would be
+    // given a share when the leader shares the partitions out for the newcomer, left with
+    // nobody once its session ends (README, "Tested with"). A dead leader holds that sharing
+    // back until its session ends; then the restarted d1 and d2 share everything.
     let (i1, i1_addr) = c.spawn("i1", "ingest");
     let accepted = push_lifecycles(&i1_addr, "k", 1000).await;
     let (mut d1, d1_addr) = c.spawn("d1", "dispatch");
+    wait_until(Duration::from_secs(60), "d1 holding every partition", || async {
+        assigned(&d1_addr).await == f64::from(PARTITIONS)
+    })
+    .await;
     let (d2, d2_addr) = c.spawn("d2", "dispatch");
     wait_until(Duration::from_secs(60), "both dispatchers assigned", || async {
         let (a, b) = (assigned(&d1_addr).await, assigned(&d2_addr).await);
@@ -242,8 +251,7 @@ async fn a_killed_dispatcher_loses_nothing_and_resends_only_what_it_had_in_fligh
     assert!(sim.report().unique_ids < accepted, "killed mid-drain");
     d1.kill().unwrap();
     d1.wait().unwrap();
-    // Its service manager starts it again; the group shares the partitions out anew. (Kafka
-    // also moves a dead member's partitions once its session times out; tansu 0.6.0 does not.)
+    // Its service manager starts it again; the group shares the partitions out anew.
     let (d1, d1_addr) = c.spawn("d1", "dispatch");
     wait_until(Duration::from_secs(60), "the group rebalanced", || async {
         let (a, b) = (assigned(&d1_addr).await, assigned(&d2_addr).await);
@@ -322,7 +330,9 @@ async fn a_dispatcher_far_behind_commits_what_is_confirmed_and_regains_partition
     wait_until(
         Duration::from_secs(60),
         "d1 committing what the cloud confirmed",
-        || async { committed(&d1_addr).await.1 >= 2.0 },
+        // Past the first offsets: a partition's first commit is its start, before anything
+        // was confirmed.
+        || async { committed(&d1_addr).await.0 > 0.0 },
     )
     .await;
     // Read in this order, both only grow: what was committed was confirmed before.
